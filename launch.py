@@ -1,0 +1,86 @@
+"""softgate-nas command line: parses arguments and hands them to `search.commands`.
+
+    python launch.py --study softgate            run a study (the main job)
+    python launch.py profile --arch bulat-sgsc   params, FLOPs, latency
+    python launch.py train / evaluate / export / report / dashboard ...
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _study_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--study", required=required, help="study name in studies/ or path to a study YAML")
+    p.add_argument("--storage", help="Optuna storage URL (default: SQLite file in the run folder)")
+    p.add_argument("--out", help="run folder (default: runs/<study>)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="launch.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _study_args(parser, required=False)
+    parser.add_argument("--trials", type=int, help="number of trials (overrides the study file)")
+    parser.add_argument("--data", help="synthetic, a dataset path, or FORMAT:PATH (overrides the study file)")
+    parser.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted study")
+    parser.add_argument("--verbose", action="store_true", help="show Ray's own progress tables")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("profile", help="params, FLOPs and latency of one architecture")
+    p.add_argument("--arch", required=True, help="preset name or path to an arch YAML")
+    p.add_argument("--input-size", type=int, help="input resolution (default: the spec's)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--runs", type=int, default=30, help="timed runs (at least 20)")
+
+    p = sub.add_parser("train", help="train one architecture fully, with checkpoints")
+    p.add_argument("--arch", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2.5e-4)
+    p.add_argument("--input-size", type=int, help="training resolution (default: the spec's)")
+    p.add_argument("--out", default="runs/train")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
+    p.add_argument("--workers", type=int, default=2, help="data preparation processes")
+    p.add_argument("--skip-bad", action="store_true", help="skip missing or corrupt records and report how many")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint on a split")
+    p.add_argument("--arch", required=True)
+    p.add_argument("--weights", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--flip", action="store_true", help="flip test: average with the mirrored image")
+    p.add_argument("--input-size", type=int)
+    p.add_argument("--device")
+    p.add_argument("--out", help="JSON file for the results (default: next to the weights)")
+    p.add_argument("--skip-bad", action="store_true")
+
+    p = sub.add_parser("export", help="write the Pareto-optimal architectures as YAML")
+    _study_args(p, required=True)
+    p.add_argument("--force", action="store_true", help="replace an existing export")
+
+    p = sub.add_parser("report", help="trials as CSV, Pareto front plot, hypervolume history, ablation tables")
+    _study_args(p, required=True)
+
+    p = sub.add_parser("dashboard", help="optuna-dashboard on the study's storage")
+    _study_args(p, required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None and not args.study:
+        parser.error("give --study NAME to run a study, or a command (profile, train, evaluate, export, report, dashboard)")
+    from search.commands import run_command
+    return run_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
