@@ -1,0 +1,213 @@
+"""After a study: find it in its storage and export the Pareto-optimal architectures as YAML.
+
+Also home of the small helpers that `report` and `dashboard` share: `locate_study` (a study name or
+file -> storage URL and run folder) and `open_study` (load it, or a ConfigError naming the studies
+that do exist). Everything here reads the storage; nothing writes to it.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import yaml
+
+from space.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+STUDIES_DIR = REPO / "studies"
+INDEX_NAME = "index.csv"
+
+# trial user attrs copied into an exported YAML's `metrics:` (storage contract in docs/design.md)
+METRIC_ATTRS = ("params", "flops", "latency_ms", "latency_p25_ms", "latency_p75_ms", "latency_cv",
+                "images_per_s", "wall_s", "epochs", "per_joint_pck")
+
+
+def mask_url(url: str) -> str:
+    """The storage URL with its password replaced by ***, safe to print or store."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
+
+
+@dataclass(frozen=True)
+class StudyLocation:
+    """Where a study lives. `storage` may hold credentials: print `mask_url(storage)` instead."""
+
+    name: str
+    storage: str
+    run_dir: Path
+    source: str  # the study file, or "<arg>" when the study was named directly
+
+
+def _study_file(study: str) -> Path | None:
+    path = Path(study)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return path
+    for folder in (Path("studies"), STUDIES_DIR):
+        candidate = folder / f"{study}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def locate_study(study: str, storage: str | None = None, out: str | None = None) -> StudyLocation:
+    """Resolve `--study/--storage/--out` the way the study runner does.
+
+    A study file (a name in studies/ or a path) gives the Optuna study name and default storage via
+    `search.config.StudyConfig`; any other name is taken as the Optuna study name itself, with the
+    default run folder runs/<name> and storage sqlite:///runs/<name>/study.db. `--out` is the run
+    folder; `--storage` overrides the storage URL.
+    """
+    file = _study_file(study)
+    if file is not None:
+        from search.config import StudyConfig  # lazy: only needed for study files
+
+        cfg = StudyConfig.load(str(file))
+        name = cfg.name
+        run_dir = Path(out) if out else Path(getattr(cfg, "run_dir", None) or Path("runs") / name)
+        default_storage = getattr(cfg, "storage", None)
+        source = str(file)
+    else:
+        name = study
+        run_dir = Path(out) if out else Path("runs") / name
+        default_storage = None
+        source = "<arg>"
+    if storage:
+        url = storage
+    elif out or not default_storage:
+        url = f"sqlite:///{run_dir / 'study.db'}"
+    else:
+        url = default_storage
+    return StudyLocation(name=name, storage=url, run_dir=run_dir, source=source)
+
+
+def open_study(storage_url: str, study_name: str) -> optuna.Study:
+    """Load an existing study; ConfigError (listing the known names) when there is none.
+
+    Never creates anything: a SQLite URL whose file is missing is refused before optuna sees it,
+    because optuna would create an empty database there.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    masked = mask_url(storage_url)
+    try:
+        url = make_url(storage_url)
+    except ArgumentError as err:
+        raise ConfigError(f"not a storage URL: {masked} ({err})", source="<arg>", field="storage") from None
+    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).is_file():
+            raise ConfigError(f"no study storage at {url.database}; run the study first or pass --storage",
+                              source=masked, field="storage")
+    try:
+        rdb = optuna.storages.RDBStorage(storage_url)
+        names = optuna.get_all_study_names(storage=rdb)
+    except (SQLAlchemyError, ImportError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot open storage: {reason}", source=masked, field="storage") from None
+    if study_name not in names:
+        known = ", ".join(sorted(names)) or "none"
+        raise ConfigError(f"no study named {study_name!r}; known studies: {known}", source=masked, field="study")
+    return optuna.load_study(study_name=study_name, storage=rdb)
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """The study's metric names (set by the runner), else value_0, value_1, ..."""
+    names = study.metric_names
+    return list(names) if names else [f"value_{i}" for i in range(len(study.directions))]
+
+
+def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Pareto-optimal COMPLETE trials, best first on the first objective."""
+    first_max = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    return sorted(study.best_trials, key=lambda t: (-t.values[0] if first_max else t.values[0], t.number))
+
+
+def _record(study: optuna.Study, trial: optuna.trial.FrozenTrial, storage_url: str, now: str) -> dict:
+    attrs = trial.user_attrs
+    metrics = dict(zip(objective_names(study), trial.values))
+    metrics.update({k: attrs[k] for k in METRIC_ATTRS if k in attrs and k not in metrics})
+    provenance = {
+        "study": study.study_name,
+        "trial": trial.number,
+        "arch_id": attrs.get("arch_id"),
+        "data": attrs.get("data"),
+        "budget": attrs.get("budget"),
+        "node_id": attrs.get("node_id"),
+        "completed": trial.datetime_complete.isoformat(timespec="seconds") if trial.datetime_complete else None,
+        "exported": now,
+        "storage": mask_url(storage_url),
+        "softgate_version": study.user_attrs.get("softgate_version"),
+    }
+    return {"arch": attrs["arch"], "metrics": metrics, "provenance": provenance}
+
+
+def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: bool = False) -> list[Path]:
+    """Write one YAML per Pareto-optimal trial plus index.csv into `out_dir`; return the YAML paths.
+
+    Each YAML has `arch:` (loadable by `space.spec.load_arch`), `metrics:` and `provenance:`.
+    Atomic: everything is written into a temporary folder beside `out_dir` and renamed into place,
+    so a crash leaves either the old export or the new one. An existing non-empty `out_dir` is only
+    replaced with `force=True`; otherwise ConfigError and nothing is touched.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
+        raise ConfigError("an export already exists here; pass --force to replace it",
+                          source=str(out_dir), field="--force")
+    study = open_study(storage_url, study_name)
+    best = pareto_trials(study)
+    if not best:
+        raise ConfigError("no COMPLETE trials, nothing to export", source=mask_url(storage_url), field=study_name)
+    missing = [t.number for t in best if "arch" not in t.user_attrs]
+    if missing:
+        raise ConfigError(f"trials {missing} have no 'arch' user attribute (not a softgate-nas study?)",
+                          source=mask_url(storage_url), field=study_name)
+
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    names = objective_names(study)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        rows, files = [], []
+        for rank, trial in enumerate(best, start=1):
+            record = _record(study, trial, storage_url, now)
+            arch_id = trial.user_attrs.get("arch_id") or f"trial{trial.number}"
+            file = f"{rank:02d}-{arch_id}.yaml"
+            header = (f"# softgate-nas export: study {study.study_name}, trial {trial.number}, "
+                      f"Pareto rank {rank} of {len(best)}\n")
+            (tmp / file).write_text(header + yaml.safe_dump(record, sort_keys=False))
+            files.append(file)
+            m = record["metrics"]
+            rows.append({"rank": rank, "file": file, "trial": trial.number, "arch_id": arch_id,
+                         **{n: m.get(n) for n in names},
+                         **{k: m.get(k) for k in ("params", "flops", "latency_ms", "images_per_s") if k not in names}})
+        with open(tmp / INDEX_NAME, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        _swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [out_dir / f for f in files]
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    # os.replace cannot replace a non-empty folder: move the old one aside first, then drop it.
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()

@@ -1,0 +1,229 @@
+"""After a study: trials as CSV, the Pareto front (PNG + self-contained HTML), hypervolume history
+(CSV + PNG) and, for one-axis ablations, a table of mean and std per value of that axis.
+
+The HTML embeds the PNG and the Pareto table, so it needs no plotly and opens offline.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window (also on machines without a display)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
+from optuna._hypervolume import compute_hypervolume  # noqa: E402  (optuna exposes it no other way)
+from optuna.study import StudyDirection  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from search.export import mask_url, objective_names, open_study, pareto_trials  # noqa: E402
+
+# columns of the ablation table, besides the objectives (taken from trial user attrs)
+ABLATION_METRICS = ("pck", "params", "flops", "latency_ms")
+
+
+def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def _flat_cell(value):
+    # lists (per-joint PCK, PCK curve, branch split) stay one readable cell each
+    return json.dumps(value) if isinstance(value, (list, tuple)) else value
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """All trials, one row each: optuna's columns plus user attrs flattened (`user_attrs_arch.width`)."""
+    trials = study.get_trials(deepcopy=False)
+    df = study.trials_dataframe(attrs=("number", "state", "values", "datetime_start",
+                                       "datetime_complete", "duration", "params"))
+    if not trials:
+        return df
+    attrs = pd.json_normalize([t.user_attrs for t in trials], sep=".")
+    attrs = attrs.map(_flat_cell).add_prefix("user_attrs_")
+    return pd.concat([df.reset_index(drop=True), attrs], axis=1)
+
+
+def default_reference_point(study: optuna.Study) -> list[float]:
+    """Reference point for hypervolume: for a maximised objective 0 (PCK 0), for a minimised one the
+    worst value x 1.1 (latency); if a value has the other sign, 10 % beyond the worst value."""
+    values = np.array([t.values for t in _complete(study)], dtype=float)
+    ref = []
+    for i, direction in enumerate(study.directions):
+        col = values[:, i] if len(values) else np.zeros(1)
+        if direction == StudyDirection.MAXIMIZE:
+            worst = col.min()
+            ref.append(float(min(0.0, worst - 0.1 * abs(worst))))
+        else:
+            worst = col.max()
+            ref.append(float(max(0.0, worst + 0.1 * abs(worst))))
+    return ref
+
+
+def hypervolume_history(study: optuna.Study, reference_point: Sequence[float] | None = None) -> pd.DataFrame:
+    """Hypervolume of the Pareto front of COMPLETE trials 0..n, for each COMPLETE trial n (by number).
+
+    Columns: trial, hypervolume, pareto_size. Points that do not dominate the reference point add
+    nothing. Pass a fixed `reference_point` to compare studies (benchmarks/sampler_quality.py does).
+    """
+    ref = np.asarray(reference_point if reference_point is not None else default_reference_point(study), float)
+    if len(ref) != len(study.directions):
+        raise ValueError(f"reference point has {len(ref)} values, the study {len(study.directions)} objectives")
+    # optuna's hypervolume assumes minimisation: flip the sign of maximised objectives
+    signs = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions])
+    ref_min = signs * ref
+    front = np.empty((0, len(ref)))
+    hv, rows = 0.0, []
+    for trial in sorted(_complete(study), key=lambda t: t.number):
+        point = signs * np.asarray(trial.values, float)
+        dominated = len(front) and (front <= point).all(axis=1).any()
+        if not dominated and (point < ref_min).all():
+            front = np.vstack([front[~(point <= front).all(axis=1)], point])
+            hv = float(compute_hypervolume(front, ref_min, assume_pareto=True))
+        rows.append({"trial": trial.number, "hypervolume": hv, "pareto_size": len(front)})
+    return pd.DataFrame(rows, columns=["trial", "hypervolume", "pareto_size"])
+
+
+def _metric(study: optuna.Study, trial: optuna.trial.FrozenTrial, name: str):
+    names = objective_names(study)
+    return trial.values[names.index(name)] if name in names else trial.user_attrs.get(name)
+
+
+def _axis_value(trial: optuna.trial.FrozenTrial, key: str):
+    for source in (trial.params, trial.user_attrs.get("arch") or {}, trial.user_attrs):
+        if key in source:
+            value = source[key]
+            return json.dumps(value) if isinstance(value, (list, dict)) else value
+    return None
+
+
+def ablation_axis(study: optuna.Study) -> str | None:
+    """The one axis a study varied (a grid over one axis), else None.
+
+    Looks at the sampled parameters first, then at the arch specs of COMPLETE trials.
+    """
+    trials = _complete(study)
+    for keys_of in (lambda t: t.params, lambda t: t.user_attrs.get("arch") or {}):
+        keys = sorted({k for t in trials for k in keys_of(t)})
+        varying = [k for k in keys if len({json.dumps(keys_of(t).get(k), sort_keys=True) for t in trials}) > 1]
+        if varying:
+            return varying[0] if len(varying) == 1 else None
+    return None
+
+
+def ablation_table(study: optuna.Study, key: str) -> pd.DataFrame:
+    """COMPLETE trials grouped by `key` (a sampled parameter, arch field or user attr): count, then
+    mean and std of the objectives, params, FLOPs and latency."""
+    metrics = list(dict.fromkeys(objective_names(study) + list(ABLATION_METRICS)))
+    rows = [{key: _axis_value(t, key), **{m: _metric(study, t, m) for m in metrics}} for t in _complete(study)]
+    df = pd.DataFrame(rows, columns=[key] + metrics)
+    metrics = [m for m in metrics if df[m].notna().any()]
+    df[metrics] = df[metrics].astype(float)
+    table = df.groupby(key, dropna=False)[metrics].agg(["mean", "std"])
+    table.columns = [f"{m}_{stat}" for m, stat in table.columns]
+    table.insert(0, "trials", df.groupby(key, dropna=False).size())
+    return table
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_pareto(study: optuna.Study, path: Path) -> Path:
+    """Scatter of COMPLETE trials with the Pareto front highlighted; x = second objective (latency),
+    y = first (PCK), so the best models sit top left."""
+    names = objective_names(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = optuna.visualization.matplotlib.plot_pareto_front(
+            study, targets=lambda t: (t.values[1], t.values[0]), target_names=[names[1], names[0]])
+    ax.set_title(f"Pareto front: {study.study_name}")
+    return _save(ax.figure, path)
+
+
+def plot_hypervolume(history: pd.DataFrame, reference_point: Sequence[float], title: str, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.step(history["trial"], history["hypervolume"], where="post", marker="o", markersize=3)
+    ax.set_xlabel("trial")
+    ax.set_ylabel("hypervolume")
+    ax.set_title(f"{title}\nreference point {[round(r, 4) for r in reference_point]}", fontsize=9)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _html(study: optuna.Study, storage_url: str, pareto: pd.DataFrame, images: list[Path],
+          reference_point: Sequence[float], ablation: pd.DataFrame | None) -> str:
+    n_by_state = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
+    summary = ", ".join(f"{n} {state}" for state, n in n_by_state.items()) or "no trials"
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>softgate-nas report: {html.escape(study.study_name)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}</style></head><body>",
+        f"<h1>Study {html.escape(study.study_name)}</h1>",
+        f"<p>storage {html.escape(mask_url(storage_url))}; trials: {html.escape(summary)}; "
+        f"objectives: {html.escape(', '.join(f'{n} ({d.name.lower()})' for n, d in zip(objective_names(study), study.directions)))}</p>",
+        "<h2>Pareto front</h2>", _img(images[0]), pareto.to_html(index=False, float_format="%.4g"),
+        "<h2>Hypervolume history</h2>",
+        f"<p>reference point {html.escape(str([round(r, 6) for r in reference_point]))}</p>", _img(images[1]),
+    ]
+    if ablation is not None:
+        parts += ["<h2>Ablation</h2>", ablation.to_html(float_format="%.4g")]
+    parts.append("<p>All trials: trials.csv</p></body></html>")
+    return "\n".join(parts)
+
+
+def write_report(storage_url: str, study_name: str, out_dir: str | Path,
+                 reference_point: Sequence[float] | None = None) -> dict[str, Path]:
+    """Write trials.csv, pareto.png, pareto.html, hypervolume.csv, hypervolume.png (and ablation.csv
+    for one-axis studies) into `out_dir`, replacing earlier ones; return them by kind.
+
+    With no COMPLETE trial only trials.csv is written.
+    """
+    study = open_study(storage_url, study_name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {"trials": out / "trials.csv"}
+    trials_frame(study).to_csv(written["trials"], index=False)
+    if not _complete(study):
+        return written
+
+    names = objective_names(study)
+    ref = list(reference_point) if reference_point is not None else default_reference_point(study)
+    history = hypervolume_history(study, ref)
+    written["hypervolume"] = out / "hypervolume.csv"
+    history.to_csv(written["hypervolume"], index=False)
+    written["hypervolume_png"] = plot_hypervolume(history, ref, f"Hypervolume: {study.study_name}",
+                                                  out / "hypervolume.png")
+    if len(names) >= 2:
+        written["pareto_png"] = plot_pareto(study, out / "pareto.png")
+
+    pareto = pd.DataFrame([{"trial": t.number, "arch_id": t.user_attrs.get("arch_id"),
+                            **dict(zip(names, t.values)),
+                            **{k: t.user_attrs.get(k) for k in ("params", "flops", "latency_ms", "images_per_s")
+                               if k not in names}}
+                           for t in pareto_trials(study)])
+    ablation = None
+    axis = ablation_axis(study)
+    if axis is not None:
+        ablation = ablation_table(study, axis)
+        written["ablation"] = out / "ablation.csv"
+        ablation.to_csv(written["ablation"])
+    if "pareto_png" in written:
+        written["pareto_html"] = out / "pareto.html"
+        written["pareto_html"].write_text(
+            _html(study, storage_url, pareto, [written["pareto_png"], written["hypervolume_png"]], ref, ablation))
+    return written
