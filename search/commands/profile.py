@@ -1,0 +1,45 @@
+"""`launch.py profile`: params, FLOPs and latency of one architecture."""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from space.errors import ConfigError
+from space.model import build_model
+from space.profile import MIN_RUNS, WARMUP, count_flops, count_params, measure_latency, resolve_device
+from space.spec import load_arch
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.runs < MIN_RUNS:
+        raise ConfigError(f"at least {MIN_RUNS} timed runs are needed, got {args.runs}", source="<arg>",
+                          field="--runs")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"must be at least 1, got {args.threads}", source="<arg>", field="--threads")
+    spec = load_arch(args.arch)
+    size = args.input_size or spec.input_size
+    try:
+        device = resolve_device(args.device)
+    except ConfigError as err:
+        raise ConfigError(err.message, source="<arg>", field="--device") from None
+    try:
+        model = build_model(spec, input_size=size)
+    except ConfigError as err:
+        raise ConfigError(err.message, source="<arg>", field="--input-size") from None
+
+    params = count_params(model)
+    with torch.device("meta"):   # FLOPs from shapes alone: no compute, no memory
+        flops = count_flops(build_model(spec), size)
+    lat = measure_latency(model, size, device=device, threads=args.threads, warmup=WARMUP, runs=args.runs)
+
+    print(f"arch        {args.arch} (id {spec.arch_id})")
+    print(f"input       1x3x{size}x{size} -> {spec.stacks if spec.intermediate_supervision else 1} x "
+          f"{spec.joints}x{size // 4}x{size // 4} heatmaps")
+    print(f"params      {params:,} ({params / 1e6:.2f} M)")
+    print(f"FLOPs       {flops:,} ({flops / 1e9:.2f} GFLOPs; 1 multiply-add = 2 FLOPs, torch.utils.flop_counter)")
+    print(f"latency     median {lat.median_ms:.2f} ms, IQR {lat.p25_ms:.2f}-{lat.p75_ms:.2f} ms, "
+          f"mean {lat.mean_ms:.2f} +- {lat.std_ms:.2f} ms, CV {lat.cv:.1%}")
+    print(f"measured    {lat.runs} timed runs after {WARMUP} warm-up runs, batch 1, torch.inference_mode, "
+          f"device {lat.device}, torch threads {lat.threads}, torch {torch.__version__}")
+    return 0
