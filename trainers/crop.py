@@ -1,0 +1,90 @@
+"""Person-centred crops by an affine warp, and the maps between crop and original pixels.
+
+Convention: a point (x, y) is in pixel-index units (pixel i's centre is at i), in the original
+image and in the crop alike. `affine` is the (2, 3) matrix mapping original -> crop; its inverse
+maps predictions back (`crop_to_original`).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# Square crop side = this many times the extent of the annotated joints (room for arms and context).
+BOX_MARGIN = 1.3
+
+
+def crop_affine(center: np.ndarray, box: float, size: int) -> np.ndarray:
+    """Original -> crop (2, 3) affine: the `box` x `box` square around `center` onto `size` x `size`."""
+    s = size / float(box)
+    cx, cy = float(center[0]), float(center[1])
+    half = (size - 1) / 2.0
+    return np.array([[s, 0.0, half - s * cx], [0.0, s, half - s * cy]], dtype=np.float64)
+
+
+def invert_affine(affine: np.ndarray) -> np.ndarray:
+    """Inverse of (..., 2, 3) affines."""
+    a = np.asarray(affine, dtype=np.float64)
+    m = np.linalg.inv(a[..., :2, :2])
+    t = -np.einsum("...ij,...j->...i", m, a[..., :2, 2])
+    return np.concatenate([m, t[..., None]], axis=-1)
+
+
+def _apply(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    p = np.asarray(points, dtype=np.float64)
+    a = np.asarray(affine, dtype=np.float64)
+    out = p.copy()
+    # (..., J, 2) with (..., 2, 3): broadcast one affine over each sample's joints
+    out[..., :2] = np.einsum("...ij,...kj->...ki", a[..., :2, :2], p[..., :2]) + a[..., None, :2, 2]
+    return out.astype(np.result_type(np.asarray(points).dtype, np.float32))
+
+
+def original_to_crop(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Map points (..., J, 2+) from original to crop pixels; extra columns (v) are kept."""
+    return _apply(points, affine)
+
+
+def crop_to_original(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Map points (..., J, 2+) from crop back to original pixels (predictions -> image)."""
+    return _apply(points, invert_affine(affine))
+
+
+def warp_image(img: Image.Image, affine: np.ndarray, size: int) -> np.ndarray:
+    """Crop `img` by the original -> crop `affine` into a (size, size, 3) uint8 array (outside = black).
+
+    Uses JPEG draft decoding and integer reduction first, so a big photo is not decoded at full
+    resolution for a small crop, and bilinear sampling does not alias.
+    """
+    scale = math.hypot(affine[0, 0], affine[1, 0])  # crop pixels per original pixel
+    w0, h0 = img.size
+    if scale < 1.0 and img.format == "JPEG":
+        img.draft("RGB", (max(1, math.ceil(w0 * scale)), max(1, math.ceil(h0 * scale))))
+    img = img.convert("RGB")
+    fx, fy = w0 / img.size[0], h0 / img.size[1]
+    k = int(1.0 / (scale * max(fx, fy))) if scale * max(fx, fy) < 0.5 else 1
+    if k > 1:
+        img = img.reduce(k)
+        fx, fy = w0 / img.size[0], h0 / img.size[1]
+    inv = invert_affine(affine)
+    m, t = inv[:, :2], inv[:, 2]
+    # PIL samples at continuous coordinates (pixel i spans [i, i+1)), we use pixel centres at i.
+    t = t + 0.5 - m @ np.array([0.5, 0.5])
+    m = m / np.array([[fx], [fy]])
+    t = t / np.array([fx, fy])
+    data = (m[0, 0], m[0, 1], t[0], m[1, 0], m[1, 1], t[1])
+    out = img.transform((size, size), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR)
+    return np.asarray(out, dtype=np.uint8)
+
+
+def load_crop(task: tuple[int, str, np.ndarray, int]) -> tuple[int, np.ndarray | None, str | None]:
+    """Pool worker: decode one image file and crop it. Returns (index, crop or None, error or None)."""
+    index, path, affine, size = task
+    try:
+        with Image.open(Path(path)) as img:
+            return index, warp_image(img, affine, size), None
+    except FileNotFoundError:
+        return index, None, "image file not found"
+    except (OSError, ValueError, SyntaxError) as err:  # PIL's ways of saying "corrupt"
+        return index, None, f"cannot decode image ({type(err).__name__}: {err})"
