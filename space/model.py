@@ -1,6 +1,7 @@
 """build_model(spec): the stacked (soft-gated) hourglass described by an ArchSpec."""
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import torch
@@ -31,8 +32,20 @@ class Hourglass(nn.Module):
         return self.fuse(self.skip(x), low)
 
 
+def stem_widths(spec: ArchSpec) -> tuple[int, int]:
+    """Newell's stem widths for width 256 (64, 128), scaled with the width.
+
+    The middle width is rounded up to a multiple of the split's denominators so multibranch
+    blocks split it exactly (width 144: 36, 72; width 100 with 1/4 parts: 25, 52).
+    """
+    step = math.lcm(*(f.denominator for f in spec.branch_split)) if spec.branch_split else 1
+    half = spec.width // 2
+    return max(spec.width // 4, 4), max(step, math.ceil(half / step) * step)
+
+
 class StackedHourglass(nn.Module):
-    """Newell's stem (7x7/2 conv, block, down, 2 blocks: 1/4 resolution), then `stacks` hourglasses.
+    """Newell's stem (7x7/2 conv C/4, block to C/2, down, block, block to C: 1/4 resolution),
+    then `stacks` hourglasses.
 
     Between stacks the usual remap: x + conv1x1(features) + conv1x1(heatmaps). With
     intermediate_supervision false only the last stack has a head and forward returns a
@@ -44,9 +57,10 @@ class StackedHourglass(nn.Module):
         self.spec = spec
         c, j = spec.width, spec.joints
         make_block: BlockFactory = partial(_block, spec)
+        c0, c1 = stem_widths(spec)
         self.stem = nn.Sequential(
-            nn.Conv2d(3, c // 2, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(inplace=True),
-            make_block(c // 2, c), DOWNSAMPLE.create(spec.down, c), make_block(c, c), make_block(c, c))
+            nn.Conv2d(3, c0, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(c0), nn.ReLU(inplace=True),
+            make_block(c0, c1), DOWNSAMPLE.create(spec.down, c1), make_block(c1, c1), make_block(c1, c))
         self.hourglasses = nn.ModuleList(Hourglass(spec, spec.depth, make_block) for _ in range(spec.stacks))
         self.features = nn.ModuleList(
             nn.Sequential(make_block(c, c), bn_relu_conv(c, c, 1), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
