@@ -46,49 +46,38 @@ class StudyLocation:
     name: str
     storage: str
     run_dir: Path
+    export_dir: Path
     source: str  # the study file, or "<arg>" when the study was named directly
 
 
 def _study_file(study: str) -> Path | None:
-    path = Path(study)
-    if path.suffix in (".yaml", ".yml") or path.is_file():
-        return path
+    """The study file `--study` names, or None for a bare name with no file in studies/."""
+    if Path(study).suffix in (".yaml", ".yml") or "/" in study:
+        return Path(study)  # a path: StudyConfig.load reports it if it is missing
     for folder in (Path("studies"), STUDIES_DIR):
-        candidate = folder / f"{study}.yaml"
-        if candidate.is_file():
-            return candidate
+        if (folder / f"{study}.yaml").is_file():
+            return folder / f"{study}.yaml"
     return None
 
 
 def locate_study(study: str, storage: str | None = None, out: str | None = None) -> StudyLocation:
     """Resolve `--study/--storage/--out` the way the study runner does.
 
-    A study file (a name in studies/ or a path) gives the Optuna study name and default storage via
+    A study file (a name in studies/ or a path) gives the Optuna study name, storage and folders via
     `search.config.StudyConfig`; any other name is taken as the Optuna study name itself, with the
     default run folder runs/<name> and storage sqlite:///runs/<name>/study.db. `--out` is the run
     folder; `--storage` overrides the storage URL.
     """
     file = _study_file(study)
     if file is not None:
-        from search.config import StudyConfig  # lazy: only needed for study files
+        from search.config import StudyConfig  # lazy: only study files need it
 
-        cfg = StudyConfig.load(str(file))
-        name = cfg.name
-        run_dir = Path(out) if out else Path(getattr(cfg, "run_dir", None) or Path("runs") / name)
-        default_storage = getattr(cfg, "storage", None)
-        source = str(file)
-    else:
-        name = study
-        run_dir = Path(out) if out else Path("runs") / name
-        default_storage = None
-        source = "<arg>"
-    if storage:
-        url = storage
-    elif out or not default_storage:
-        url = f"sqlite:///{run_dir / 'study.db'}"
-    else:
-        url = default_storage
-    return StudyLocation(name=name, storage=url, run_dir=run_dir, source=source)
+        cfg = StudyConfig.load(str(file)).with_overrides(storage=storage, out=out)
+        return StudyLocation(name=cfg.name, storage=cfg.storage_url, run_dir=cfg.out_dir,
+                             export_dir=cfg.export_dir, source=str(file))
+    run_dir = Path(out) if out else Path("runs") / study
+    url = storage or f"sqlite:///{run_dir / 'study.db'}"
+    return StudyLocation(name=study, storage=url, run_dir=run_dir, export_dir=run_dir / "export", source="<arg>")
 
 
 def open_study(storage_url: str, study_name: str) -> optuna.Study:
@@ -161,10 +150,10 @@ def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: 
     replaced with `force=True`; otherwise ConfigError and nothing is touched.
     """
     out_dir = Path(out_dir)
+    study = open_study(storage_url, study_name)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
         raise ConfigError("an export already exists here; pass --force to replace it",
                           source=str(out_dir), field="--force")
-    study = open_study(storage_url, study_name)
     best = pareto_trials(study)
     if not best:
         raise ConfigError("no COMPLETE trials, nothing to export", source=mask_url(storage_url), field=study_name)

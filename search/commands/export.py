@@ -8,7 +8,7 @@ from search.export import export_study, locate_study, mask_url
 
 def main(args: argparse.Namespace) -> int:
     loc = locate_study(args.study, storage=args.storage, out=args.out)
-    out_dir = loc.run_dir / "export"
+    out_dir = loc.export_dir
     files = export_study(loc.storage, loc.name, out_dir, force=args.force)
     print(f"study {loc.name} ({mask_url(loc.storage)}): {len(files)} Pareto-optimal architectures")
     for path in files:
