@@ -1,0 +1,170 @@
+"""launch.py report: trials CSV, Pareto PNG/HTML, hypervolume history, ablation table on real SQLite studies."""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from PIL import Image
+
+from search.report import (ablation_axis, ablation_table, default_reference_point, hypervolume_history,
+                           trials_frame, write_report)
+from space.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+CHOICES = {"width": [32, 64, 128], "gate": ["channel", "se", "eca"]}
+
+
+def new_study(url: str, name: str = "rep") -> optuna.Study:
+    study = optuna.create_study(study_name=name, storage=url, directions=["maximize", "minimize"])
+    study.set_metric_names(["pck", "latency_ms"])
+    return study
+
+
+def add(study: optuna.Study, pck: float, latency: float, width: int = 32, gate: str = "channel",
+        suggest: tuple[str, ...] = ("width",)) -> None:
+    values = {"width": width, "gate": gate}
+    study.enqueue_trial({key: values[key] for key in suggest})  # the axes the "sampler" varied
+    trial = study.ask()
+    for key in suggest:
+        assert trial.suggest_categorical(key, CHOICES[key]) == values[key]
+    trial.set_user_attr("arch", {"width": width, "gate": gate, "branch_split": ["1/2", "1/4", "1/4"]})
+    trial.set_user_attr("arch_id", f"id{trial.number:03d}")
+    trial.set_user_attr("params", width * 1000)
+    trial.set_user_attr("flops", width * 10_000)
+    trial.set_user_attr("latency_ms", latency)
+    trial.set_user_attr("budget", {"epochs": 1, "input_size": 64})
+    trial.set_user_attr("per_joint_pck", [pck, pck])
+    study.tell(trial, [pck, latency])
+
+
+def fail(study: optuna.Study, reason: str = "NaN loss") -> None:
+    trial = study.ask()
+    trial.set_user_attr("fail_reason", reason)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def test_hypervolume_by_hand(tmp_path: Path) -> None:
+    study = new_study(f"sqlite:///{tmp_path / 's.db'}")
+    add(study, 0.5, 1.0)
+    add(study, 0.8, 3.0)
+    fail(study)
+    add(study, 0.4, 2.0)  # dominated by the first: adds nothing
+    add(study, 0.9, 5.0)  # beyond the reference latency: adds nothing
+    history = hypervolume_history(study, reference_point=[0.0, 4.0])
+    # boxes to (pck 0, latency 4): 0.5 x 3 = 1.5; adding 0.8 x 1 minus their overlap 0.5 x 1 = 1.8
+    assert history["trial"].tolist() == [0, 1, 3, 4]
+    assert history["hypervolume"].tolist() == pytest.approx([1.5, 1.8, 1.8, 1.8])
+    assert history["pareto_size"].tolist() == [1, 2, 2, 2]
+
+
+def test_hypervolume_matches_optuna_plot(tmp_path: Path) -> None:
+    """Same history as optuna's own plot_hypervolume_history (a separate implementation)."""
+    study = new_study(f"sqlite:///{tmp_path / 's.db'}")
+    rng = random.Random(3)
+    for _ in range(40):
+        add(study, rng.random(), rng.uniform(1, 20))
+    ref = [0.0, 22.0]
+    ax = optuna.visualization.matplotlib.plot_hypervolume_history(study, ref)
+    expected = np.asarray(ax.lines[0].get_ydata(), float)
+    assert hypervolume_history(study, ref)["hypervolume"].to_numpy() == pytest.approx(expected)
+
+
+def test_default_reference_point(tmp_path: Path) -> None:
+    study = new_study(f"sqlite:///{tmp_path / 's.db'}")
+    add(study, 0.3, 10.0)
+    add(study, 0.6, 4.0)
+    assert default_reference_point(study) == pytest.approx([0.0, 11.0])
+
+
+def test_trials_csv_flattens_user_attrs(tmp_path: Path) -> None:
+    study = new_study(f"sqlite:///{tmp_path / 's.db'}")
+    add(study, 0.5, 1.0, width=32)
+    fail(study, "out of memory")
+    df = trials_frame(study)
+    assert df["state"].tolist() == ["COMPLETE", "FAIL"]
+    assert df.loc[0, "values_pck"] == 0.5 and df.loc[0, "values_latency_ms"] == 1.0
+    assert df.loc[0, "user_attrs_arch.width"] == 32
+    assert df.loc[0, "user_attrs_budget.epochs"] == 1
+    assert df.loc[0, "user_attrs_arch.branch_split"] == '["1/2", "1/4", "1/4"]'
+    assert df.loc[1, "user_attrs_fail_reason"] == "out of memory"
+
+
+def test_ablation_table_by_axis(tmp_path: Path) -> None:
+    study = new_study(f"sqlite:///{tmp_path / 's.db'}")
+    for width, pcks in ((32, (0.4, 0.6)), (64, (0.7, 0.7)), (128, (0.9, 0.8))):
+        for pck in pcks:
+            add(study, pck, width / 10, width=width)
+    fail(study)
+    assert ablation_axis(study) == "width"
+    table = ablation_table(study, "width")
+    assert table.index.tolist() == [32, 64, 128]
+    assert table["trials"].tolist() == [2, 2, 2]
+    assert table["pck_mean"].tolist() == pytest.approx([0.5, 0.7, 0.85])
+    assert table["pck_std"].tolist() == pytest.approx([0.1414214, 0.0, 0.0707107], abs=1e-6)
+    assert table["params_mean"].tolist() == [32000, 64000, 128000]
+    assert table["latency_ms_mean"].tolist() == pytest.approx([3.2, 6.4, 12.8])
+
+
+def test_no_ablation_when_two_axes_vary(tmp_path: Path) -> None:
+    study = new_study(f"sqlite:///{tmp_path / 's.db'}")
+    add(study, 0.5, 1.0, width=32, gate="se", suggest=("width", "gate"))
+    add(study, 0.6, 2.0, width=64, gate="eca", suggest=("width", "gate"))
+    assert ablation_axis(study) is None
+
+
+def test_write_report_files(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = new_study(url)
+    for width, pck, latency in ((32, 0.5, 1.0), (64, 0.45, 2.0), (128, 0.8, 3.0)):
+        add(study, pck, latency, width=width)
+    fail(study)
+    written = write_report(url, "rep", tmp_path / "report")
+    assert set(written) >= {"trials", "pareto_png", "pareto_html", "hypervolume", "hypervolume_png", "ablation"}
+    assert len(pd.read_csv(written["trials"])) == 4
+    for key in ("pareto_png", "hypervolume_png"):
+        with Image.open(written[key]) as img:
+            assert img.format == "PNG" and img.size[0] > 200
+    page = written["pareto_html"].read_text()
+    assert page.count("data:image/png;base64,") == 2 and "<script" not in page
+    assert "id000" in page and "id002" in page and "id001" not in page  # the Pareto table only
+    assert len(pd.read_csv(written["hypervolume"])) == 3
+
+
+def test_report_without_complete_trials(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    fail(new_study(url))
+    assert set(write_report(url, "rep", tmp_path / "report")) == {"trials"}
+
+
+def test_report_unknown_study(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    new_study(url)
+    with pytest.raises(ConfigError, match="known studies: rep"):
+        write_report(url, "other", tmp_path / "report")
+    assert not (tmp_path / "report").exists()
+
+
+def test_cli_report(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = new_study(url)
+    for width, pck in ((32, 0.5), (32, 0.6), (64, 0.7)):
+        add(study, pck, width / 10, width=width)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, str(REPO / "launch.py"), "report", "--study", "rep", "--storage", url,
+           "--out", str(tmp_path / "run")]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run/report/pareto.html").is_file()
+    assert "ablation over width" in done.stdout and "pck_mean" in done.stdout
+    cmd[4] = "missing"
+    bad = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "known studies: rep" in bad.stderr
