@@ -1,0 +1,25 @@
+"""`launch.py evaluate`: score saved weights on a split; per-joint table on stdout, JSON on disk."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from space.spec import load_arch
+from trainers.fit import evaluate_weights, format_table, save_json
+
+
+def main(args: argparse.Namespace) -> int:
+    spec = load_arch(args.arch)
+    result = evaluate_weights(spec, args.weights, args.data, args.split, input_size=args.input_size,
+                              flip=args.flip, device=args.device, skip_bad=args.skip_bad)
+    print(format_table(result))
+    if result["skipped"]:
+        print(f"skipped {result['skipped']} bad records")
+    if (result["metrics"]["main"]["name"] != "oks_ap" and "oks_ap" not in result["metrics"]
+            and result["joint_names"] and len(result["joint_names"]) == 17):
+        print("OKS AP skipped: pycocotools is not installed (pip install pycocotools)")
+    weights = Path(args.weights)
+    out = Path(args.out) if args.out else weights.with_name(f"{weights.stem}.eval-{args.split}.json")
+    save_json(result, out)
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,103 @@
+import json
+
+import pytest
+import torch
+import yaml
+
+import launch
+from tests.test_proxy import TINY
+
+DATA = "synthetic:16"
+
+
+@pytest.fixture()
+def arch(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return str(path)
+
+
+def train(arch, out, *extra):
+    torch.set_num_threads(1)
+    return launch.main(["train", "--arch", arch, "--data", DATA, "--out", str(out), "--batch-size", "8",
+                        "--lr", "2e-3", "--device", "cpu", *extra])
+
+
+def history(out):
+    return json.loads((out / "metrics.json").read_text())["history"]
+
+
+def test_train_writes_checkpoints_that_load_weights_only(arch, tmp_path):
+    out = tmp_path / "run"
+    assert train(arch, out, "--epochs", "2") == 0
+    last = torch.load(out / "last.pt", weights_only=True)
+    best = torch.load(out / "best.pt", weights_only=True)
+    assert last["epoch"] == 2 and last["arch"]["width"] == 16
+    assert {"model", "optimizer", "scheduler", "rng", "best_score"} <= set(last)
+    h = history(out)
+    assert [e["epoch"] for e in h] == [1, 2] and all(0 <= e["val"] <= 1 for e in h)
+    assert best["score"] == max(e["val"] for e in h)
+
+
+def test_resume_continues_exactly_and_refuses_overwrite(arch, tmp_path, capsys):
+    straight, interrupted = tmp_path / "a", tmp_path / "b"
+    assert train(arch, straight, "--epochs", "2") == 0
+    assert train(arch, interrupted, "--epochs", "1") == 0
+    before = (interrupted / "last.pt").read_bytes()
+    # without --resume an existing run folder is refused and left untouched
+    assert train(arch, interrupted, "--epochs", "2") == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (interrupted / "last.pt").read_bytes() == before
+    assert train(arch, interrupted, "--epochs", "2", "--resume") == 0
+    a, b = history(straight), history(interrupted)
+    for key in ("epoch", "loss", "val", "lr"):
+        assert [e[key] for e in a] == [e[key] for e in b], key
+
+
+def test_resume_with_another_arch_is_refused(arch, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(arch, out, "--epochs", "1") == 0
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(TINY | {"width": 8}))
+    before = (out / "last.pt").read_bytes()
+    assert train(str(other), out, "--epochs", "2", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "arch" in err and "Traceback" not in err
+    assert (out / "last.pt").read_bytes() == before
+
+
+def test_evaluate_checkpoint_and_bare_state_dict(arch, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(arch, out, "--epochs", "1") == 0
+    capsys.readouterr()
+    assert launch.main(["evaluate", "--arch", arch, "--weights", str(out / "best.pt"), "--data", DATA,
+                        "--device", "cpu", "--flip"]) == 0
+    text = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.strip()}
+    from trainers.readers import LSP_JOINTS
+    for name in LSP_JOINTS:
+        assert 0.0 <= float(rows[name][0]) <= 100.0 and int(rows[name][1]) == 16
+    assert int(rows["mean"][1]) == 16 * 14
+    result = json.loads((out / "best.eval-test.json").read_text())
+    assert result["flip"] and len(result["metrics"]["main"]["per_joint"]) == 14
+    # a bare state_dict scores exactly the same (same weights, same data, no flip this time)
+    bare = tmp_path / "bare.pt"
+    torch.save(torch.load(out / "best.pt", weights_only=True)["model"], bare)
+    dest = tmp_path / "eval.json"
+    assert launch.main(["evaluate", "--arch", arch, "--weights", str(bare), "--data", DATA,
+                        "--device", "cpu", "--out", str(dest)]) == 0
+    assert launch.main(["evaluate", "--arch", arch, "--weights", str(out / "best.pt"), "--data", DATA,
+                        "--device", "cpu", "--out", str(tmp_path / "eval2.json")]) == 0
+    a = json.loads(dest.read_text())["metrics"]["main"]
+    b = json.loads((tmp_path / "eval2.json").read_text())["metrics"]["main"]
+    assert a == b
+
+
+def test_evaluate_bad_weights_is_a_clean_error(arch, tmp_path, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    assert launch.main(["evaluate", "--arch", arch, "--weights", str(junk), "--data", DATA]) == 2
+    assert launch.main(["evaluate", "--arch", arch, "--weights", str(tmp_path / "missing.pt"),
+                        "--data", DATA]) == 2
+    err = capsys.readouterr().err
+    assert "junk.pt" in err and "missing.pt" in err and "Traceback" not in err
