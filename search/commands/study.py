@@ -1,0 +1,38 @@
+"""`python launch.py --study NAME [--trials N] [--data D] [--storage URL] [--out DIR] [--address A] [--resume]`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from search.config import StudyConfig, mask_url
+from space.errors import ConfigError
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = StudyConfig.load(args.study).with_overrides(
+        trials=args.trials, data=args.data, storage=args.storage, out=args.out)
+    from search.study import run_study
+
+    study = run_study(cfg, resume=args.resume, address=args.address, verbose=args.verbose)
+    if cfg.export["auto"]:
+        _export(cfg, study)
+    return 0
+
+
+def _export(cfg: StudyConfig, study) -> None:
+    """The export is part of the run, but a study that ran is never failed by its export."""
+    if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+        print("export skipped: no COMPLETE trials")
+        return
+    try:
+        from search.export import export_study
+    except ImportError:
+        print("export skipped: search.export is not available")
+        return
+    try:
+        files = export_study(cfg.storage_url, cfg.name, cfg.export_dir, force=False)
+    except ConfigError as err:
+        print(f"export skipped: {err}", file=sys.stderr)
+        return
+    print(f"exported {len(files)} Pareto-optimal architecture(s) to {cfg.export_dir} "
+          f"(storage {mask_url(cfg.storage_url)})")

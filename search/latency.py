@@ -1,0 +1,65 @@
+"""Latency that can be trusted while other trials train on the same machine.
+
+Three things keep the number stable (docs/search.md, "Latency"):
+  1. One named Ray actor per study, the *latency meter*, does every measurement, one at a time
+     (a sync actor runs one call at a time), so two measurements never compete with each other.
+  2. A fixed thread count (latency.threads), warm-up runs, many timed runs, and the median.
+  3. A cache by (arch_id, input size): in the meter for this run, and in the storage (the runner
+     looks up earlier COMPLETE trials of the same arch) across runs and `--resume`, so a repeated
+     architecture reuses its measurement instead of being measured again under different load.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+LATENCY_KEYS = ("latency_ms", "latency_p25_ms", "latency_p75_ms", "latency_cv")
+
+
+def latency_attrs(stats: Any) -> dict[str, float]:
+    """space.profile.LatencyStats -> the trial user attrs of the storage contract."""
+    return {"latency_ms": float(stats.median_ms), "latency_p25_ms": float(stats.p25_ms),
+            "latency_p75_ms": float(stats.p75_ms), "latency_cv": float(stats.cv)}
+
+
+class LatencyMeter:
+    """Measures batch-1 latency of an architecture; wrapped as a Ray actor by `start_meter`."""
+
+    def __init__(self, device: str = "cpu", threads: int = 1, warmup: int = 10, runs: int = 50,
+                 cache: bool = True):
+        self.device, self.threads, self.warmup, self.runs, self.use_cache = device, threads, warmup, runs, cache
+        self.cache: dict[tuple[str, int], dict[str, float]] = {}
+
+    def measure(self, arch: dict, input_size: int | None = None) -> dict[str, float]:
+        from space.model import build_model
+        from space.profile import measure_latency
+        from space.spec import ArchSpec
+
+        spec = ArchSpec.from_dict(arch)
+        size = int(input_size or spec.input_size)
+        key = (spec.arch_id, size)
+        if self.use_cache and key in self.cache:
+            return self.cache[key]
+        model = build_model(spec, input_size=size).eval()
+        stats = measure_latency(model, size, device=self.device, threads=self.threads,
+                                warmup=self.warmup, runs=self.runs)
+        self.cache[key] = result = latency_attrs(stats)
+        return result
+
+    def seed_cache(self, arch_id: str, input_size: int, attrs: dict[str, float]) -> None:
+        self.cache[(arch_id, int(input_size))] = {k: float(attrs[k]) for k in LATENCY_KEYS}
+
+
+def start_meter(study_name: str, latency: dict) -> Any:
+    """The study's meter actor (created, or found when another process of the study started it).
+
+    It reserves no CPU so that it never takes a trial's slot; on CUDA it asks for a sliver of a GPU
+    so that Ray makes the device visible to it.
+    """
+    gpus = 0.01 if str(latency["device"]).startswith("cuda") else 0
+    actor = ray.remote(LatencyMeter).options(
+        name=f"softgate-latency-{study_name}", get_if_exists=True, num_cpus=0, num_gpus=gpus,
+        max_concurrency=1)
+    return actor.remote(device=latency["device"], threads=latency["threads"], warmup=latency["warmup"],
+                        runs=latency["runs"], cache=latency["cache"])
