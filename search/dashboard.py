@@ -30,6 +30,6 @@ def run_dashboard(storage_url: str, study_name: str, host: str = "127.0.0.1", po
         # optuna-dashboard has no authentication and can edit notes and trials
         print(f"warning: dashboard on {host} is reachable from other machines, without a password",
               file=sys.stderr)
-    print(f"optuna-dashboard for study {study_name} ({mask_url(storage_url)}): http://{host}:{port}/"
+    print(f"optuna-dashboard for study {study_name} ({mask_url(storage_url)}): http://{host}:{port}/dashboard/"
           f"  (Ctrl-C stops it)", flush=True)
     optuna_dashboard.run_server(storage_url, host=host, port=port)
