@@ -174,3 +174,9 @@ def test_random_valid_specs_build_round_trip_and_rebuild(spec: ArchSpec) -> None
     again = ArchSpec.from_dict(yaml.safe_load(spec.to_yaml()))
     assert again == spec and again.arch_id == spec.arch_id
     assert count_params(build_model(again)) == count_params(model)
+
+
+def test_docs_table_matches_the_code() -> None:
+    from space.presets_table import presets_table
+    docs = Path(__file__).resolve().parents[1] / "docs" / "space.md"
+    assert presets_table().split("\n\n")[0] in docs.read_text(), "regenerate: python -m space.presets_table"
