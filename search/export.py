@@ -17,26 +17,14 @@ from pathlib import Path
 import optuna
 import yaml
 
+from search.config import STUDIES_DIR, StudyConfig, mask_url  # noqa: F401  (mask_url is re-exported)
 from space.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
-STUDIES_DIR = REPO / "studies"
 INDEX_NAME = "index.csv"
 
 # trial user attrs copied into an exported YAML's `metrics:` (storage contract in docs/design.md)
 METRIC_ATTRS = ("params", "flops", "latency_ms", "latency_p25_ms", "latency_p75_ms", "latency_cv",
                 "images_per_s", "wall_s", "epochs", "per_joint_pck")
-
-
-def mask_url(url: str) -> str:
-    """The storage URL with its password replaced by ***, safe to print or store."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url.split("@")[-1] if "@" in url else url
 
 
 @dataclass(frozen=True)
@@ -70,8 +58,6 @@ def locate_study(study: str, storage: str | None = None, out: str | None = None)
     """
     file = _study_file(study)
     if file is not None:
-        from search.config import StudyConfig  # lazy: only study files need it
-
         cfg = StudyConfig.load(str(file)).with_overrides(storage=storage, out=out)
         return StudyLocation(name=cfg.name, storage=cfg.storage_url, run_dir=cfg.out_dir,
                              export_dir=cfg.export_dir, source=str(file))

@@ -69,8 +69,8 @@ def default_reference_point(study: optuna.Study) -> list[float]:
 def hypervolume_history(study: optuna.Study, reference_point: Sequence[float] | None = None) -> pd.DataFrame:
     """Hypervolume of the Pareto front of COMPLETE trials 0..n, for each COMPLETE trial n (by number).
 
-    Columns: trial, hypervolume, pareto_size. Points that do not dominate the reference point add
-    nothing. Pass a fixed `reference_point` to compare studies (benchmarks/sampler_quality.py does).
+    Columns: trial, hypervolume, pareto_size. Points that do not dominate the reference point, and
+    trials that violate a constraint, add nothing. Pass a fixed `reference_point` to compare studies (benchmarks/sampler_quality.py does).
     """
     ref = np.asarray(reference_point if reference_point is not None else default_reference_point(study), float)
     if len(ref) != len(study.directions):
@@ -83,7 +83,8 @@ def hypervolume_history(study: optuna.Study, reference_point: Sequence[float] | 
     for trial in sorted(_complete(study), key=lambda t: t.number):
         point = signs * np.asarray(trial.values, float)
         dominated = len(front) and (front <= point).all(axis=1).any()
-        if not dominated and (point < ref_min).all():
+        feasible = all(c <= 0.0 for c in trial.constraints.values())  # as optuna's best_trials
+        if feasible and not dominated and (point < ref_min).all():
             front = np.vstack([front[~(point <= front).all(axis=1)], point])
             hv = float(compute_hypervolume(front, ref_min, assume_pareto=True))
         rows.append({"trial": trial.number, "hypervolume": hv, "pareto_size": len(front)})

@@ -66,6 +66,13 @@ def test_hypervolume_by_hand(tmp_path: Path) -> None:
     assert history["pareto_size"].tolist() == [1, 2, 2, 2]
 
 
+def test_hypervolume_skips_infeasible_trials(tmp_path: Path) -> None:
+    study = new_study(f"sqlite:///{tmp_path / 's.db'}")
+    add(study, 0.5, 1.0)
+    study.add_trial(optuna.trial.create_trial(values=[0.9, 0.5], constraints={"max_params": 1.0}))
+    assert hypervolume_history(study, [0.0, 4.0])["hypervolume"].tolist() == pytest.approx([1.5, 1.5])
+
+
 def test_hypervolume_matches_optuna_plot(tmp_path: Path) -> None:
     """Same history as optuna's own plot_hypervolume_history (a separate implementation)."""
     study = new_study(f"sqlite:///{tmp_path / 's.db'}")
