@@ -34,7 +34,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "constraints": {"max_params": None, "max_latency_ms": None},
     "sampler": {"name": "nsga2", "seed": 0, "options": {}},
     "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0.0},
-    "latency": {"device": "cpu", "threads": 1, "warmup": 10, "runs": 50, "cache": True},
+    "latency": {"device": "cpu", "threads": 1, "warmup": 10, "runs": 50, "min_seconds": 1.0, "cache": True},
     "export": {"auto": True, "dir": None},
 }
 _SCHEDULER_DEFAULTS = {"name": "asha", "grace_period": 1, "reduction_factor": 2}
@@ -201,6 +201,10 @@ class StudyConfig:
         _int(lat["threads"], src, "latency.threads", lo=1)
         _int(lat["warmup"], src, "latency.warmup", lo=0)
         _int(lat["runs"], src, "latency.runs", lo=20)
+        m = lat["min_seconds"]
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m <= 600:
+            raise ConfigError(f"must be a number of seconds in [0, 600] (got {m!r})", source=src,
+                              field="latency.min_seconds")
         if not isinstance(lat["cache"], bool):
             raise ConfigError("must be true or false", source=src, field="latency.cache")
 
@@ -284,8 +288,7 @@ def _proxy(proxy: Any, source: str) -> dict:
                 raise ConfigError(f"must be true or false (got {value!r})", source=source, field=f"proxy.{key}")
             continue
         ok = isinstance(value, (int, float)) if want is float else isinstance(value, int)
-        bad_sign = value < 0 if key == "seed" else value <= 0
-        if isinstance(value, bool) or not ok or bad_sign or not math.isfinite(value):
+        if isinstance(value, bool) or not ok or not math.isfinite(value) or value < 0 or (value == 0 and key != "seed"):
             raise ConfigError(f"must be a positive {'number' if want is float else 'whole number'} (got {value!r})",
                               source=source, field=f"proxy.{key}")
     if "input_size" not in proxy:

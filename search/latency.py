@@ -3,13 +3,16 @@
 Three things keep the number stable (docs/search.md, "Latency"):
   1. One named Ray actor per study, the *latency meter*, does every measurement, one at a time
      (a sync actor runs one call at a time), so two measurements never compete with each other.
-  2. A fixed thread count (latency.threads), warm-up runs, many timed runs, and the median.
+  2. A fixed thread count (latency.threads), warm-up runs, and enough timed runs to fill at least
+     `latency.min_seconds` (a median over a second of runs spans many scheduler time slices, so
+     a burst of load from a training trial moves it little), and the median.
   3. A cache by (arch_id, input size): in the meter for this run, and in the storage (the runner
      looks up earlier COMPLETE trials of the same arch) across runs and `--resume`, so a repeated
      architecture reuses its measurement instead of being measured again under different load.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import ray
@@ -27,8 +30,9 @@ class LatencyMeter:
     """Measures batch-1 latency of an architecture; wrapped as a Ray actor by `start_meter`."""
 
     def __init__(self, device: str = "cpu", threads: int = 1, warmup: int = 10, runs: int = 50,
-                 cache: bool = True):
-        self.device, self.threads, self.warmup, self.runs, self.use_cache = device, threads, warmup, runs, cache
+                 min_seconds: float = 1.0, cache: bool = True):
+        self.device, self.threads, self.warmup, self.runs = device, threads, warmup, runs
+        self.min_seconds, self.use_cache = min_seconds, cache
         self.cache: dict[tuple[str, int], dict[str, float]] = {}
 
     def measure(self, arch: dict, input_size: int | None = None) -> dict[str, float]:
@@ -42,8 +46,10 @@ class LatencyMeter:
         if self.use_cache and key in self.cache:
             return self.cache[key]
         model = build_model(spec, input_size=size).eval()
-        stats = measure_latency(model, size, device=self.device, threads=self.threads,
-                                warmup=self.warmup, runs=self.runs)
+        probe = measure_latency(model, size, device=self.device, threads=self.threads, warmup=self.warmup, runs=20)
+        runs = max(self.runs, math.ceil(self.min_seconds * 1e3 / max(probe.median_ms, 1e-3)))
+        stats = measure_latency(model, size, device=self.device, threads=self.threads, warmup=0,
+                                runs=min(runs, 100_000))
         self.cache[key] = result = latency_attrs(stats)
         return result
 
@@ -62,4 +68,4 @@ def start_meter(study_name: str, latency: dict) -> Any:
         name=f"softgate-latency-{study_name}", get_if_exists=True, num_cpus=0, num_gpus=gpus,
         max_concurrency=1)
     return actor.remote(device=latency["device"], threads=latency["threads"], warmup=latency["warmup"],
-                        runs=latency["runs"], cache=latency["cache"])
+                        runs=latency["runs"], min_seconds=latency["min_seconds"], cache=latency["cache"])

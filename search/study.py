@@ -34,8 +34,10 @@ from search.config import StudyConfig, mask_url
 from space.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
-HEARTBEAT_S = 5  # how often the driver marks its running trials alive in the storage
-GRACE_S = 20  # a RUNNING trial without a heartbeat for this long belongs to a dead process
+# how often the driver marks its running trials alive in the storage, and after how long without a
+# heartbeat a RUNNING trial is taken to belong to a dead process (env overrides: tests, slow networks)
+HEARTBEAT_S = int(os.environ.get("SOFTGATE_HEARTBEAT_S", 5))
+GRACE_S = int(os.environ.get("SOFTGATE_GRACE_S", 20))
 INTERRUPTED = "interrupted"
 SURPLUS = "surplus"
 log = logging.getLogger("softgate.study")
