@@ -212,9 +212,9 @@ class ArchSpec:
     def replace(self, **changes: Any) -> "ArchSpec":
         """A validated copy with some fields changed (to_dict + from_dict, so defaults adapt)."""
         d = self.to_dict()
-        if changes.get("block") == "bottleneck" and "branch_split" not in changes:
+        if changes.get("block", self.block) != self.block and "branch_split" not in changes:
             d.pop("branch_split")
-        if "gate" in changes and "gate_init" not in changes:
+        if changes.get("gate", self.gate) != self.gate and "gate_init" not in changes:
             d.pop("gate_init")
         d.update(changes)
         return ArchSpec.from_dict(d)

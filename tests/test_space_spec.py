@@ -180,3 +180,13 @@ def test_docs_table_matches_the_code() -> None:
     from space.presets_table import presets_table
     docs = Path(__file__).resolve().parents[1] / "docs" / "space.md"
     assert presets_table().split("\n\n")[0] in docs.read_text(), "regenerate: python -m space.presets_table"
+
+
+def test_replace_adapts_split_and_init_to_the_new_block_and_gate() -> None:
+    newell = load_arch("newell-hourglass-proxy")
+    bulatish = newell.replace(block="multibranch", gate="channel")
+    assert bulatish.branch_split == (Fraction(1, 2), Fraction(1, 4), Fraction(1, 4)) and bulatish.gate_init == 1.0
+    back = bulatish.replace(block="bottleneck", gate="identity")
+    assert back == newell
+    with pytest.raises(ConfigError, match="width"):
+        newell.replace(width=-1)
