@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -27,8 +28,10 @@ CHOICES: dict[str, Registry] = {"block": BLOCKS, "gate": GATES, "down": DOWNSAMP
 
 
 def _int(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    # numbers.Integral admits numpy integers (values read back from pandas/storage); bool is not a count
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ConfigError(f"expected an integer, got {value!r}", field=key)
+    value = int(value)
     lo, hi = RANGES[key]
     if not lo <= value <= hi:
         raise ConfigError(f"{value} is out of range {lo}..{hi}", field=key)
@@ -81,7 +84,7 @@ def split_key(split: tuple[Fraction, ...]) -> str:
 
 
 def _gate_init(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ConfigError(f"expected a finite number, got {value!r}", field="gate_init")
     return float(value)
 

@@ -78,3 +78,10 @@ def test_profile_bad_input_exits_2_with_one_line(tmp_path: Path, content: str, a
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.stderr
     assert "Traceback" not in res.stderr and res.stdout == ""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_profile_on_missing_cuda_is_a_user_error(capsys: pytest.CaptureFixture) -> None:
+    import launch
+    assert launch.main(["profile", "--arch", "bulat-sgsc-tiny", "--device", "cuda"]) == 2
+    assert "--device: cuda requested but CUDA is not available" in capsys.readouterr().err

@@ -190,3 +190,9 @@ def test_replace_adapts_split_and_init_to_the_new_block_and_gate() -> None:
     assert back == newell
     with pytest.raises(ConfigError, match="width"):
         newell.replace(width=-1)
+
+
+def test_numpy_integers_are_accepted_as_counts() -> None:
+    np = pytest.importorskip("numpy")
+    spec = ArchSpec.from_dict({**ArchSpec(**TINY).to_dict(), "width": np.int64(16), "stacks": np.int32(1)})
+    assert spec == ArchSpec(**TINY) and type(spec.width) is int
