@@ -128,7 +128,11 @@ def _record(study: optuna.Study, trial: optuna.trial.FrozenTrial, storage_url: s
 
 
 def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: bool = False) -> list[Path]:
-    """Write one YAML per Pareto-optimal trial plus index.csv into `out_dir`; return the YAML paths.
+    """Write one YAML per Pareto-optimal architecture plus index.csv into `out_dir`; return the YAML paths.
+
+    Pareto-optimal COMPLETE trials (optuna's `best_trials`), best first on the first objective; when
+    one arch appears on the front in several trials, its best-ranked trial is exported and the
+    others are listed under `provenance.same_arch_trials`.
 
     Each YAML has `arch:` (loadable by `space.spec.load_arch`), `metrics:` and `provenance:`.
     Atomic: everything is written into a temporary folder beside `out_dir` and renamed into place,
@@ -153,19 +157,25 @@ def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
+        # the same arch can sit on the front twice (re-sampled, equal or trade-off values): one file
+        # per arch, for its best-ranked trial, naming the others
+        by_arch: dict[str, list[optuna.trial.FrozenTrial]] = {}
+        for trial in best:
+            by_arch.setdefault(trial.user_attrs.get("arch_id") or f"trial{trial.number}", []).append(trial)
         rows, files = [], []
-        for rank, trial in enumerate(best, start=1):
+        for rank, (arch_id, (trial, *same)) in enumerate(by_arch.items(), start=1):
             record = _record(study, trial, storage_url, now)
-            arch_id = trial.user_attrs.get("arch_id") or f"trial{trial.number}"
+            record["provenance"]["same_arch_trials"] = [t.number for t in same]
             file = f"{rank:02d}-{arch_id}.yaml"
             header = (f"# softgate-nas export: study {study.study_name}, trial {trial.number}, "
-                      f"Pareto rank {rank} of {len(best)}\n")
+                      f"Pareto rank {rank} of {len(by_arch)}\n")
             (tmp / file).write_text(header + yaml.safe_dump(record, sort_keys=False))
             files.append(file)
             m = record["metrics"]
             rows.append({"rank": rank, "file": file, "trial": trial.number, "arch_id": arch_id,
                          **{n: m.get(n) for n in names},
-                         **{k: m.get(k) for k in ("params", "flops", "latency_ms", "images_per_s") if k not in names}})
+                         **{k: m.get(k) for k in ("params", "flops", "latency_ms", "images_per_s") if k not in names},
+                         "same_arch_trials": " ".join(str(t.number) for t in same)})
         with open(tmp / INDEX_NAME, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()

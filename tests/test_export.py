@@ -93,6 +93,17 @@ def test_export_rebuilds_pareto_models(storage: str, tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == sorted([f.name for f in files] + ["index.csv"])
 
 
+def test_same_arch_twice_on_the_front_is_exported_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = make_study(url)
+    repeat = study.trials[1]  # the same arch measured again, equal values: both are Pareto-optimal
+    study.add_trial(optuna.trial.create_trial(values=repeat.values, user_attrs=repeat.user_attrs))
+    files = export_study(url, "exp", tmp_path / "export")
+    records = [yaml.safe_load(f.read_text()) for f in files]
+    assert [r["provenance"]["trial"] for r in records] == [3, 1, 0]
+    assert [r["provenance"]["same_arch_trials"] for r in records] == [[], [5], []]
+
+
 def test_existing_export_needs_force(storage: str, tmp_path: Path) -> None:
     out = tmp_path / "export"
     export_study(storage, "exp", out)
