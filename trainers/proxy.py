@@ -42,7 +42,7 @@ class ProxyBudget:
     input_size: int | None = None   # None: the resolution the data was prepared at
     subset: int | None = None       # train on this many samples (seeded choice); None: all
     batch_size: int = 16
-    lr: float = 2e-3
+    lr: float = 2.5e-3             # best of 1e-3 / 2.5e-3 on LSPET proxies (docs/training.md)
     sigma: float | None = None      # heatmap sigma in output pixels; None: default_sigma(out_size)
     seed: int = 0
     augment: bool = True
