@@ -1,0 +1,239 @@
+"""The study runner end to end: real Ray on loopback, real SQLite, `launch.py` in a subprocess.
+
+Fast: the smoke study, a study with failing trials, exit code 2 on a bad study, and the searcher's
+storage bookkeeping (no Ray). Slow (separate CI job): kill -9 then --resume, and latency CV.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from search.config import StudyConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = yaml.safe_load((REPO / "studies/smoke.yaml").read_text())
+CONTRACT_ATTRS = {"arch", "arch_id", "params", "flops", "latency_ms", "latency_p25_ms", "latency_p75_ms",
+                  "latency_cv", "images_per_s", "wall_s", "epochs", "data", "budget", "node_id", "per_joint_pck"}
+
+
+def env(**extra: str) -> dict:
+    e = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    e.update(extra)
+    return e
+
+
+def launch(*args: str, timeout: int = 240, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "launch.py"), *args], cwd=REPO, env=env(**extra),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def study_file(tmp_path: Path, name: str, **changes) -> Path:
+    d = copy.deepcopy(SMOKE)
+    d["name"] = name
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(d.get(key), dict):
+            d[key].update(value)
+        else:
+            d[key] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(d))
+    return path
+
+
+def load(out: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
+
+
+def test_smoke_study_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    t0 = time.time()
+    proc = launch("--study", "smoke", "--out", str(out))
+    wall = time.time() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert wall < 120, f"smoke study took {wall:.0f}s"
+    study = load(out, "smoke")
+    assert study.metric_names == ["pck", "latency_ms"]
+    assert set(study.user_attrs) >= {"config", "created", "softgate_version"}
+    assert study.user_attrs["config"]["name"] == "smoke"
+    trials = study.get_trials()
+    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+    for t in trials:
+        assert CONTRACT_ATTRS <= set(t.user_attrs), CONTRACT_ATTRS - set(t.user_attrs)
+        pck, latency = t.values
+        assert 0.0 <= pck <= 1.0 and latency > 0
+        assert t.user_attrs["latency_ms"] == pytest.approx(latency)
+        assert t.user_attrs["latency_p25_ms"] <= latency <= t.user_attrs["latency_p75_ms"]
+        assert t.user_attrs["epochs"] >= 1 and len(t.user_attrs["per_joint_pck"]) == 14
+        assert t.user_attrs["data"] == "synthetic"
+        assert t.user_attrs["arch"]["width"] in (16, 32)
+    # one header, one progress line per trial, Ray's own tables off
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("study ") and any(line.startswith("storage ") for line in lines)
+    progress = [line for line in lines if line.startswith("[")]
+    assert [p.split("]")[0] for p in progress] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert all(" | pareto " in p and " eta " in p for p in progress)
+    assert "Trial status" not in proc.stdout + proc.stderr
+    # the export ran at the end
+    assert (out / "export" / "index.csv").is_file()
+
+    # the same study again without --resume: refused, nothing changes
+    again = launch("--study", "smoke", "--out", str(out), timeout=60)
+    assert again.returncode == 2
+    assert "--resume" in again.stderr and "Traceback" not in again.stderr
+    assert len(load(out, "smoke").get_trials()) == 4
+
+
+def test_failing_trials_do_not_stop_the_study(tmp_path):
+    # depth 4 needs inputs divisible by 64: the spec (256 px) is valid, the 32 px proxy raises in the worker
+    path = study_file(tmp_path, "failing", space={**SMOKE["space"], "width": 16, "depth": [2, 4],
+                                                  "input_size": 64},
+                      sampler={"name": "grid", "seed": 0, "options": {}})
+    out = tmp_path / "run"
+    proc = launch("--study", str(path), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = load(out, "failing").get_trials()
+    by_state = {s: [t for t in trials if t.state == s] for s in (TrialState.COMPLETE, TrialState.FAIL)}
+    assert len(by_state[TrialState.COMPLETE]) == 2 and len(by_state[TrialState.FAIL]) == 2
+    assert {t.user_attrs["arch"]["depth"] for t in by_state[TrialState.COMPLETE]} == {2}
+    for t in by_state[TrialState.FAIL]:
+        reason = t.user_attrs["fail_reason"]
+        assert "divisible" in reason and "\n" not in reason
+        assert t.user_attrs["arch"]["depth"] == 4
+    assert sum(" FAIL " in line for line in proc.stdout.splitlines()) == 2
+
+
+def test_bad_study_file_exits_2_with_one_line(tmp_path):
+    path = study_file(tmp_path, "bad", proxy={"epochs": "lots"})
+    proc = launch("--study", str(path), "--out", str(tmp_path / "run"), timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {path}: proxy.epochs: must be a positive whole number "
+                                                "(got 'lots')"]
+    assert not (tmp_path / "run").exists()
+
+
+# -- the searcher's bookkeeping against a real SQLite storage (no Ray needed) -------------------------
+def _cfg(tmp_path: Path, trials: int) -> StudyConfig:
+    return StudyConfig.load("smoke").with_overrides(trials=trials, out=str(tmp_path))
+
+
+def test_processes_sharing_a_study_reach_exactly_the_count(tmp_path):
+    from search.study import make_searcher, prepare_study
+    from space.search_space import SearchSpace
+
+    cfg = _cfg(tmp_path, 3)
+    space = SearchSpace.from_dict(cfg.space)
+    a = make_searcher(prepare_study(cfg, resume=False), cfg, space, printer=lambda s: None)
+    b = make_searcher(prepare_study(cfg, resume=True), cfg, space, printer=lambda s: None)  # another process
+    try:
+        assert isinstance(a.suggest("a1"), dict) and isinstance(b.suggest("b1"), dict)
+        assert isinstance(a.suggest("a2"), dict)
+        assert b.suggest("b2") is None  # 3 trials exist (RUNNING): b has one of its own to finish
+        result = {"final": True, "attrs_json": '{"pck": 0.5, "latency_ms": 2.0}'}
+        b.on_trial_complete("b1", result)
+        assert b.suggest("b3") is None  # a's two trials are still running: wait for them
+        for tid in ("a1", "a2"):
+            a.on_trial_complete(tid, result)
+        assert a.suggest("a3") == "FINISHED" and b.suggest("b4") == "FINISHED"
+    finally:
+        a.close(), b.close()
+    trials = load(tmp_path, "smoke").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+
+
+def test_stale_running_trials_are_failed_and_rerun(tmp_path, monkeypatch):
+    import search.study as st
+
+    monkeypatch.setattr(st, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(st, "GRACE_S", 1)
+    cfg = _cfg(tmp_path, 2)
+    study = st.prepare_study(cfg, resume=False)
+    dead = study.ask()  # a trial of a process that was killed: one heartbeat, then silence
+    dead.suggest_categorical("width", [16, 32])
+    study._storage.record_heartbeat(dead._trial_id)
+    time.sleep(2.5)
+    assert st.fail_stale_trials(study) == 1
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL and trials[0].user_attrs["fail_reason"] == "interrupted"
+    assert trials[1].state == TrialState.WAITING and trials[1].user_attrs["rerun_of"] == 0
+    assert not st.counts_toward_target(trials[0]) and st.counts_toward_target(trials[1])
+    rerun = study.ask()  # the next ask takes the re-run, with the dead trial's parameters
+    assert rerun.number == 1 and rerun.suggest_categorical("width", [16, 32]) == trials[0].params["width"]
+
+
+# -- slow: kill -9 and --resume; latency stability under load -------------------------------------------
+@pytest.mark.slow
+def test_kill_9_then_resume_reaches_the_count_without_duplicates(tmp_path):
+    path = study_file(tmp_path, "resume", concurrency=1, trials=4, proxy={**SMOKE["proxy"], "epochs": 3})
+    out = tmp_path / "run"
+    fast_heartbeat = {"SOFTGATE_HEARTBEAT_S": "2", "SOFTGATE_GRACE_S": "6"}
+    proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), "--study", str(path), "--out", str(out)],
+                            cwd=REPO, env=env(**fast_heartbeat), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            time.sleep(1)
+            if (out / "study.db").exists():
+                try:
+                    states = [t.state for t in load(out, "resume").get_trials()]
+                except Exception:  # the study is being created
+                    continue
+                if TrialState.COMPLETE in states and states[-1] == TrialState.RUNNING:
+                    break
+        else:
+            pytest.fail("the study never got one trial done and another running")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        try:  # the Ray processes of the killed run (our own session)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    before = {t.number: t for t in load(out, "resume").get_trials()}
+    done_before = {n: t.values for n, t in before.items() if t.state == TrialState.COMPLETE}
+    running_before = [n for n, t in before.items() if t.state == TrialState.RUNNING]
+    assert running_before
+
+    refused = launch("--study", str(path), "--out", str(out), timeout=60, **fast_heartbeat)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+
+    resumed = launch("--study", str(path), "--out", str(out), "--resume", timeout=300, **fast_heartbeat)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = load(out, "resume").get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    interrupted = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == "interrupted"]
+    assert len(complete) == 4  # the requested count, no more
+    assert sorted(t.number for t in interrupted) == running_before
+    assert {t.number: t.values for t in complete if t.number in done_before} == done_before  # nothing lost or redone
+    reruns = [t for t in complete if "rerun_of" in t.user_attrs]
+    assert sorted(t.user_attrs["rerun_of"] for t in reruns) == running_before
+    for t in reruns:
+        assert t.params == before[t.user_attrs["rerun_of"]].params
+    assert all(t.state != TrialState.RUNNING for t in trials)
+
+
+@pytest.mark.slow
+def test_latency_of_one_arch_is_stable_across_concurrent_trials(tmp_path):
+    # 4 trials of the same arch, 2 training at a time, the cache off: every trial measures under load
+    space = {**SMOKE["space"], "width": 32, "gate": "channel"}
+    path = study_file(tmp_path, "latcv", space=space, sampler={"name": "random", "seed": 0, "options": {}},
+                      proxy={**SMOKE["proxy"], "epochs": 4}, latency={**SMOKE["latency"], "cache": False})
+    out = tmp_path / "run"
+    proc = launch("--study", str(path), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = load(out, "latcv").get_trials()
+    assert len({t.user_attrs["arch_id"] for t in trials}) == 1 and len(trials) == 4
+    latencies = [t.user_attrs["latency_ms"] for t in trials]
+    cv = statistics.stdev(latencies) / statistics.mean(latencies)
+    assert cv <= 0.05, f"latency CV {cv:.3f} over {latencies}"
