@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -76,8 +77,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def prepare_images(images_u8: Tensor) -> Tensor:
-    """(B, S, S, 3) uint8 -> (B, 3, S, S) float in [0, 1], the network's input."""
-    return images_u8.permute(0, 3, 1, 2).float().div_(255.0)
+    """(B, S, S, 3) uint8 -> (B, 3, S, S) float in [0, 1], the network's input, channels_last.
+
+    The permuted HWC batch already has channels_last strides; keeping that layout (also after
+    augmentation) lets oneDNN / cuDNN run the convs in their fastest layout: ~10-20% faster steps.
+    """
+    return images_u8.permute(0, 3, 1, 2).float().div_(255.0).contiguous(memory_format=torch.channels_last)
 
 
 def heatmap_loss(outputs: list[Tensor], target: Tensor, weight: Tensor) -> Tensor:
@@ -101,7 +106,11 @@ class Batcher:
 
     def __init__(self, poses: PoseSet, indices: np.ndarray, batch_size: int, device: torch.device,
                  sigma: float | None, augment: bool, seed: int):
-        self.images = torch.from_numpy(np.ascontiguousarray(poses.images))
+        with warnings.catch_warnings():
+            # images may be the cache's read-only memmap (shared page cache across trial processes);
+            # we only ever read it through index_select, which copies
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            self.images = torch.from_numpy(np.ascontiguousarray(poses.images))
         self.joints = torch.from_numpy(np.ascontiguousarray(poses.joints, dtype=np.float32))
         if device.type == "cuda":
             # pinned host memory lets the per-batch copies overlap with compute (non_blocking)
@@ -139,6 +148,7 @@ class Batcher:
         x = prepare_images(imgs)
         if self.augment:
             x, joints = augment_batch(x, joints, self.flip_pairs, self.aug_gen)
+            x = x.contiguous(memory_format=torch.channels_last)
         out = self.size // 4
         hj = torch.cat([crop_to_heatmap(joints[..., :2], self.size // out), joints[..., 2:3]], dim=-1)
         target, weight = render_heatmaps(hj, out, self.sigma)
@@ -177,9 +187,9 @@ def predict(model: nn.Module, poses: PoseSet, *, batch_size: int = 64, device: s
     pairs = [tuple(p) for p in poses.meta.get("flip_pairs", [])]
     dtype = amp_dtype(dev)
     coords, maxvals = [], []
-    images = torch.from_numpy(np.ascontiguousarray(poses.images))
-    for i in range(0, len(images), batch_size):
-        x = prepare_images(images[i:i + batch_size].to(dev, non_blocking=True))
+    for i in range(0, len(poses.images), batch_size):
+        chunk = torch.from_numpy(np.array(poses.images[i:i + batch_size]))  # a copy: the memmap is read-only
+        x = prepare_images(chunk.to(dev, non_blocking=True))
         with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
             hm = model(x)[-1].float()
             if flip:
