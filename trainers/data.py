@@ -221,8 +221,10 @@ def _decode_all(records: list[Record], affines: list[np.ndarray], size: int,
     if workers <= 1 or len(tasks) < _POOL_MIN:
         collect(map(load_crop, tasks))
     else:
-        # spawn, not fork: callers (Ray workers, torch) hold threads that fork would copy mid-lock
-        with mp.get_context("spawn").Pool(workers) as pool:
+        # fork, like torch's DataLoader: no re-import of __main__ (spawn breaks for stdin scripts),
+        # and the children only run PIL and numpy, never the parent's torch threads or CUDA.
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else None)
+        with ctx.Pool(workers) as pool:
             collect(pool.imap(load_crop, tasks, chunksize=32))
     errors.sort()
     return crops, errors

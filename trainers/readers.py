@@ -37,8 +37,8 @@ COCO_FLIP = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 1
 
 # LSP torso size for PCK: right shoulder to left hip. When one is missing: the other diagonal
 # (left shoulder to right hip); when both are, TORSO_PER_EXTENT * the annotated joints' extent
-# (about the torso diagonal / body height ratio of a standing adult).
-TORSO_PER_EXTENT = 0.3
+# (the median torso / extent ratio over LSPET samples with both torso joints annotated is 0.405).
+TORSO_PER_EXTENT = 0.4
 # MPII PCKh head size = 0.6 * head-box diagonal (MPII's SC_BIAS). Without a head box, the box is
 # taken as a square of side dist(head top, upper neck), so 0.6 * sqrt(2) * that distance.
 HEAD_PER_SEGMENT = 0.6 * math.sqrt(2.0)

@@ -7,6 +7,7 @@ make it more than a colour-blob detector.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -51,6 +52,11 @@ def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(c) for c in rng.integers(0, 256, 3))
 
 
+@functools.lru_cache(maxsize=8)
+def _grid(size: int) -> np.ndarray:
+    return np.mgrid[0:size, 0:size].astype(np.float32) / size
+
+
 def _background(rng: np.random.Generator, size: int) -> Image.Image:
     kind = rng.integers(3)
     c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
@@ -59,15 +65,15 @@ def _background(rng: np.random.Generator, size: int) -> Image.Image:
         img = Image.fromarray(low).resize((size, size), Image.Resampling.BILINEAR)
         arr = np.asarray(img, dtype=np.float32)
     else:
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+        yy, xx = _grid(size)
         a = rng.uniform(0, math.pi)
         t = xx * math.cos(a) + yy * math.sin(a)
         if kind == 1:  # stripes
             t = 0.5 + 0.5 * np.sin(2 * math.pi * rng.uniform(2, 10) * t + rng.uniform(0, 6.3))
         else:          # gradient
             t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-        arr = c0 + (c1 - c0) * t[..., None]
-    arr = arr + rng.normal(0, rng.uniform(2, 15), (size, size, 1))
+        arr = (c0 + (c1 - c0) * t[..., None]).astype(np.float32)
+    arr = arr + rng.standard_normal((size, size, 1), dtype=np.float32) * rng.uniform(2, 15)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
@@ -110,7 +116,8 @@ def render_sample(seed: int, split: str, index: int, size: int) -> tuple[np.ndar
             draw.ellipse([p[0] - r, p[1] - r, p[0] + r, p[1] + r], fill=colour)
 
     def jitter(c: tuple[int, int, int]) -> tuple[int, int, int]:
-        return tuple(int(np.clip(v + rng.integers(-25, 26), 0, 255)) for v in c)
+        d = rng.integers(-25, 26, 3).tolist()
+        return tuple(min(255, max(0, v + dv)) for v, dv in zip(c, d))
 
     # far-side limbs first so the torso can cover them; which side is "far" is random
     sides = [((8, 7, 6), (2, 1, 0)), ((9, 10, 11), (3, 4, 5))]
