@@ -155,3 +155,11 @@ def test_real_lspet_subset(tmp_path):
     vis = val.joints[..., 2] > 0
     back = crop_to_original(val.joints, val.affine)
     assert np.abs(back - val.joints_orig)[..., :2][vis].max() < 0.5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_to_tensor_batch_cuda():
+    ps = load_poses("synthetic:8", "train", 32)
+    x, j = to_tensor_batch(ps, np.arange(4), "cuda")
+    assert x.is_cuda and j.is_cuda
+    np.testing.assert_allclose(x.cpu()[0].permute(1, 2, 0).numpy() * 255, ps.images[0], atol=1e-3)

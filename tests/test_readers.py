@@ -252,3 +252,16 @@ def test_format_mismatch_and_unknown_folder(tmp_path):
     scipy.io.savemat(tmp_path / "joints.mat", {"joints": np.zeros((14, 3, 2))})
     with pytest.raises(ConfigError, match="looks like lsp"):
         load_poses(f"coco:{tmp_path}", "train", 32, cache_dir=tmp_path / "c")
+
+
+def test_mpii_json_hrnet_style(tmp_path):
+    rng = np.random.default_rng(7)
+    joints = np.stack([rng.uniform(20, 100, 16), rng.uniform(20, 100, 16)], -1)
+    joints[6] = [-1, -1]    # HRNet marks unannotated joints with -1
+    entries = [{"image": "a.jpg", "joints": joints.tolist(), "joints_vis": [1] * 16,
+                "center": [60.0, 50.0], "scale": 0.4}]
+    write_jpeg(tmp_path / "images" / "a.jpg", 120, 110)
+    (tmp_path / "valid.json").write_text(json.dumps(entries))
+    ps = load_poses(f"mpii:{tmp_path / 'valid.json'}", "val", 32, cache_dir=tmp_path / "c")
+    assert ps.names == ["a.jpg"] and ps.joints[0, 6, 2] == 0 and ps.joints[0, 5, 2] == 1
+    np.testing.assert_allclose(ps.joints_orig[0, 5, :2], joints[5], atol=1e-4)

@@ -170,7 +170,7 @@ def _prepare(fmt: str, annot: Path, split: str, size: int, subset: int | None, s
              skip_bad: bool, workers: int | None) -> PoseSet:
     ann = read_annotations(fmt, annot, split, skip_bad=skip_bad)
     if not ann.records:
-        raise DataError(f"no usable records in split {split!r}", source=str(annot), field="split")
+        raise DataError(f"no usable records in split {split!r}", source=str(annot), field=f"{split} split")
     records = [ann.records[i] for i in _subset_indices(len(ann.records), subset, seed)]
     affines = [crop_affine(r.center, r.box, size) for r in records]
     crops, errors = _decode_all(records, affines, size, workers)
@@ -186,7 +186,7 @@ def _prepare(fmt: str, annot: Path, split: str, size: int, subset: int | None, s
     bad = {i for i, _ in errors}
     keep = [i for i in range(len(records)) if i not in bad]
     if not keep:
-        raise DataError("every selected record is bad", source=str(annot), field="split")
+        raise DataError("every selected record is bad", source=str(annot), field=f"{split} split")
     recs = [records[i] for i in keep]
     aff = np.stack([affines[i] for i in keep])
     j_orig = np.stack([r.joints for r in recs])
