@@ -236,7 +236,8 @@ def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str 
     scores = evaluate(model, poses, device=dev, flip=flip, full=True)
     names = list(poses.meta.get("joint_names") or [f"joint{i}" for i in range(spec.joints)])
     return {"arch_id": spec.arch_id, "weights": str(weights), "data": data, "split": split,
-            "input_size": size, "flip": flip, "samples": int(len(poses.images)),
+            "input_size": size, "flip": flip, "metric": poses.meta.get("metric", "pck"),
+            "samples": int(len(poses.images)),
             "skipped": int(poses.meta.get("skipped", 0)), "joint_names": names,
             "metrics": {key: s.to_dict() for key, s in scores.items()}}
 

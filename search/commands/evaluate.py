@@ -15,8 +15,7 @@ def main(args: argparse.Namespace) -> int:
     print(format_table(result))
     if result["skipped"]:
         print(f"skipped {result['skipped']} bad records")
-    if (result["metrics"]["main"]["name"] != "oks_ap" and "oks_ap" not in result["metrics"]
-            and result["joint_names"] and len(result["joint_names"]) == 17):
+    if result["metric"] == "oks" and "oks_ap" not in result["metrics"]:
         print("OKS AP skipped: pycocotools is not installed (pip install pycocotools)")
     weights = Path(args.weights)
     out = Path(args.out) if args.out else weights.with_name(f"{weights.stem}.eval-{args.split}.json")
