@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trainers.crop import crop_to_original
+
 # COCO keypoint sigmas (person_keypoints, 17 joints), from the COCO evaluation code.
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62,
                         1.07, 1.07, .87, .87, .89, .89]) / 10.0
@@ -38,12 +40,8 @@ class Score:
 
 
 def uncrop(coords: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """Map (N, J, 2) crop coordinates to original image coordinates with the inverse of (N, 2, 3) affines."""
-    coords = np.asarray(coords, dtype=np.float64)
-    affine = np.asarray(affine, dtype=np.float64)
-    lin, shift = affine[:, :, :2], affine[:, :, 2]
-    inv = np.linalg.inv(lin)  # (N, 2, 2)
-    return np.einsum("nij,nkj->nki", inv, coords - shift[:, None, :])
+    """Map (N, J, 2) crop coordinates to original image pixels with the inverse of (N, 2, 3) affines."""
+    return crop_to_original(np.asarray(coords, dtype=np.float64), affine)
 
 
 def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray,
