@@ -233,6 +233,17 @@ def resolve_study_file(name_or_path: str) -> Path:
                       source="<arg>", field="--study")
 
 
+def engine_url(url: str) -> str:
+    """The URL for SQLAlchemy: plain postgresql:// means psycopg 3 when psycopg2 is not installed
+    (SQLAlchemy's default PostgreSQL driver is psycopg2; this project depends on psycopg 3)."""
+    if url.startswith("postgresql://"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+            return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
 def mask_url(url: str) -> str:
     """postgresql://user:pw@host/db -> postgresql://user:***@host/db (safe to print and store)."""
     return re.sub(r"^([a-zA-Z0-9+.-]+://[^:/@]*):[^@/]*@", r"\1:***@", url)

@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import logging
 import os
-import sys
 import threading
 import time
 import warnings
@@ -30,7 +29,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import TrialState
 
-from search.config import StudyConfig, mask_url
+from search.config import StudyConfig, engine_url, mask_url
 from space.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +102,8 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # heartbeat is "experimental"
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+            return optuna.storages.RDBStorage(engine_url(url), heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=GRACE_S)
     except Exception as err:  # bad URL, unreachable server, missing driver: the user's to fix
         raise ConfigError(f"cannot open storage ({one_line(err)})", source=mask_url(url), field="storage") from None
 

@@ -237,3 +237,32 @@ def test_latency_of_one_arch_is_stable_across_concurrent_trials(tmp_path):
     latencies = [t.user_attrs["latency_ms"] for t in trials]
     cv = statistics.stdev(latencies) / statistics.mean(latencies)
     assert cv <= 0.05, f"latency CV {cv:.3f} over {latencies}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("SOFTGATE_TEST_POSTGRES"), reason="needs SOFTGATE_TEST_POSTGRES (.ci/postgres.sh)")
+def test_two_processes_on_postgres_run_exactly_the_requested_trials(tmp_path):
+    import uuid
+
+    url = os.environ["SOFTGATE_TEST_POSTGRES"]
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+    path = study_file(tmp_path, name, trials=6, storage=url)
+    procs = [subprocess.Popen([sys.executable, str(REPO / "launch.py"), "--study", str(path), "--resume",
+                               "--out", str(tmp_path / f"run{i}")], cwd=REPO, env=env(), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
+    outs = [p.communicate(timeout=400) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+        assert "softgate-test-pw" not in out + err  # the password is never printed
+    from search.config import engine_url
+
+    study = optuna.load_study(study_name=name, storage=engine_url(url))
+    try:
+        trials = study.get_trials()
+        assert sum(t.state == TrialState.COMPLETE for t in trials) == 6
+        assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)
+        assert all(t.user_attrs.get("fail_reason") == "surplus" for t in trials if t.state == TrialState.FAIL)
+        per_process = [sum(line.startswith("[") for line in out.splitlines()) for out, _ in outs]
+        assert sum(per_process) == 6 and min(per_process) >= 1, per_process  # both took part
+    finally:
+        optuna.delete_study(study_name=name, storage=engine_url(url))
