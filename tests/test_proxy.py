@@ -73,6 +73,15 @@ def test_wrong_input_size_is_a_config_error(spec, data):
         train_proxy(spec, *data, ProxyBudget(epochs=1, input_size=64), threads=1)
 
 
+@pytest.mark.parametrize("bad", [{"epochs": 0}, {"batch_size": 2.5}, {"lr": -1.0}, {"max_seconds": float("nan")},
+                                 {"subset": True}, {"sigma": 0}])
+def test_bad_budget_names_the_field(bad):
+    from space.errors import ConfigError
+    with pytest.raises(ConfigError) as err:
+        ProxyBudget(**bad)
+    assert err.value.field == next(iter(bad))
+
+
 class Oracle(nn.Module):
     """Returns the ground-truth heatmaps of the samples in order: the evaluation path must score it ~1."""
 

@@ -48,6 +48,19 @@ class ProxyBudget:
     seed: int = 0
     augment: bool = True
 
+    def __post_init__(self) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "max_steps": self.max_steps,
+                    "max_seconds": self.max_seconds, "subset": self.subset, "sigma": self.sigma,
+                    "input_size": self.input_size}
+        for key, value in positive.items():
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                          and math.isfinite(value) and value > 0):
+                raise ConfigError(f"must be a positive number, got {value!r}", source="<budget>", field=key)
+        for key in ("epochs", "batch_size", "max_steps", "subset", "input_size", "seed"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"must be an integer, got {value!r}", source="<budget>", field=key)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
