@@ -114,6 +114,11 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
                           source=str(out), field="out")
 
     dev = resolve_device(device)
+    torch.manual_seed(seed)
+    try:  # before the data: a bad size fails fast
+        model = build_model(spec, input_size=size).to(dev)
+    except ConfigError as err:
+        raise ConfigError(err.message, source="<arg>", field="--input-size") from None
     kw = {"seed": seed, "skip_bad": skip_bad}
     if workers is not None:
         kw["workers"] = workers
@@ -125,8 +130,6 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
         if skipped:
             print(f"{name}: skipped {skipped} bad records", file=sys.stderr)
 
-    torch.manual_seed(seed)
-    model = build_model(spec, input_size=size).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
     dtype = amp_dtype(dev)
