@@ -105,3 +105,11 @@ def test_evaluate_bad_weights_is_a_clean_error(arch, tmp_path, capsys):
                         "--data", DATA]) == 2
     err = capsys.readouterr().err
     assert "junk.pt" in err and "missing.pt" in err and "Traceback" not in err
+
+
+def test_diverging_training_exits_1_without_a_checkpoint(arch, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert launch.main(["train", "--arch", arch, "--data", DATA, "--out", str(out), "--batch-size", "8",
+                        "--lr", "1e30", "--epochs", "2", "--device", "cpu"]) == 1
+    assert "diverged" in capsys.readouterr().err
+    assert not (out / "last.pt").exists() and not (out / "best.pt").exists()

@@ -226,7 +226,10 @@ def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str 
     """Score saved weights on a split; returns the JSON-ready result (metrics, per joint, names)."""
     size = input_size or spec.input_size
     state = load_weights(weights, spec)
-    model = build_model(spec, input_size=size)
+    try:
+        model = build_model(spec, input_size=size)
+    except ConfigError as err:
+        raise ConfigError(err.message, source="<arg>", field="--input-size") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
