@@ -34,7 +34,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "constraints": {"max_params": None, "max_latency_ms": None},
     "sampler": {"name": "nsga2", "seed": 0, "options": {}},
     "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0.0},
-    "latency": {"device": "cpu", "threads": 1, "warmup": 10, "runs": 50, "min_seconds": 1.0, "cache": True},
+    "latency": {"device": "cpu", "threads": 1, "warmup": 10, "runs": 50, "min_seconds": 1.0, "cache": True,
+                "clock": "auto"},
     "export": {"auto": True, "dir": None},
 }
 _SCHEDULER_DEFAULTS = {"name": "asha", "grace_period": 1, "reduction_factor": 2}
@@ -205,6 +206,8 @@ class StudyConfig:
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m <= 600:
             raise ConfigError(f"must be a number of seconds in [0, 600] (got {m!r})", source=src,
                               field="latency.min_seconds")
+        if lat["clock"] not in ("auto", "wall"):
+            raise ConfigError(f"must be auto or wall (got {lat['clock']!r})", source=src, field="latency.clock")
         if not isinstance(lat["cache"], bool):
             raise ConfigError("must be true or false", source=src, field="latency.cache")
 

@@ -1,6 +1,12 @@
 """Latency that can be trusted while other trials train on the same machine.
 
-Three things keep the number stable (docs/search.md, "Latency"):
+Four things keep the number stable (docs/search.md, "Latency"):
+  0. On CPU with one thread (the default target) the clock is the inference thread's CPU time
+     (time.thread_time), not the wall clock: while other trials' processes take turns on the
+     same cores, the time this thread waits for a core is not counted, so the number is the
+     latency on an idle core. Wall-clock time under load measured 3x too high here; CPU time
+     moved by a fraction of that. Multi-threaded and CUDA measurements use the wall clock
+     (space.profile.measure_latency) and rely on the points below.
   1. One named Ray actor per study, the *latency meter*, does every measurement, one at a time
      (a sync actor runs one call at a time), so two measurements never compete with each other.
   2. A fixed thread count (latency.threads), warm-up runs, and enough timed runs to fill at least
@@ -13,6 +19,8 @@ Three things keep the number stable (docs/search.md, "Latency"):
 from __future__ import annotations
 
 import math
+import statistics
+import time
 from typing import Any
 
 import ray
@@ -26,12 +34,38 @@ def latency_attrs(stats: Any) -> dict[str, float]:
             "latency_p75_ms": float(stats.p75_ms), "latency_cv": float(stats.cv)}
 
 
+def thread_time_latency(model: Any, input_size: int, warmup: int = 5, runs: int = 30) -> Any:
+    """Batch-1 CPU latency from the calling thread's CPU time, one torch thread (see point 0)."""
+    import torch
+
+    from space.profile import LatencyStats, torch_threads
+
+    model = model.to("cpu").eval()
+    x = torch.randn(1, 3, input_size, input_size)
+    times = []
+    with torch_threads(1), torch.inference_mode():
+        for i in range(warmup + runs):
+            t0 = time.thread_time()
+            model(x)
+            if i >= warmup:
+                times.append((time.thread_time() - t0) * 1e3)
+    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    mean, std = statistics.fmean(times), statistics.stdev(times)
+    return LatencyStats(median_ms=median, p25_ms=q1, p75_ms=q3, mean_ms=mean, std_ms=std,
+                        cv=std / mean if mean > 0 else 0.0, runs=runs, threads=1, device="cpu")
+
+
+def uses_thread_clock(device: str, threads: int, clock: str) -> bool:
+    return clock == "auto" and device == "cpu" and threads == 1
+
+
 class LatencyMeter:
     """Measures batch-1 latency of an architecture; wrapped as a Ray actor by `start_meter`."""
 
     def __init__(self, device: str = "cpu", threads: int = 1, warmup: int = 10, runs: int = 50,
-                 min_seconds: float = 1.0, cache: bool = True):
+                 min_seconds: float = 1.0, cache: bool = True, clock: str = "auto"):
         self.device, self.threads, self.warmup, self.runs = device, threads, warmup, runs
+        self.thread_clock = uses_thread_clock(device, threads, clock)
         self.min_seconds, self.use_cache = min_seconds, cache
         self.cache: dict[tuple[str, int], dict[str, float]] = {}
 
@@ -46,10 +80,16 @@ class LatencyMeter:
         if self.use_cache and key in self.cache:
             return self.cache[key]
         model = build_model(spec, input_size=size).eval()
-        probe = measure_latency(model, size, device=self.device, threads=self.threads, warmup=self.warmup, runs=20)
+        if self.thread_clock:
+            def measure(warmup: int, runs: int) -> Any:
+                return thread_time_latency(model, size, warmup=warmup, runs=runs)
+        else:
+            def measure(warmup: int, runs: int) -> Any:
+                return measure_latency(model, size, device=self.device, threads=self.threads, warmup=warmup,
+                                       runs=runs)
+        probe = measure(self.warmup, 20)
         runs = max(self.runs, math.ceil(self.min_seconds * 1e3 / max(probe.median_ms, 1e-3)))
-        stats = measure_latency(model, size, device=self.device, threads=self.threads, warmup=0,
-                                runs=min(runs, 100_000))
+        stats = measure(0, min(runs, 100_000))
         self.cache[key] = result = latency_attrs(stats)
         return result
 
@@ -68,4 +108,5 @@ def start_meter(study_name: str, latency: dict) -> Any:
         name=f"softgate-latency-{study_name}", get_if_exists=True, num_cpus=0, num_gpus=gpus,
         max_concurrency=1)
     return actor.remote(device=latency["device"], threads=latency["threads"], warmup=latency["warmup"],
-                        runs=latency["runs"], min_seconds=latency["min_seconds"], cache=latency["cache"])
+                        runs=latency["runs"], min_seconds=latency["min_seconds"], cache=latency["cache"],
+                        clock=latency["clock"])
