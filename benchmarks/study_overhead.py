@@ -1,7 +1,7 @@
 """Overhead of the study machinery: `launch.py --study` versus the same proxies in a bare loop.
 
     python benchmarks/study_overhead.py --quick                 # smoke study, 4 tiny trials (~1-2 min)
-    python benchmarks/study_overhead.py                         # softgate study, 4 trials (~10-15 min on 2 cores)
+    python benchmarks/study_overhead.py                         # softgate study, 4 trials (~5 min on 2 cores)
     python benchmarks/study_overhead.py --study softgate --trials 8
 
 1. The study runs through the CLI, in a subprocess, from a copy of the study file with
@@ -10,9 +10,10 @@
    sampling, trials, storage writes, the automatic export.
 2. The bare loop trains the same architectures (read back from the study's storage, in trial
    order) one after another in this process, doing the per-trial work the study does and nothing
-   else: data loading from the disk cache (warmed before either side runs), build_model, count_params, count_flops, latency with
-   the study's meter settings (`search.latency.LatencyMeter`) and `trainers.proxy.train_proxy` on
-   the same PoseSets, budget and thread count. Imports are not timed.
+   else: data loading from the disk cache (warmed before either side runs), build_model,
+   count_params, count_flops, latency with the study's meter settings (`search.latency.LatencyMeter`)
+   and `trainers.proxy.train_proxy` on the same PoseSets, budget and thread count. Imports are not
+   timed.
 
 Prints both wall times and their ratio (target <= 1.10 for studies of at least a few minutes: Ray's
 start-up is a fixed ~10-20 s that short studies cannot amortise), and how far the bare loop's PCK

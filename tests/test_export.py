@@ -190,3 +190,11 @@ def test_cli_export_then_refuse(storage: str, tmp_path: Path) -> None:
     assert "Traceback" not in again.stderr and len(again.stderr.strip().splitlines()) == 1
     bad = _launch("export", "--study", "nope", "--storage", storage, "--out", str(run), cwd=tmp_path)
     assert bad.returncode == 2 and "known studies: exp" in bad.stderr
+
+
+def test_exported_yaml_is_a_valid_cli_arch(storage: str, tmp_path: Path) -> None:
+    files = export_study(storage, "exp", tmp_path / "export")
+    record = yaml.safe_load(files[-1].read_text())
+    done = _launch("profile", "--arch", str(files[-1]), "--runs", "20", "--threads", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"{record['metrics']['params']:,}" in done.stdout
