@@ -383,10 +383,15 @@ def _ray_init(address: str | None, verbose: bool) -> None:
     if address:
         # workers on other nodes get the code through the runtime env, the data through the object store
         env = {"working_dir": str(REPO), "excludes": ["runs/", ".git/", ".venv/", "*.db", "benchmarks/"]}
-        ray.init(address=address, runtime_env=env, **common)
+        try:
+            ray.init(address=address, runtime_env=env, **common)
+        except ConnectionError as err:
+            raise ConfigError(f"cannot join the Ray cluster ({one_line(err)})", source="<arg>",
+                              field="--address") from None
     else:
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}}
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, runtime_env=env, **common)
+        # address="local": always a private Ray, never a cluster that happens to run on this machine
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, runtime_env=env, **common)
 
 
 def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = None, verbose: bool = False,
@@ -411,6 +416,11 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     val = load_poses(d["source"], d["val_split"], size, subset=d["val"], seed=d["seed"])
     study = prepare_study(cfg, resume=resume)
 
+    # environment for Ray, read when ray is first imported
+    if address and "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
+        # `ray start` clusters use token auth by default; ray.init(address=...) does not pick up
+        # the token by itself (Ray 2.60) unless told to
+        os.environ["RAY_AUTH_MODE"] = "token"
     if not verbose:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -442,7 +452,10 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=cfg.trials,
                                     max_concurrent_trials=cfg.concurrency, reuse_actors=True),
         run_config=tune.RunConfig(name=f"ray-{int(time.time())}", storage_path=str((cfg.out_dir / "ray").resolve()),
-                                  verbose=2 if verbose else 0),
+                                  verbose=2 if verbose else 0,
+                                  # a worker or node that dies is Ray's to retry, once; the trial's own
+                                  # errors never reach Ray (run_trial reports them as fail_reason)
+                                  failure_config=tune.FailureConfig(max_failures=1)),
     )
     try:
         tuner.fit()
