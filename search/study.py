@@ -56,32 +56,23 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"[:300]
 
 
-# -- samplers and constraints ---------------------------------------------------------------------
-def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """Optuna constraints (<= 0 is feasible), stored per trial by the worker as user attr."""
-    return list(trial.user_attrs.get("constraints", []))
-
-
+# -- samplers ----------------------------------------------------------------------------------------
 def build_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
+    """The configured Optuna sampler. Constraints need no sampler argument: the runner sets them on
+    each trial (`Trial.set_constraint`, Optuna 5), which NSGA-II, TPE, GP and `best_trials` read."""
     s = cfg.sampler
     name, seed, options = s["name"], s["seed"], dict(s["options"])
-    has_constraints = any(v is not None for v in cfg.constraints.values())
-    cons = {"constraints_func": constraints_func} if has_constraints else {}
-    field = "sampler.options"
+    classes = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler,
+               "gp": optuna.samplers.GPSampler, "random": optuna.samplers.RandomSampler}
     try:
-        if name == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, **cons, **options)
-        if name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, **cons, **options)
-        if name == "gp":
-            return optuna.samplers.GPSampler(seed=seed, **cons, **options)
-        if name == "random":
-            return optuna.samplers.RandomSampler(seed=seed, **options)
+        if name in classes:
+            return classes[name](seed=seed, **options)
         from space.search_space import SearchSpace  # grid: one categorical index into SearchSpace.grid()
         grid = SearchSpace.from_dict(cfg.space, source=cfg.source).grid_sampler_space()
         return optuna.samplers.GridSampler(grid, seed=seed, **options)
     except TypeError as err:
-        raise ConfigError(f"not an option of the {name} sampler ({err})", source=cfg.source, field=field) from None
+        raise ConfigError(f"not an option of the {name} sampler ({err})", source=cfg.source,
+                          field="sampler.options") from None
 
 
 def counts_toward_target(t: optuna.trial.FrozenTrial) -> bool:
@@ -230,6 +221,8 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
                 reason = "the trial's worker died (out of memory or killed); see the Ray logs"
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
+            for key, value in (attrs.get("constraints") or {}).items():
+                trial.set_constraint(key, value)
             if reason:
                 trial.set_user_attr("fail_reason", reason)
                 self.study.tell(trial, state=TrialState.FAIL)
@@ -302,12 +295,13 @@ def run_trial(config: dict, *, train: Any, val: Any, job: dict) -> None:
         del model
         latency = config.get("latency") or ray.get(job["meter"].measure.remote(spec.to_dict()))
         attrs.update(latency)
-        limits = job["constraints"]
-        over = {"params": attrs["params"] - (limits["max_params"] or float("inf")),
-                "latency_ms": attrs["latency_ms"] - (limits["max_latency_ms"] or float("inf"))}
-        if any(v is not None for v in limits.values()):
-            attrs["constraints"] = [v if v > 0 else 0.0 for v in over.values()]
-        violated = [f"{k} over the limit by {v:.4g}" for k, v in over.items() if v > 0]
+        # Optuna constraints: value - limit, <= 0 is feasible (only the limits the config sets)
+        limits = {k: v for k, v in job["constraints"].items() if v is not None}
+        measured = {"max_params": attrs["params"], "max_latency_ms": attrs["latency_ms"]}
+        if limits:
+            attrs["constraints"] = {k: float(measured[k] - limit) for k, limit in limits.items()}
+        violated = [f"{k[4:]} {measured[k]:.4g} > {k} {limit:.4g}" for k, limit in limits.items()
+                    if measured[k] > limit]
         if violated:  # skip the training: the sampler sees pck=0 and an infeasible trial
             attrs.update(pck=0.0, per_joint_pck=[], images_per_s=0.0, epochs=0, pck_curve=[],
                          skipped="; ".join(violated))

@@ -94,23 +94,31 @@ def test_smoke_study_end_to_end(tmp_path):
     assert len(load(out, "smoke").get_trials()) == 4
 
 
-def test_failing_trials_do_not_stop_the_study(tmp_path):
-    # depth 4 needs inputs divisible by 64: the spec (256 px) is valid, the 32 px proxy raises in the worker
-    path = study_file(tmp_path, "failing", space={**SMOKE["space"], "width": 16, "depth": [2, 4],
-                                                  "input_size": 64},
-                      sampler={"name": "grid", "seed": 0, "options": {}})
+def test_failing_and_oversized_trials_do_not_stop_the_study(tmp_path):
+    # grid over width {16, 32} x depth {2, 4}. depth 4 needs inputs divisible by 64: the spec (64 px)
+    # is valid, the 32 px proxy raises in the worker. max_params 50k (width 16: 22k/38k params,
+    # width 32: 86k/149k): width 32 is not trained at all, and is infeasible for the sampler.
+    path = study_file(tmp_path, "failing", space={**SMOKE["space"], "width": [16, 32], "depth": [2, 4],
+                                                  "input_size": 64, "gate": "channel"},
+                      sampler={"name": "grid", "seed": 0, "options": {}}, constraints={"max_params": 50000})
     out = tmp_path / "run"
     proc = launch("--study", str(path), "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    trials = load(out, "failing").get_trials()
-    by_state = {s: [t for t in trials if t.state == s] for s in (TrialState.COMPLETE, TrialState.FAIL)}
-    assert len(by_state[TrialState.COMPLETE]) == 2 and len(by_state[TrialState.FAIL]) == 2
-    assert {t.user_attrs["arch"]["depth"] for t in by_state[TrialState.COMPLETE]} == {2}
-    for t in by_state[TrialState.FAIL]:
-        reason = t.user_attrs["fail_reason"]
-        assert "divisible" in reason and "\n" not in reason
-        assert t.user_attrs["arch"]["depth"] == 4
-    assert sum(" FAIL " in line for line in proc.stdout.splitlines()) == 2
+    study = load(out, "failing")
+    trials = study.get_trials()
+    arch = {(t.user_attrs["arch"]["width"], t.user_attrs["arch"]["depth"]): t for t in trials}
+    assert sorted(arch) == [(16, 2), (16, 4), (32, 2), (32, 4)]
+    ok, fails = arch[16, 2], arch[16, 4]
+    assert ok.state == TrialState.COMPLETE and ok.values[0] > 0 and "skipped" not in ok.user_attrs
+    assert ok.constraints == {"max_params": ok.user_attrs["params"] - 50000}
+    assert fails.state == TrialState.FAIL
+    assert "divisible" in fails.user_attrs["fail_reason"] and "\n" not in fails.user_attrs["fail_reason"]
+    for t in (arch[32, 2], arch[32, 4]):
+        assert t.state == TrialState.COMPLETE and t.values[0] == 0.0 and t.user_attrs["epochs"] == 0
+        assert "params" in t.user_attrs["skipped"] and t.constraints["max_params"] > 0
+        assert t.user_attrs["params"] > 50000
+    assert [t.number for t in study.best_trials] == [ok.number]  # infeasible trials are not Pareto-optimal
+    assert sum(" FAIL " in line for line in proc.stdout.splitlines()) == 1
 
 
 def test_bad_study_file_exits_2_with_one_line(tmp_path):
