@@ -106,18 +106,21 @@ def fail_stale_trials(study: optuna.Study) -> int:
     are read-only), so the reason is set while the trial is still RUNNING, then it is failed; of
     several processes doing this at once only the one whose state change succeeds re-enqueues.
     """
+    return sum(interrupt(study, trial_id) for trial_id in study._storage._get_stale_trial_ids(study._study_id))
+
+
+def interrupt(study: optuna.Study, trial_id: int) -> bool:
+    """RUNNING -> FAIL "interrupted", and the same parameters enqueued for a re-run."""
     storage = study._storage
-    n = 0
-    for trial_id in storage._get_stale_trial_ids(study._study_id):
-        try:
-            storage.set_trial_user_attr(trial_id, "fail_reason", INTERRUPTED)
-            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                old = storage.get_trial(trial_id)
-                study.enqueue_trial(old.params, user_attrs={"rerun_of": old.number}, skip_if_exists=False)
-                n += 1
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another process got there first
-    return n
+    try:
+        storage.set_trial_user_attr(trial_id, "fail_reason", INTERRUPTED)
+        if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            old = storage.get_trial(trial_id)
+            study.enqueue_trial(old.params, user_attrs={"rerun_of": old.number}, skip_if_exists=False)
+            return True
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # another process got there first
+    return False
 
 
 # -- the searcher -------------------------------------------------------------------------------------
@@ -149,7 +152,11 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
                         log.warning("heartbeat failed: %s", one_line(err))
 
         def close(self) -> None:
+            """Stop the heartbeats; trials still live (Ctrl-C, a crash) are handed back for re-running."""
             self._stop.set()
+            for trial in list(self.live.values()):
+                interrupt(self.study, trial._trial_id)
+            self.live.clear()
 
         # Tune pickles its searcher for its own restore; the storage (not Ray) is what we resume from
         def __getstate__(self) -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import optuna
+
 from search.config import StudyConfig, mask_url
 from space.errors import ConfigError
 
@@ -11,15 +13,19 @@ from space.errors import ConfigError
 def main(args: argparse.Namespace) -> int:
     cfg = StudyConfig.load(args.study).with_overrides(
         trials=args.trials, data=args.data, storage=args.storage, out=args.out)
-    from search.study import run_study
+    from search.study import counts_toward_target, run_study
 
     study = run_study(cfg, resume=args.resume, address=args.address, verbose=args.verbose)
+    done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished() and counts_toward_target(t))
+    if done < cfg.trials:  # stopped early (Ctrl-C): no export of a partial front
+        print(f"stopped with {done} of {cfg.trials} trials done; continue with --resume", file=sys.stderr)
+        return 1
     if cfg.export["auto"]:
         _export(cfg, study)
     return 0
 
 
-def _export(cfg: StudyConfig, study) -> None:
+def _export(cfg: StudyConfig, study: optuna.Study) -> None:
     """The export is part of the run, but a study that ran is never failed by its export."""
     if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
         print("export skipped: no COMPLETE trials")
