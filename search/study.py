@@ -135,9 +135,10 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
             self.study, self.cfg, self.space, self.printer = study, cfg, space, printer
             self.live: dict[str, optuna.Trial] = {}
             self.last: dict[str, dict] = {}
+            self.curves: dict[str, list[float]] = {}  # per-epoch pck as reported, for pruned trials
             self.start = time.time()
             self.done_here = 0
-            self.failed_here = 0
+            self._full_until = 0.0
             self._stop = threading.Event()
             self._beat = threading.Thread(target=self._heartbeat, daemon=True)
             self._beat.start()
@@ -172,6 +173,8 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
             return [t for t in self.study.get_trials(deepcopy=False) if counts_toward_target(t)]
 
         def suggest(self, trial_id: str) -> dict | str | None:
+            if self.live and time.time() < self._full_until:
+                return None  # the count was reached a moment ago: spare the storage Tune's polling
             fail_stale_trials(self.study)
             counted = self._counted()
             if len(counted) >= self.cfg.trials:
@@ -180,6 +183,7 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
                 if others_running and not self.live:
                     time.sleep(1.0)  # wait: they finish, or go stale and come back as WAITING
                     return None
+                self._full_until = time.time() + 1.0
                 return Searcher.FINISHED if not self.live else None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
@@ -199,6 +203,9 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
                 self._progress(trial.number, None, one_line(err))
                 return None
             self.live[trial_id] = trial
+            # known before training: failed and pruned trials carry them too
+            trial.set_user_attr("arch", spec.to_dict())
+            trial.set_user_attr("arch_id", spec.arch_id)
             config = {"arch": spec.to_dict(), "number": trial.number}
             cached = self._cached_latency(spec.arch_id) if self.cfg.latency["cache"] else None
             if cached:
@@ -215,13 +222,16 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             self.last[trial_id] = result
+            if "epoch" in result:
+                self.curves.setdefault(trial_id, []).append(float(result["pck"]))
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             trial = self.live.pop(trial_id, None)
             if trial is None:
                 return
-            result = result or self.last.pop(trial_id, None) or {}
+            result = result or self.last.get(trial_id) or {}
             self.last.pop(trial_id, None)
+            curve = self.curves.pop(trial_id, [])
             attrs = json.loads(result.get("attrs_json") or "{}")
             reason = result.get("fail_reason")
             if error and not reason:
@@ -236,7 +246,10 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
                 self._progress(trial.number, None, reason)
                 return
             if not result.get("final"):  # stopped early by ASHA
+                if "epoch" in result and int(result["epoch"]) > len(curve):  # Tune skips on_trial_result on STOP
+                    curve.append(float(result["pck"]))
                 trial.set_user_attr("pruned_at_epoch", int(result.get("epoch", 0)))
+                trial.set_user_attr("pck_curve", curve)
                 if "pck" in result:
                     trial.set_user_attr("pck", float(result["pck"]))
                 self.study.tell(trial, state=TrialState.PRUNED)
@@ -249,7 +262,6 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
         def _progress(self, number: int, values: list[float] | None, reason: str | None,
                       pruned: bool = False) -> None:
             self.done_here += 1
-            self.failed_here += values is None and not pruned
             trials = self.study.get_trials(deepcopy=False)
             n = sum(1 for t in trials if _finished(t))
             complete = [t for t in trials if t.state == TrialState.COMPLETE]

@@ -274,3 +274,24 @@ def test_two_processes_on_postgres_run_exactly_the_requested_trials(tmp_path):
         assert sum(per_process) == 6 and min(per_process) >= 1, per_process  # both took part
     finally:
         optuna.delete_study(study_name=name, storage=engine_url(url))
+
+
+@pytest.mark.slow
+def test_asha_scheduler_prunes_on_pck_and_the_study_still_counts(tmp_path):
+    path = study_file(tmp_path, "asha", trials=4, scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
+                      proxy={**SMOKE["proxy"], "epochs": 4},
+                      space={**SMOKE["space"], "gate": ["channel", "identity", "none", "se"]})
+    out = tmp_path / "run"
+    proc = launch("--study", str(path), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = load(out, "asha").get_trials()
+    assert len(trials) == 4 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    for t in trials:
+        assert "arch" in t.user_attrs and "arch_id" in t.user_attrs
+        if t.state == TrialState.PRUNED:
+            assert 1 <= t.user_attrs["pruned_at_epoch"] < 4
+            assert len(t.user_attrs["pck_curve"]) == t.user_attrs["pruned_at_epoch"]
+        else:
+            assert len(t.user_attrs["pck_curve"]) == 4
+    assert sum("PRUNED (ASHA)" in line for line in proc.stdout.splitlines()) == sum(
+        t.state == TrialState.PRUNED for t in trials)
