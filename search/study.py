@@ -440,7 +440,6 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         for name in ("ray", "ray.tune", "ray.train"):
             logging.getLogger(name).setLevel(logging.ERROR)
-    import ray
     from ray import tune
 
     from search.latency import start_meter
