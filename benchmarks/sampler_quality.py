@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", help="override the study's data (default: its LSPET path)")
     p.add_argument("--trials", type=int, help="trials per run (default: the study's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--sampler", choices=("nsga2", "tpe", "gp"),
+                   help="compare this sampler with random instead of the study's (its options are dropped)")
     p.add_argument("--population", type=int, help="NSGA-II population (default: the study's sampler options)")
     p.add_argument("--epochs", type=int, default=2, help="proxy epochs")
     p.add_argument("--train", type=int, default=300, help="training images (LSPET subset)")
@@ -104,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     size = args.input_size or cfg.proxy["input_size"]
     budget = ProxyBudget(**{**cfg.proxy, "epochs": args.epochs, "max_seconds": None, "input_size": size})
     sampler_cfg = copy.deepcopy(cfg)
+    if args.sampler and args.sampler != cfg.sampler["name"]:
+        sampler_cfg.sampler.update(name=args.sampler, options={})
     if args.population:
         sampler_cfg.sampler["options"] = {**sampler_cfg.sampler["options"], "population_size": args.population}
 
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     val = load_poses(data, cfg.data["val_split"], size, subset=args.val, seed=cfg.data["seed"])
     print(f"data {data}: train {len(train.images)}, val {len(val.images)} at {size} px "
           f"(prepared in {time.perf_counter() - t0:.0f}s); {trials} trials per run, seeds {args.seeds}; "
-          f"sampler {cfg.sampler['name']} {sampler_cfg.sampler['options']} vs random", flush=True)
+          f"sampler {sampler_cfg.sampler['name']} {sampler_cfg.sampler['options']} vs random", flush=True)
 
     lat = cfg.latency
     meter = LatencyMeter(device=lat["device"], threads=lat["threads"], warmup=lat["warmup"], runs=lat["runs"],
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     studies: dict[tuple[int, str], optuna.Study] = {}
     for seed in args.seeds:
         sampler_cfg.sampler["seed"] = seed
-        for name, sampler in ((cfg.sampler["name"], build_sampler(sampler_cfg)),
+        for name, sampler in ((sampler_cfg.sampler["name"], build_sampler(sampler_cfg)),
                               ("random", optuna.samplers.RandomSampler(seed=seed))):
             start = time.perf_counter()
             study = optuna.create_study(directions=cfg.directions, sampler=sampler, study_name=f"{name}-{seed}")
@@ -139,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         hv = {name: float(hypervolume_history(studies[(seed, name)], ref)["hypervolume"].iloc[-1])
               for (s, name) in studies if s == seed}
         rows.append({"seed": seed, **hv})
-    default = cfg.sampler["name"]
+    default = sampler_cfg.sampler["name"]
     mean = {name: sum(r[name] for r in rows) / len(rows) for name in (default, "random")}
     ratio = mean[default] / mean["random"] if mean["random"] > 0 else float("inf")
 
