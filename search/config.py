@@ -40,7 +40,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 _SCHEDULER_DEFAULTS = {"name": "asha", "grace_period": 1, "reduction_factor": 2}
 _TOP_KEYS = {"name", "description", "space", "data", "proxy", "objectives", "constraints", "sampler", "trials",
-             "resources", "concurrency", "storage", "scheduler", "latency", "export"}
+             "resources", "concurrency", "storage", "scheduler", "latency", "export", "seeds"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -63,6 +63,7 @@ class StudyConfig:
     scheduler: dict | None
     latency: dict
     export: dict
+    seeds: list[int] | None = None  # grid only: every grid point trained once per proxy seed
     source: str = "<dict>"
     run_dir: Path | None = field(default=None)  # None: runs/<name>
 
@@ -110,7 +111,8 @@ class StudyConfig:
             concurrency=_int(d.get("concurrency", 1), source, "concurrency", lo=1),
             storage=_storage(d.get("storage"), source),
             scheduler=_scheduler(d.get("scheduler"), source),
-            latency=sections["latency"], export=sections["export"], source=source,
+            latency=sections["latency"], export=sections["export"], seeds=_seeds(d.get("seeds"), source),
+            source=source,
         )
         cfg._check_sections()
         return cfg
@@ -215,6 +217,12 @@ class StudyConfig:
             raise ConfigError("must be true or false", source=src, field="export.auto")
         if self.export["dir"] is not None and not isinstance(self.export["dir"], str):
             raise ConfigError("must be a folder path or null", source=src, field="export.dir")
+        if self.seeds is not None:
+            if s["name"] != "grid":
+                raise ConfigError("repeats each grid point once per proxy seed: needs sampler: {name: grid}",
+                                  source=src, field="seeds")
+            if self.proxy.get("seed") is not None:
+                raise ConfigError("give proxy.seed or seeds, not both", source=src, field="seeds")
         if self.scheduler is not None and "pck" not in self.objective_names:
             raise ConfigError("the ASHA scheduler stops trials on pck, which is not an objective",
                               source=src, field="scheduler")
@@ -346,6 +354,18 @@ def _objectives(objs: Any, source: str) -> list[dict]:
                               field=f"{where}.direction")
         out.append({"name": name, "direction": direction})
     return out
+
+
+def _seeds(seeds: Any, source: str) -> list[int] | None:
+    if seeds is None:
+        return None
+    if not isinstance(seeds, list) or not seeds:
+        raise ConfigError("must be a list of proxy seeds, e.g. [0, 1, 2]", source=source, field="seeds")
+    for i, seed in enumerate(seeds):
+        _int(seed, source, f"seeds[{i}]", lo=0)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds repeat ({seeds})", source=source, field="seeds")
+    return seeds
 
 
 def _storage(url: Any, source: str, field_name: str = "storage") -> str | None:

@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 # heartbeat a RUNNING trial is taken to belong to a dead process (env overrides: tests, slow networks)
 HEARTBEAT_S = int(os.environ.get("SOFTGATE_HEARTBEAT_S", 5))
 GRACE_S = int(os.environ.get("SOFTGATE_GRACE_S", 20))
+SEED_PARAM = "proxy_seed"  # grid studies with `seeds:`: the grid sampler's second axis
 INTERRUPTED = "interrupted"
 SURPLUS = "surplus"
 log = logging.getLogger("softgate.study")
@@ -69,6 +70,8 @@ def build_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
             return classes[name](seed=seed, **options)
         from space.search_space import SearchSpace  # grid: one categorical index into SearchSpace.grid()
         grid = SearchSpace.from_dict(cfg.space, source=cfg.source).grid_sampler_space()
+        if cfg.seeds:
+            grid[SEED_PARAM] = list(cfg.seeds)
         return optuna.samplers.GridSampler(grid, seed=seed, **options)
     except TypeError as err:
         raise ConfigError(f"not an option of the {name} sampler ({err})", source=cfg.source,
@@ -207,6 +210,8 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
             trial.set_user_attr("arch", spec.to_dict())
             trial.set_user_attr("arch_id", spec.arch_id)
             config = {"arch": spec.to_dict(), "number": trial.number}
+            if self.cfg.seeds:
+                config["seed"] = trial.suggest_categorical(SEED_PARAM, list(self.cfg.seeds))
             cached = self._cached_latency(spec.arch_id) if self.cfg.latency["cache"] else None
             if cached:
                 config["latency"] = cached
@@ -298,7 +303,8 @@ def run_trial(config: dict, *, train: Any, val: Any, job: dict) -> None:
 
     torch.set_num_threads(job["cpus"])
     start = time.perf_counter()
-    attrs: dict[str, Any] = {"data": job["data"], "budget": job["budget"],
+    budget = {**job["budget"], **({"seed": config["seed"]} if "seed" in config else {})}
+    attrs: dict[str, Any] = {"data": job["data"], "budget": budget,
                              "node_id": ray.get_runtime_context().get_node_id()}
     try:
         from space.model import build_model
@@ -332,7 +338,7 @@ def run_trial(config: dict, *, train: Any, val: Any, job: dict) -> None:
                 tune.report({"pck": float(metrics["pck"]), "epoch": int(epoch)})
 
             device = "cuda" if job["gpus"] > 0 and torch.cuda.is_available() else "cpu"
-            res = train_proxy(spec, train, val, ProxyBudget(**job["budget"]), callback=on_epoch,
+            res = train_proxy(spec, train, val, ProxyBudget(**budget), callback=on_epoch,
                               device=device, threads=job["cpus"])
             if res.pck != res.pck:  # NaN
                 raise FloatingPointError("proxy PCK is NaN")
@@ -354,7 +360,8 @@ def header(cfg: StudyConfig) -> str:
         f"study     {cfg.name}  ({cfg.source})",
         f"storage   {mask_url(cfg.storage_url)}",
         f"data      {cfg.data['source']}  (train {cfg.data['train']}, val {cfg.data['val']})",
-        f"sampler   {cfg.sampler['name']} seed {cfg.sampler['seed']}; objectives "
+        f"sampler   {cfg.sampler['name']} seed {cfg.sampler['seed']}"
+        + (f", proxy seeds {cfg.seeds}" if cfg.seeds else "") + "; objectives "
         + ", ".join(f"{o['name']} ({o['direction'][:3]})" for o in cfg.objectives),
         f"trials    {cfg.trials}, {cfg.concurrency} at a time",
         f"resources {r['cpus_per_trial']} CPU{gpu} per trial; latency on {lat['device']}, "
@@ -417,9 +424,11 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
     space = SearchSpace.from_dict(cfg.space, source=cfg.source)
     budget = ProxyBudget(**cfg.proxy)
-    if cfg.sampler["name"] == "grid" and cfg.trials > len(space.grid()):
-        printer(f"note: the grid has {len(space.grid())} points; running that many trials, not {cfg.trials}")
-        cfg.trials = len(space.grid())
+    points = len(space.grid()) * len(cfg.seeds or [None])
+    if cfg.sampler["name"] == "grid" and cfg.trials > points:
+        seeds = f" x {len(cfg.seeds)} seeds" if cfg.seeds else ""
+        printer(f"note: the grid has {points} points{seeds}; running that many trials, not {cfg.trials}")
+        cfg.trials = points
     printer(header(cfg))
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     # the data is prepared once, here, and shipped to the workers through Ray's object store
