@@ -109,8 +109,11 @@ def ablation_axis(study: optuna.Study) -> str | None:
 
     Looks at the sampled parameters first, then at the arch specs of COMPLETE trials.
     """
+    from search.ablation import GRID_PARAMS  # the grid index and proxy seed are not design axes
+
     trials = _complete(study)
-    for keys_of in (lambda t: t.params, lambda t: t.user_attrs.get("arch") or {}):
+    for keys_of in (lambda t: {k: v for k, v in t.params.items() if k not in GRID_PARAMS},
+                    lambda t: t.user_attrs.get("arch") or {}):
         keys = sorted({k for t in trials for k in keys_of(t)})
         varying = [k for k in keys if len({json.dumps(keys_of(t).get(k), sort_keys=True) for t in trials}) > 1]
         if varying:
@@ -190,7 +193,8 @@ def _html(study: optuna.Study, storage_url: str, pareto: pd.DataFrame, images: l
 def write_report(storage_url: str, study_name: str, out_dir: str | Path,
                  reference_point: Sequence[float] | None = None) -> dict[str, Path]:
     """Write trials.csv, pareto.png, pareto.html, hypervolume.csv, hypervolume.png (and ablation.csv
-    for one-axis studies) into `out_dir`, replacing earlier ones; return them by kind.
+    for one-axis studies; ablation_values.csv and claims.csv from search.ablation) into `out_dir`,
+    replacing earlier ones; return them by kind.
 
     With no COMPLETE trial only trials.csv is written.
     """
@@ -223,6 +227,13 @@ def write_report(storage_url: str, study_name: str, out_dir: str | Path,
         ablation = ablation_table(study, axis)
         written["ablation"] = out / "ablation.csv"
         ablation.to_csv(written["ablation"])
+
+    # ablation studies (search/ablation.py): per value of the varied arch fields, and the paper's claims
+    from search.ablation import write_ablation
+
+    written.update(write_ablation(study, out))
+    if ablation is None and "ablation_values" in written:
+        ablation = pd.read_csv(written["ablation_values"])
     if "pareto_png" in written:
         written["pareto_html"] = out / "pareto.html"
         written["pareto_html"].write_text(

@@ -21,9 +21,29 @@ def main(args: argparse.Namespace) -> int:
               f"(Pareto front: {history['pareto_size'].iloc[-1]})")
     else:
         print("no COMPLETE trials yet: only trials.csv was written")
-    if "ablation" in written:
-        table = pd.read_csv(written["ablation"], index_col=0)
-        print(f"\nablation over {table.index.name}:")
-        with pd.option_context("display.width", 160, "display.float_format", "{:.4g}".format):
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 120,
+                           "display.float_format", "{:.4g}".format):
+        if "ablation_values" in written:
+            print_ablation(pd.read_csv(written["ablation_values"]), pd.read_csv(written["claims"])
+                           if "claims" in written else None)
+        elif "ablation" in written:
+            table = pd.read_csv(written["ablation"], index_col=0)
+            print(f"\nablation over {table.index.name}:")
             print(table.to_string())
     return 0
+
+
+def print_ablation(values: pd.DataFrame, claims: pd.DataFrame | None) -> None:
+    from search.ablation import ALPHA, PARAMS_TOLERANCE
+
+    keys = list(values.columns[:list(values.columns).index("seeds")])
+    print(f"\nablation over {', '.join(keys)} (mean and std over proxy seeds):")
+    print(values.to_string(index=False))
+    if claims is None:
+        print("\nno paper claim can be tested on this study")
+        return
+    print(f"\npaper claims (A vs B; Welch t-test on PCK over seeds, alpha {ALPHA}; "
+          f"'equal params' = within {PARAMS_TOLERANCE:.0%}):")
+    for row in claims.itertuples(index=False):
+        print(f"  {row.verdict.upper():14s} {row.claim}: PCK {row.pck_A:.4f}+-{row.std_A:.4f} (n={row.seeds_A}) "
+              f"vs {row.pck_B:.4f}+-{row.std_B:.4f} (n={row.seeds_B}); {row.rule}")
