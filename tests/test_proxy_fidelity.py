@@ -1,0 +1,54 @@
+"""benchmarks/proxy_fidelity.py: the rank statistics on hand-made rankings, and the budget arguments."""
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+from space.errors import ConfigError
+from space.search_space import SearchSpace
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("proxy_fidelity", REPO / "benchmarks/proxy_fidelity.py")
+pf = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pf)
+
+
+def test_identical_and_reversed_rankings() -> None:
+    long = [0.1, 0.3, 0.2, 0.5]
+    same = pf.rank_agreement([1, 3, 2, 5], long)  # other values, same order
+    assert same["kendall_tau"] == pytest.approx(1.0) and same["spearman_rho"] == pytest.approx(1.0)
+    rev = pf.rank_agreement([-x for x in long], long)
+    assert rev["kendall_tau"] == pytest.approx(-1.0) and rev["spearman_rho"] == pytest.approx(-1.0)
+
+
+def test_one_swap_by_hand() -> None:
+    # ranks 1 2 3 4 vs 1 2 4 3: 5 concordant, 1 discordant pair of 6 -> tau = 4/6;
+    # sum d^2 = 2 -> rho = 1 - 6*2 / (4*15) = 0.8
+    ag = pf.rank_agreement([1, 2, 4, 3], [1, 2, 3, 4])
+    assert ag["n"] == 4
+    assert ag["kendall_tau"] == pytest.approx(4 / 6)
+    assert ag["spearman_rho"] == pytest.approx(0.8)
+
+
+def test_missing_scores_are_dropped_pairwise() -> None:
+    ag = pf.rank_agreement([1, None, 3, float("nan"), 5, -math.inf], [1, 2, 3, 4, 5, 6])
+    assert ag["n"] == 3 and ag["kendall_tau"] == pytest.approx(1.0)
+    assert math.isnan(pf.rank_agreement([1, 2], [1, 2])["kendall_tau"])  # too few to rank
+
+
+def test_knobs() -> None:
+    assert pf.parse_knobs("epochs=4, input_size=32,max_seconds=none,lr=0.001", "--short") == \
+        {"epochs": 4, "input_size": 32, "max_seconds": None, "lr": 0.001}
+    with pytest.raises(ConfigError, match="--variant x"):
+        pf.parse_knobs("epochs", "--variant x")
+
+
+def test_sampled_archs_are_distinct_and_fit_every_size() -> None:
+    space = SearchSpace.from_dict({"width": [16, 32], "depth": [2, 3, 4], "gate": ["channel", "identity", "se"],
+                                   "input_size": 64})
+    archs = pf.sample_archs(space, 6, seed=0, sizes=[32, 64])
+    assert len(archs) == 6 and len({a.arch_id for a in archs}) == 6
+    assert all(a.depth <= 3 for a in archs)  # depth 4 needs inputs divisible by 64: not 32
