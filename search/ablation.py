@@ -107,9 +107,9 @@ def _cell(value: object) -> object:
 
 
 def _label(value: object) -> str:
-    # one printable, groupable label per value: None/NaN (a field a choice switches off) -> "null"
+    # one printable, groupable label per value: None/NaN (a field a choice switches off) -> "-"
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "null"
+        return "-"
     return str(value)
 
 

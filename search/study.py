@@ -58,6 +58,15 @@ def one_line(err: BaseException) -> str:
 
 
 # -- samplers ----------------------------------------------------------------------------------------
+class _RunnerGridSampler(optuna.samplers.GridSampler):
+    """GridSampler without its `study.stop()` once the grid is used up: that only works inside
+    `study.optimize`, and raised from `tell` here (Ray Tune runs the trials; the runner stops at
+    `trials`, which run_study cuts to the grid size)."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
 def build_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
     """The configured Optuna sampler. Constraints need no sampler argument: the runner sets them on
     each trial (`Trial.set_constraint`, Optuna 5), which NSGA-II, TPE, GP and `best_trials` read."""
@@ -72,7 +81,7 @@ def build_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
         grid = SearchSpace.from_dict(cfg.space, source=cfg.source).grid_sampler_space()
         if cfg.seeds:
             grid[SEED_PARAM] = list(cfg.seeds)
-        return optuna.samplers.GridSampler(grid, seed=seed, **options)
+        return _RunnerGridSampler(grid, seed=seed, **options)
     except TypeError as err:
         raise ConfigError(f"not an option of the {name} sampler ({err})", source=cfg.source,
                           field="sampler.options") from None

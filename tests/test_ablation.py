@@ -84,7 +84,7 @@ def test_gate_claim_and_table(tmp_path: Path) -> None:
                                      ("se", None): [0.45, 0.47, 0.46]}, ("gate", "gate_init"))
     table = per_value_table(study).reset_index()
     assert table["gate"].tolist() == ["channel", "identity", "se"]
-    assert table["gate_init"].tolist() == ["1.0", "null", "null"]
+    assert table["gate_init"].tolist() == ["1.0", "-", "-"]
     assert table["seeds"].tolist() == [3, 3, 3]
     assert table["pck_mean"].tolist() == pytest.approx([0.51, 0.40, 0.46])
     assert table["pck_std"].tolist() == pytest.approx([0.01, 0.01, 0.01])
@@ -122,6 +122,8 @@ def test_report_prints_table_and_verdicts(tmp_path: Path) -> None:
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "ablation over gate, gate_init" in done.stdout
+    assert [line.split()[:3] for line in done.stdout.splitlines() if line.split()[:1] in (["channel"], ["identity"])] == \
+        [["channel", "1.0", "3"], ["identity", "-", "3"]]
     assert "HOLDS          per-channel gate vs identity skip" in done.stdout
     claims = pd.read_csv(tmp_path / "run" / "report" / "claims.csv")
     assert claims["verdict"].tolist() == [HOLDS]
@@ -193,8 +195,16 @@ def test_searcher_runs_every_grid_point_once_per_seed(tmp_path: Path) -> None:
     searcher = make_searcher(prepare_study(cfg, resume=False), cfg, space, printer=lambda s: None)
     try:
         configs = [searcher.suggest(f"t{i}") for i in range(cfg.trials)]
+        # telling the grid's last trial must not raise (optuna's GridSampler calls study.stop() there)
+        for i in range(cfg.trials):
+            searcher.on_trial_complete(f"t{i}", {"final": True, "attrs_json": '{"pck": 0.5, "latency_ms": 2.0}'})
+        assert searcher.suggest("extra") == "FINISHED"
     finally:
         searcher.close()
+    study = optuna.load_study(study_name=cfg.name, storage=cfg.storage_url)
+    assert [t.state.name for t in study.get_trials()] == ["COMPLETE"] * cfg.trials
+    assert sorted(t.user_attrs["budget"]["seed"] if "budget" in t.user_attrs else t.params["proxy_seed"]
+                  for t in study.get_trials()) == [0] * 4 + [1] * 4 + [2] * 4
     seen = sorted((c["arch"]["width"], c["arch"]["gate"], c["seed"]) for c in configs)
     assert len(set(seen)) == len(seen) == cfg.trials
     assert {s for _, _, s in seen} == {0, 1, 2}

@@ -24,8 +24,10 @@ def main(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 120,
                            "display.float_format", "{:.4g}".format):
         if "ablation_values" in written:
-            print_ablation(pd.read_csv(written["ablation_values"]), pd.read_csv(written["claims"])
-                           if "claims" in written else None)
+            header = list(pd.read_csv(written["ablation_values"], nrows=0).columns)
+            keys = header[:header.index("seeds")]  # the arch fields: read as written ("1.0", "-")
+            values = pd.read_csv(written["ablation_values"], dtype={k: str for k in keys})
+            print_ablation(values, pd.read_csv(written["claims"]) if "claims" in written else None)
         elif "ablation" in written:
             table = pd.read_csv(written["ablation"], index_col=0)
             print(f"\nablation over {table.index.name}:")
