@@ -254,8 +254,8 @@ def print_report(report: dict) -> None:
         cost_txt = f"{cost:8.0f}" if cost is not None else f"{'-':>8s}"
         print(f"{name:12s} {ag['n']:3d} {ag['kendall_tau']:11.3f} {ag['kendall_p']:7.3f} "
               f"{ag['spearman_rho']:9.3f} {ag['spearman_p']:7.3f} {cost_txt}")
-    ratio = report["cost_ratio_long_short"]
-    print(f"\ntraining time: " + ", ".join(f"{k} {v:.0f}s" for k, v in report["train_wall_s"].items())
+    ratio = report["cost_ratio_long_short"] or 0.0  # 0: no short run trained
+    print("\ntraining time: " + ", ".join(f"{k} {v:.0f}s" for k, v in report["train_wall_s"].items())
           + f"; long/short = {ratio:.1f}x" + ("" if ratio and ratio >= 5 else "  (below 5x: not a fair long budget)")
           + f"; zero-cost scores of all archs {report['zero_cost_s']:.1f}s")
     for err in report["errors"]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -64,7 +64,6 @@ class Verdict:
     diff: float = math.nan         # mean PCK of A minus B
     p_value: float = math.nan
     params_ratio: float = math.nan  # mean params of A / B
-    extra: dict = field(default_factory=dict)
 
 
 def judge(better: Sequence[float], worse: Sequence[float], *, params_better: float | None = None,
