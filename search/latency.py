@@ -101,12 +101,17 @@ def start_meter(study_name: str, latency: dict) -> Any:
     """The study's meter actor (created, or found when another process of the study started it).
 
     It reserves no CPU so that it never takes a trial's slot; on CUDA it asks for a sliver of a GPU
-    so that Ray makes the device visible to it.
+    so that Ray makes the device visible to it. It lives on the driver's node when it can, so that
+    one machine measures every trial of the study and losing a worker node never loses the meter;
+    if its node dies all the same, Ray restarts it and retries the call (only its cache is lost).
     """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     gpus = 0.01 if str(latency["device"]).startswith("cuda") else 0
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
     actor = ray.remote(LatencyMeter).options(
         name=f"softgate-latency-{study_name}", get_if_exists=True, num_cpus=0, num_gpus=gpus,
-        max_concurrency=1)
+        max_concurrency=1, scheduling_strategy=here, max_restarts=-1, max_task_retries=-1)
     return actor.remote(device=latency["device"], threads=latency["threads"], warmup=latency["warmup"],
                         runs=latency["runs"], min_seconds=latency["min_seconds"], cache=latency["cache"],
                         clock=latency["clock"])

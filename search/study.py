@@ -142,7 +142,10 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
     class _StorageSearcher(Searcher):
         """Optuna ask/tell against the real storage, one Optuna trial per Ray Tune trial."""
 
-        def __init__(self) -> None:
+        # everything comes in as arguments, not closure variables: Ray cloudpickles this class by value
+        # into its experiment files, and a closure over the config would write the storage URL
+        # (with its password) there
+        def __init__(self, study: optuna.Study, cfg: StudyConfig, space: Any, printer: Callable[[str], None]) -> None:
             super().__init__(metric=None, mode=None)
             self.study, self.cfg, self.space, self.printer = study, cfg, space, printer
             self.live: dict[str, optuna.Trial] = {}
@@ -291,7 +294,7 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
             self.printer(f"[{n}/{self.cfg.trials}] trial {number} {what} | pareto {pareto} | "
                          f"elapsed {_dur(elapsed)} eta {_dur(eta)}")
 
-    return _StorageSearcher()
+    return _StorageSearcher(study, cfg, space, printer)
 
 
 def _fmt(v: float) -> str:
