@@ -159,6 +159,7 @@ def test_processes_sharing_a_study_reach_exactly_the_count(tmp_path):
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_stale_running_trials_are_failed_and_rerun(tmp_path, monkeypatch):
     import search.study as st
 
