@@ -11,12 +11,10 @@ All tests here are slow (the separate CI job).
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,22 +23,16 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 from optuna.trial import TrialState
+
+from helpers import study_file, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 LSPET = REPO.parent / "shared" / "datasets" / "lspet"
 PG_URL = os.environ.get("SOFTGATE_TEST_POSTGRES")
-SMOKE = yaml.safe_load((REPO / "studies/smoke.yaml").read_text())
 RAY = str(Path(sys.executable).with_name("ray"))
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def env(**extra: str) -> dict:
@@ -49,19 +41,6 @@ def env(**extra: str) -> dict:
              RAY_AUTH_MODE="token")
     e.update(extra)
     return e
-
-
-def study_file(tmp_path: Path, name: str, **changes) -> Path:
-    d = copy.deepcopy(SMOKE)
-    d["name"] = name
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(d.get(key), dict):
-            d[key].update(value)
-        else:
-            d[key] = value
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(d))
-    return path
 
 
 def launch(args: list[str], **extra: str) -> subprocess.Popen:

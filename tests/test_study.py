@@ -5,7 +5,6 @@ storage bookkeeping (no Ray). Slow (separate CI job): kill -9 then --resume, and
 """
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import statistics
@@ -20,6 +19,8 @@ import yaml
 from optuna.trial import TrialState
 
 from search.config import StudyConfig
+
+from helpers import study_file
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = yaml.safe_load((REPO / "studies/smoke.yaml").read_text())
@@ -36,19 +37,6 @@ def env(**extra: str) -> dict:
 def launch(*args: str, timeout: int = 240, **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "launch.py"), *args], cwd=REPO, env=env(**extra),
                           capture_output=True, text=True, timeout=timeout)
-
-
-def study_file(tmp_path: Path, name: str, **changes) -> Path:
-    d = copy.deepcopy(SMOKE)
-    d["name"] = name
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(d.get(key), dict):
-            d[key].update(value)
-        else:
-            d[key] = value
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(d))
-    return path
 
 
 def load(out: Path, name: str) -> optuna.Study:

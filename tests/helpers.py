@@ -1,0 +1,31 @@
+"""Small helpers shared by the test modules (pytest puts tests/ on sys.path)."""
+from __future__ import annotations
+
+import copy
+import socket
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = yaml.safe_load((REPO / "studies/smoke.yaml").read_text())
+
+
+def study_file(tmp_path: Path, name: str, **changes) -> Path:
+    """The smoke study under another name, with sections updated (dicts) or replaced (other values)."""
+    d = copy.deepcopy(SMOKE)
+    d["name"] = name
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(d.get(key), dict):
+            d[key].update(value)
+        else:
+            d[key] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(d))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
