@@ -15,7 +15,8 @@ pg_bin() {
 }
 
 as_postgres() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # from /: the postgres user may not be allowed into the current (e.g. mktemp) folder
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 case "${1:-start}" in
