@@ -442,12 +442,12 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
         printer(f"note: the grid has {points} points{seeds}; running that many trials, not {cfg.trials}")
         cfg.trials = points
     printer(header(cfg))
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
     # the data is prepared once, here, and shipped to the workers through Ray's object store
     size = cfg.proxy["input_size"]
     d = cfg.data
     train = load_poses(d["source"], d["train_split"], size, subset=d["train"], seed=d["seed"])
     val = load_poses(d["source"], d["val_split"], size, subset=d["val"], seed=d["seed"])
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)  # only now: bad data must leave nothing behind
     study = prepare_study(cfg, resume=resume)
 
     # environment for Ray, read when ray is first imported

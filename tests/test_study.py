@@ -118,6 +118,14 @@ def test_bad_study_file_exits_2_with_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_missing_data_exits_2_and_writes_nothing(tmp_path):
+    missing = tmp_path / "no-such-dataset"
+    proc = launch("--study", "smoke", "--data", str(missing), "--out", str(tmp_path / "run"), timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {missing}: data: data path does not exist"]
+    assert not (tmp_path / "run").exists()
+
+
 # -- the searcher's bookkeeping against a real SQLite storage (no Ray needed) -------------------------
 def _cfg(tmp_path: Path, trials: int) -> StudyConfig:
     return StudyConfig.load("smoke").with_overrides(trials=trials, out=str(tmp_path))
