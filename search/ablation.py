@@ -183,9 +183,12 @@ def check_claims(study: optuna.Study, claims: Sequence[Claim] = CLAIMS) -> pd.Da
 
 
 def write_ablation(study: optuna.Study, out_dir: str | Path) -> dict[str, Path]:
-    """ablation_values.csv (per-value table) and claims.csv (claims this study tests), when any."""
+    """ablation_values.csv (per-value table) and claims.csv (claims this study tests) of a grid study."""
     out = Path(out_dir)
     written: dict[str, Path] = {}
+    sampler = (study.user_attrs.get("config") or {}).get("sampler", {}).get("name", "grid")
+    if sampler != "grid":  # a search, not an ablation: one row per sampled arch says no more than trials.csv
+        return written
     table = per_value_table(study)
     if len(table):
         written["ablation_values"] = out / "ablation_values.csv"

@@ -94,6 +94,15 @@ def test_gate_claim_and_table(tmp_path: Path) -> None:
     assert claims["verdict"].tolist() == [HOLDS]
 
 
+def test_search_studies_get_no_ablation_tables(tmp_path: Path) -> None:
+    from search.ablation import write_ablation
+
+    study = fake_ablation(tmp_path, {("channel", 1.0): [0.50, 0.52], ("identity", None): [0.40, 0.41]},
+                          ("gate", "gate_init"))
+    assert set(write_ablation(study, tmp_path)) == {"ablation_values", "claims"}
+    study.set_user_attr("config", {"sampler": {"name": "nsga2"}})  # as the runner stores a search
+    assert write_ablation(study, tmp_path / "search") == {}
+
 def test_fusion_study_tests_both_fusion_claims(tmp_path: Path) -> None:
     points = {("concat_conv3x3", "identity"): [0.50, 0.52, 0.51], ("add", "identity"): [0.50, 0.53, 0.49],
               ("concat_conv3x3", "block"): [0.55, 0.56, 0.54], ("add", "block"): [0.30, 0.31, 0.29]}
