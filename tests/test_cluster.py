@@ -162,13 +162,20 @@ def lspet_cluster(tmp_path):
         cluster.stop()
 
 
-def test_two_node_cluster_runs_trials_on_both_nodes_without_shared_data(lspet_cluster, tmp_path):
+def launch_on_cluster(lspet_cluster, tmp_path: Path, name: str, **proxy) -> tuple[subprocess.Popen, Path]:
+    """4 trials, 2 at a time (one per node), on a small LSPET subset the driver alone can read."""
     cluster, cache = lspet_cluster
-    path = study_file(tmp_path, "cluster", trials=4, concurrency=2,
+    path = study_file(tmp_path, name, trials=4, concurrency=2,
                       data={"source": f"lspet:{LSPET}", "train": 48, "val": 24},
-                      proxy={"epochs": 2, "max_seconds": 20, "input_size": 32, "batch_size": 16, "lr": 0.002})
+                      proxy={"input_size": 32, "batch_size": 16, "lr": 0.002, **proxy})
     out = tmp_path / "run"
     proc = launch(["--study", str(path), "--address", cluster.address, "--out", str(out)], SOFTGATE_CACHE=str(cache))
+    return proc, out
+
+
+def test_two_node_cluster_runs_trials_on_both_nodes_without_shared_data(lspet_cluster, tmp_path):
+    cluster, _ = lspet_cluster
+    proc, out = launch_on_cluster(lspet_cluster, tmp_path, "cluster", epochs=2, max_seconds=20)
     log = finish(proc, timeout=600)
     study = optuna.load_study(study_name="cluster", storage=f"sqlite:///{out / 'study.db'}")
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
@@ -181,12 +188,8 @@ def test_two_node_cluster_runs_trials_on_both_nodes_without_shared_data(lspet_cl
 
 
 def test_killing_a_node_mid_study_still_finishes(lspet_cluster, tmp_path):
-    cluster, cache = lspet_cluster
-    path = study_file(tmp_path, "nodeloss", trials=4, concurrency=2,
-                      data={"source": f"lspet:{LSPET}", "train": 48, "val": 24},
-                      proxy={"epochs": 30, "max_seconds": 25, "input_size": 32, "batch_size": 16, "lr": 0.002})
-    out = tmp_path / "run"
-    proc = launch(["--study", str(path), "--address", cluster.address, "--out", str(out)], SOFTGATE_CACHE=str(cache))
+    cluster, _ = lspet_cluster
+    proc, out = launch_on_cluster(lspet_cluster, tmp_path, "nodeloss", epochs=30, max_seconds=25)
     storage = f"sqlite:///{out / 'study.db'}"
     deadline = time.time() + 300
     running = 0
