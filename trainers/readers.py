@@ -68,6 +68,12 @@ class Annotations:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def bad_record(what: str, err: Exception, src: str, field: str) -> DataError:
+    """One record of a JSON annotation file is malformed: name the missing key or the bad value."""
+    detail = err.args[0] if isinstance(err, KeyError) else err
+    return DataError(f"{what} ({type(err).__name__}: {detail})", source=src, field=field)
+
+
 def _clean_joints(j: np.ndarray) -> np.ndarray:
     j = np.asarray(j, dtype=np.float64).copy()
     bad = ~np.isfinite(j[:, :2]).all(axis=1)
@@ -225,9 +231,7 @@ def read_mpii_json(path: Path, split: str, *, skip_bad: bool = False) -> Annotat
                 rec = _mpii_record(name, images, e["joints"], e["center"], e["scale"], None)
         except (KeyError, TypeError, ValueError) as err:
             if not skip_bad:
-                what = err.args[0] if isinstance(err, KeyError) else err
-                raise DataError(f"bad MPII entry ({type(err).__name__}: {what})", source=src,
-                                field=f"record {i}") from err
+                raise bad_record("bad MPII entry", err, src, f"record {i}") from err
             skipped += 1
             continue
         records.append(rec)
@@ -316,9 +320,7 @@ def read_coco(path: Path, split: str, *, skip_bad: bool = False, data: dict | No
                 raise ValueError(f"empty bbox {a['bbox']}")
         except (KeyError, TypeError, ValueError) as err:
             if not skip_bad:
-                what = err.args[0] if isinstance(err, KeyError) else err
-                raise DataError(f"bad annotation ({type(err).__name__}: {what})", source=src,
-                                field=f"annotations[{i}]") from err
+                raise bad_record("bad annotation", err, src, f"annotations[{i}]") from err
             skipped += 1
             continue
         j = _clean_joints(kp)
