@@ -19,10 +19,11 @@ from torch import Tensor, nn
 
 from space.errors import ConfigError
 from space.model import build_model
+from space.profile import resolve_device as profile_device
 from space.spec import ArchSpec
 from trainers.augment import augment_batch
 from trainers.data import PoseSet
-from trainers.heatmaps import (crop_to_heatmap, decode_heatmaps, default_sigma, flip_heatmaps,
+from trainers.heatmaps import (crop_to_heatmap, decode_heatmaps, flip_heatmaps,
                                heatmap_to_crop, render_heatmaps)
 from trainers.metrics import Score, score_poses, uncrop
 
@@ -84,9 +85,10 @@ class ProxyResult:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None picks CUDA when there is one; anything else is checked by space.profile.resolve_device."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return profile_device(device)
 
 
 def prepare_images(images_u8: Tensor) -> Tensor:
