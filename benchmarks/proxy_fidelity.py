@@ -1,7 +1,7 @@
 """How far can the proxy be trusted? Rank agreement of cheap scores with a >= 5x longer training.
 
     python benchmarks/proxy_fidelity.py --quick             # 4 archs, tiny budgets: ~2 min on 1 core
-    python benchmarks/proxy_fidelity.py --jobs 2            # 12 archs, the softgate proxy vs 5x: ~1.5 h on 2 cores
+    python benchmarks/proxy_fidelity.py --jobs 2            # 12 archs, the softgate proxy vs 5x (rerun to resume)
     python benchmarks/proxy_fidelity.py --jobs 2 --variant ep4:epochs=4 --variant sub1000:subset=1000 \\
         --variant res32:input_size=32                       # cheap knobs, each scored against the long budget
 
@@ -32,7 +32,8 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+import hashlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Sequence
@@ -136,6 +137,25 @@ def _train_one(job: dict) -> dict:
     return out
 
 
+def job_key(job: dict) -> str:
+    """What makes two training jobs the same: arch, budget, data and device (not the arch's index)."""
+    what = {k: job[k] for k in ("arch", "budget", "data", "threads", "device")}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_job_log(path: Path) -> dict[str, dict]:
+    """Finished jobs of earlier runs (key -> result); a torn last line of a killed run is ignored."""
+    done: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[rec.pop("key")] = rec
+    return done
+
+
 def run(args: argparse.Namespace) -> dict:
     import torch
 
@@ -190,17 +210,35 @@ def run(args: argparse.Namespace) -> dict:
     jobs = [{"index": i, "name": name, "arch": spec.to_dict(), "budget": b, "data": data,
              "threads": args.threads, "device": args.device}
             for name, b in budgets.items() for i, spec in enumerate(archs)]
+    # Every finished job is appended to a log beside --out, so an interrupted run picks up where it
+    # stopped: a job is reused only if its arch, budget, data and device are exactly the same.
+    log_path = Path(args.out).with_suffix(".jobs.jsonl")
+    done = load_job_log(log_path)
+    results = [{**done[job_key(job)], "arch": job["index"]} for job in jobs if job_key(job) in done]
+    todo = [job for job in jobs if job_key(job) not in done]
+    # the long budget first: the biggest jobs started early keep both workers busy to the end
+    todo.sort(key=lambda job: job["name"] != "long")
+    if results:
+        print(f"reusing {len(results)} finished jobs from {log_path}")
     t0 = time.perf_counter()
-    results: list[dict] = []
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-            for res in pool.map(_train_one, jobs):
-                results.append(res)
-                _progress(res, len(results), len(jobs), t0)
-    else:
-        for job in jobs:
-            results.append(_train_one(job))
-            _progress(results[-1], len(results), len(jobs), t0)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a") as log:
+        if log.tell() and not log_path.read_bytes().endswith(b"\n"):
+            log.write("\n")  # end the torn line of a killed run, so the next record starts clean
+        def finished(job: dict, res: dict) -> None:
+            results.append(res)
+            log.write(json.dumps({"key": job_key(job), **res}) + "\n")
+            log.flush()
+            _progress(res, len(results), len(jobs), t0)
+
+        if args.jobs > 1:
+            with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(_train_one, job): job for job in todo}
+                for fut in as_completed(futures):
+                    finished(futures[fut], fut.result())
+        else:
+            for job in todo:
+                finished(job, _train_one(job))
 
     pck = {name: [None] * len(archs) for name in budgets}
     wall = {name: [None] * len(archs) for name in budgets}

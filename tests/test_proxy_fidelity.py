@@ -52,3 +52,35 @@ def test_sampled_archs_are_distinct_and_fit_every_size() -> None:
     archs = pf.sample_archs(space, 6, seed=0, sizes=[32, 64])
     assert len(archs) == 6 and len({a.arch_id for a in archs}) == 6
     assert all(a.depth <= 3 for a in archs)  # depth 4 needs inputs divisible by 64: not 32
+
+
+def test_an_interrupted_run_reuses_its_finished_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained: list[tuple[int, str]] = []
+
+    def fake_train(job: dict) -> dict:  # the training itself is tested in test_proxy.py
+        trained.append((job["index"], job["name"]))
+        return {"arch": job["index"], "budget": job["name"], "pck": 0.1 + 0.01 * job["index"], "wall_s": 1.0}
+
+    monkeypatch.setattr(pf, "_train_one", fake_train)
+    out = tmp_path / "fid.json"
+    argv = ["--quick", "--data", "synthetic:32", "--train", "16", "--val", "8", "--out", str(out)]
+    assert pf.main(argv) == 0
+    first = len(trained)
+    assert first == 4 * 3  # 4 archs x (short, long, one variant)
+    assert trained[0][1] == "long"  # the biggest jobs go first
+
+    log = out.with_suffix(".jobs.jsonl")
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines[:5]) + '\n{"key": "torn')  # killed while writing the 6th
+    assert pf.main(argv) == 0
+    assert len(trained) == first + len(lines) - 5  # only the lost jobs ran again
+    second = len(trained)
+    assert pf.main(argv + ["--variant", "ep2:epochs=2"]) == 0
+    assert trained[second:] == [(i, "ep2") for i in range(4)]  # a new budget trains; the rest is reused
+
+
+def test_job_key_ignores_the_arch_index() -> None:
+    job = {"index": 0, "name": "short", "arch": {"width": 16}, "budget": {"epochs": 1}, "data": {"train": 8},
+           "threads": 1, "device": "cpu"}
+    assert pf.job_key(job) == pf.job_key({**job, "index": 3, "name": "renamed"})
+    assert pf.job_key(job) != pf.job_key({**job, "budget": {"epochs": 2}})
