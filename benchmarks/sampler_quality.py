@@ -1,27 +1,35 @@
 """Hypervolume reached by the study's default sampler (NSGA-II) versus random search, equal budget.
 
     python benchmarks/sampler_quality.py --quick          # a few minutes: 8 trials per run, tiny proxy
-    python benchmarks/sampler_quality.py                  # 24 trials per run (the softgate study's), ~30-45 min on 2 cores
+    python benchmarks/sampler_quality.py --jobs 2         # 24 trials per run on the study's own proxy
 
 For each seed, one Optuna study per sampler runs the same number of trials on the softgate design
-space, each trial a real-data (LSPET) proxy: `trainers.proxy.train_proxy` for PCK and the study's
-latency meter (`search.latency.LatencyMeter`) for latency. Objectives are cached by arch id, so an
-architecture sampled twice (in any run) gets the same values: the samplers are compared on one
-fixed function, and the benchmark runs faster. The hypervolume uses one reference point for all
-runs: PCK 0 and the worst latency of any evaluated arch x 1.1. Target: mean NSGA-II HV / mean
-random HV >= 1.10.
+space, each trial a real-data (LSPET) proxy: `trainers.proxy.train_proxy` for PCK (by default the
+study's own proxy budget and data subset, so the benchmark measures the search users run) and the
+study's latency meter (`search.latency.LatencyMeter`) for latency. The hypervolume uses one
+reference point for all runs: PCK 0 and the worst latency of any evaluated arch x 1.1. Target:
+mean NSGA-II HV / mean random HV >= 1.10.
 
-Sequential and single-threaded on purpose (torch threads = 1): the runs do not disturb each other.
+Objectives are cached by arch id (and budget, data and latency setup) in a JSON-lines file
+(`--cache`), shared by all runs and kept across invocations: the samplers are compared on one
+fixed function, an arch sampled twice is trained once, and since seeded samplers replay the same
+choices on the same values, an interrupted benchmark rerun with the same arguments resumes where
+it stopped. `--jobs N` runs N (seed, sampler) studies at a time in separate processes, each
+training with one torch thread.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -47,12 +55,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sampler", choices=("nsga2", "tpe", "gp"),
                    help="compare this sampler with random instead of the study's (its options are dropped)")
     p.add_argument("--population", type=int, help="NSGA-II population (default: the study's sampler options)")
-    p.add_argument("--epochs", type=int, default=2, help="proxy epochs")
-    p.add_argument("--train", type=int, default=300, help="training images (LSPET subset)")
-    p.add_argument("--val", type=int, default=100, help="validation images")
+    p.add_argument("--epochs", type=int, help="proxy epochs (default: the study's proxy)")
+    p.add_argument("--train", type=int, help="training images (default: the study's data.train)")
+    p.add_argument("--val", type=int, help="validation images (default: the study's data.val)")
     p.add_argument("--input-size", type=int, help="proxy resolution (default: the study's)")
     p.add_argument("--quick", action="store_true",
                    help="8 trials per run, population 4, 1 epoch on 64 images, val 32")
+    p.add_argument("--jobs", type=int, default=1, help="(seed, sampler) studies run at a time, one process each")
+    p.add_argument("--cache", default="runs/sampler_quality/objectives.jsonl",
+                   help="objective cache shared by runs and invocations (JSON lines)")
     p.add_argument("--out", help="write the figures as JSON here")
     args = p.parse_args(argv)
     if args.quick:
@@ -70,24 +81,57 @@ def resolve_data(source: str) -> str:
 
 
 class Objective:
-    """PCK (proxy) and latency of a sampled arch, cached by arch id across all runs."""
+    """PCK (proxy) and latency of a sampled arch, cached by arch id in a JSON-lines file.
 
-    def __init__(self, space: SearchSpace, train, val, budget: ProxyBudget, meter: LatencyMeter):
+    Several processes may share the file: each line is appended with one write, and a process
+    rereads the file before training an arch it has not seen (another may have trained it)."""
+
+    def __init__(self, space: SearchSpace, train, val, budget: ProxyBudget, meter: LatencyMeter,
+                 cache_path: Path, setup: dict):
         self.space, self.train, self.val, self.budget, self.meter = space, train, val, budget, meter
+        self.cache_path = cache_path
+        self.setup = hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.cache: dict[str, tuple[float, float] | None] = {}
+        self.trained = 0
         self.evaluated_s = 0.0
+        self._reload()
+
+    def _reload(self) -> None:
+        if not self.cache_path.exists():
+            return
+        for line in self.cache_path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # the torn last line of a killed run
+                continue
+            if rec.get("setup") == self.setup:
+                values = None if rec["pck"] is None else (rec["pck"], rec["latency_ms"])
+                self.cache.setdefault(rec["arch_id"], values)  # the first record of an arch wins
+
+    def _store(self, arch_id: str, values: tuple[float, float] | None) -> None:
+        rec = {"setup": self.setup, "arch_id": arch_id, "pck": None if values is None else values[0],
+               "latency_ms": None if values is None else values[1]}
+        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.cache_path.open("a+b") as f:
+            f.seek(0, 2)
+            torn = f.tell() > 0 and (f.seek(-1, 2), f.read(1))[1] != b"\n"  # a killed run's last line
+            f.write((("\n" if torn else "") + json.dumps(rec) + "\n").encode())
+        self.cache.setdefault(arch_id, values)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         spec = self.space.sample(trial)
         trial.set_user_attr("arch_id", spec.arch_id)
         if spec.arch_id not in self.cache:
+            self._reload()
+        if spec.arch_id not in self.cache:
             start = time.perf_counter()
             try:
                 result = train_proxy(spec, self.train, self.val, self.budget, threads=1)
                 latency = self.meter.measure(spec.to_dict())["latency_ms"]
-                self.cache[spec.arch_id] = (float(result.pck), float(latency))
+                self._store(spec.arch_id, (float(result.pck), float(latency)))
             except NonFiniteLossError:
-                self.cache[spec.arch_id] = None
+                self._store(spec.arch_id, None)
+            self.trained += 1
             self.evaluated_s += time.perf_counter() - start
         values = self.cache[spec.arch_id]
         if values is None:
@@ -95,45 +139,79 @@ class Objective:
         return values
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_study(job: dict[str, Any]) -> dict[str, Any]:
+    """One (seed, sampler) study of `job["trials"]` trials; in a worker process with --jobs > 1."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     torch.set_num_threads(1)
+    cfg, seed, name = job["cfg"], job["seed"], job["sampler"]
+    d, budget, lat = job["data"], ProxyBudget(**job["budget"]), cfg.latency
+    train = load_poses(d["source"], cfg.data["train_split"], budget.input_size, subset=d["train"],
+                       seed=cfg.data["seed"])
+    val = load_poses(d["source"], cfg.data["val_split"], budget.input_size, subset=d["val"], seed=cfg.data["seed"])
+    meter = LatencyMeter(device=lat["device"], threads=lat["threads"], warmup=lat["warmup"], runs=lat["runs"],
+                         min_seconds=lat["min_seconds"], cache=True)
+    objective = Objective(SearchSpace.from_dict(cfg.space, source=cfg.source), train, val, budget, meter,
+                          Path(job["cache"]), job["setup"])
+    if name == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        sampler_cfg = copy.deepcopy(cfg)
+        sampler_cfg.sampler["seed"] = seed
+        sampler = build_sampler(sampler_cfg)
+    start = time.perf_counter()
+    study = optuna.create_study(directions=cfg.directions, sampler=sampler, study_name=f"{name}-{seed}")
+    study.set_metric_names(cfg.objective_names)
+    study.optimize(objective, n_trials=job["trials"], catch=(NonFiniteLossError,))
+    wall = time.perf_counter() - start
+    print(f"seed {seed} {name:7s}: {job['trials']} trials in {wall:.0f}s, {objective.trained} archs trained "
+          f"({objective.evaluated_s:.0f}s), the rest from the cache", flush=True)
+    return {"seed": seed, "sampler": name, "trials": study.get_trials(deepcopy=False),
+            "trained": objective.trained, "evaluated_s": objective.evaluated_s, "wall_s": wall}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     cfg = StudyConfig.load(args.study)
     trials = args.trials or cfg.trials
-    data = resolve_data(args.data or cfg.data["source"])
+    data = {"source": resolve_data(args.data or cfg.data["source"]),
+            "train": args.train or cfg.data["train"], "val": args.val or cfg.data["val"]}
     size = args.input_size or cfg.proxy["input_size"]
-    budget = ProxyBudget(**{**cfg.proxy, "epochs": args.epochs, "max_seconds": None, "input_size": size})
+    # epochs, not seconds: a time cap would make the function depend on the machine's load
+    budget = ProxyBudget(**{**cfg.proxy, "epochs": args.epochs or cfg.proxy["epochs"], "max_seconds": None,
+                            "input_size": size}).to_dict()
     sampler_cfg = copy.deepcopy(cfg)
     if args.sampler and args.sampler != cfg.sampler["name"]:
         sampler_cfg.sampler.update(name=args.sampler, options={})
     if args.population:
         sampler_cfg.sampler["options"] = {**sampler_cfg.sampler["options"], "population_size": args.population}
+    default = sampler_cfg.sampler["name"]
 
     t0 = time.perf_counter()
-    train = load_poses(data, cfg.data["train_split"], size, subset=args.train, seed=cfg.data["seed"])
-    val = load_poses(data, cfg.data["val_split"], size, subset=args.val, seed=cfg.data["seed"])
-    print(f"data {data}: train {len(train.images)}, val {len(val.images)} at {size} px "
-          f"(prepared in {time.perf_counter() - t0:.0f}s); {trials} trials per run, seeds {args.seeds}; "
-          f"sampler {sampler_cfg.sampler['name']} {sampler_cfg.sampler['options']} vs random", flush=True)
+    for split, n in ((cfg.data["train_split"], data["train"]), (cfg.data["val_split"], data["val"])):
+        load_poses(data["source"], split, size, subset=n, seed=cfg.data["seed"])  # fill the disk cache once
+    print(f"data {data['source']}: train {data['train']}, val {data['val']} at {size} px, {budget['epochs']} "
+          f"epochs (prepared in {time.perf_counter() - t0:.0f}s); {trials} trials per run, seeds {args.seeds}; "
+          f"sampler {default} {sampler_cfg.sampler['options']} vs random; {args.jobs} at a time; "
+          f"cache {args.cache}", flush=True)
 
-    lat = cfg.latency
-    meter = LatencyMeter(device=lat["device"], threads=lat["threads"], warmup=lat["warmup"], runs=lat["runs"],
-                         min_seconds=lat["min_seconds"], cache=True)
-    objective = Objective(SearchSpace.from_dict(cfg.space, source=cfg.source), train, val, budget, meter)
+    setup = {"data": data, "splits": [cfg.data["train_split"], cfg.data["val_split"], cfg.data["seed"]],
+             "budget": budget, "latency": cfg.latency}
+    jobs = [{"cfg": sampler_cfg, "seed": seed, "sampler": name, "trials": trials, "data": data, "budget": budget,
+             "cache": str(Path(args.cache).resolve()), "setup": setup}
+            for seed in args.seeds for name in (default, "random")]
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(run_study, jobs))
+    else:
+        results = [run_study(job) for job in jobs]
     studies: dict[tuple[int, str], optuna.Study] = {}
-    for seed in args.seeds:
-        sampler_cfg.sampler["seed"] = seed
-        for name, sampler in ((sampler_cfg.sampler["name"], build_sampler(sampler_cfg)),
-                              ("random", optuna.samplers.RandomSampler(seed=seed))):
-            start = time.perf_counter()
-            study = optuna.create_study(directions=cfg.directions, sampler=sampler, study_name=f"{name}-{seed}")
-            study.set_metric_names(cfg.objective_names)
-            study.optimize(objective, n_trials=trials, catch=(NonFiniteLossError,))
-            studies[(seed, name)] = study
-            print(f"seed {seed} {name:7s}: {trials} trials in {time.perf_counter() - start:.0f}s, "
-                  f"{len(objective.cache)} archs evaluated so far", flush=True)
+    for res in results:
+        study = optuna.create_study(directions=cfg.directions, study_name=f"{res['sampler']}-{res['seed']}")
+        study.add_trials(res["trials"])
+        studies[(res["seed"], res["sampler"])] = study
+    trained = sum(r["trained"] for r in results)
+    evaluated_s = sum(r["evaluated_s"] for r in results)
 
     values = [t.values for s in studies.values() for t in s.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
     worst_latency = max(v[1] for v in values)
@@ -143,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
         hv = {name: float(hypervolume_history(studies[(seed, name)], ref)["hypervolume"].iloc[-1])
               for (s, name) in studies if s == seed}
         rows.append({"seed": seed, **hv})
-    default = sampler_cfg.sampler["name"]
     mean = {name: sum(r[name] for r in rows) / len(rows) for name in (default, "random")}
     ratio = mean[default] / mean["random"] if mean["random"] > 0 else float("inf")
 
@@ -154,13 +231,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{r[default] / r['random'] if r['random'] else float('inf'):.3f}")
     print(f"mean  {mean[default]:10.4f}  {mean['random']:10.4f}  {ratio:.3f}   (target >= 1.10: "
           f"{'met' if ratio >= 1.10 else 'NOT met'})")
-    print(f"{len(objective.cache)} distinct archs evaluated in {objective.evaluated_s:.0f}s; "
-          f"total {time.perf_counter() - t0:.0f}s")
+    print(f"{trained} archs trained in this invocation ({evaluated_s:.0f}s of training and latency), the rest "
+          f"from {args.cache}; total {time.perf_counter() - t0:.0f}s")
     if args.out:
         Path(args.out).write_text(json.dumps({
             "command": " ".join(sys.argv), "trials": trials, "seeds": args.seeds, "data": data,
-            "budget": budget.to_dict(), "sampler": sampler_cfg.sampler, "reference_point": ref,
-            "per_seed": rows, "mean": mean, "ratio": ratio, "archs": len(objective.cache),
+            "budget": budget, "sampler": sampler_cfg.sampler, "reference_point": ref,
+            "per_seed": rows, "mean": mean, "ratio": ratio, "trained_now": trained,
             "wall_s": time.perf_counter() - t0}, indent=2))
     return 0
 
