@@ -36,6 +36,8 @@ PARAMS_TOLERANCE = 0.10
 GRID_PARAMS = ("grid_index", "proxy_seed")
 METRICS = ("pck", "params", "flops", "latency_ms")
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+# what an equal-params comparison may change to match sizes
+SIZE_FIELDS = ("stacks", "width", "depth")
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
 
 def varying_fields(df: pd.DataFrame) -> list[str]:
     """The arch fields that take more than one value (None counts as a value) among the trials."""
-    skip = {"arch_id", "seed", "trial", *METRICS}
-    return [c for c in df.columns if c not in skip and df[c].map(_label).nunique() > 1]
+    return [c for c in _arch_fields(df) if df[c].map(_label).nunique() > 1]
 
 
 def per_value_table(study: optuna.Study) -> pd.DataFrame:
@@ -159,26 +160,57 @@ def _matching(df: pd.DataFrame, selector: Mapping[str, object]) -> pd.DataFrame:
     return df[mask]
 
 
-def check_claims(study: optuna.Study, claims: Sequence[Claim] = CLAIMS) -> pd.DataFrame:
-    """One row per claim this study can test: both sides present, each side a single arch (its seeds).
+def _arch_fields(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c not in {"arch_id", "seed", "trial", *METRICS}]
 
-    A claim whose side matches several archs (other fields vary too) is not tested here: pooling
-    different archs would compare something else than the claim.
+
+def _comparable(a: pd.Series, b: pd.Series, fields: Sequence[str]) -> bool:
+    # a field one side switches off (gate_init of an identity gate: "-") does not tell the archs apart
+    return all(_label(a[f]) == _label(b[f]) or "-" in (_label(a[f]), _label(b[f])) for f in fields)
+
+
+def claim_pairs(df: pd.DataFrame, claim: Claim) -> list[tuple[pd.DataFrame, pd.DataFrame, str]]:
+    """The (A seeds, B seeds, context) pairs of archs on which `claim` is tested.
+
+    A and B must agree on every field the claim does not name, so that only the claim's choice
+    differs (the study may vary other fields too: then each like-for-like pair is a test, its context
+    naming the other fields). An equal-params claim may also differ in size (stacks, width, depth):
+    of its like-for-like pairs, the one closest in parameter count is tested.
     """
+    a, b = _matching(df, claim.better), _matching(df, claim.worse)
+    if not len(a) or not len(b):
+        return []
+    free = {*claim.better, *claim.worse, *(SIZE_FIELDS if claim.equal_params else ())}
+    fields = [f for f in _arch_fields(df) if f not in free]
+    pairs = [(ga, gb) for _, ga in a.groupby("arch_id", sort=False) for _, gb in b.groupby("arch_id", sort=False)
+             if _comparable(ga.iloc[0], gb.iloc[0], fields)]
+    if claim.equal_params and pairs:
+        pairs = [min(pairs, key=lambda p: abs(math.log(p[0]["params"].mean() / p[1]["params"].mean())))]
+    context = [f for f in fields if len({_label(ga.iloc[0][f]) for ga, _ in pairs}) > 1]
+    out = []
+    for ga, gb in pairs:
+        where = [f"{f}={_label(ga.iloc[0][f])}" for f in context]
+        where += [f"{f} {_label(ga.iloc[0][f])} vs {_label(gb.iloc[0][f])}" for f in SIZE_FIELDS
+                  if f in ga.columns and _label(ga.iloc[0][f]) != _label(gb.iloc[0][f])]
+        out.append((ga, gb, ", ".join(where)))
+    return out
+
+
+def check_claims(study: optuna.Study, claims: Sequence[Claim] = CLAIMS) -> pd.DataFrame:
+    """One row per test of a claim this study can make (`claim_pairs`): A's seeds against B's."""
     df = trials_table(study)
     rows = []
     for claim in claims:
         if not len(df):
             break
-        a, b = _matching(df, claim.better), _matching(df, claim.worse)
-        if not len(a) or not len(b) or a["arch_id"].nunique() > 1 or b["arch_id"].nunique() > 1:
-            continue
-        v = judge(a["pck"].tolist(), b["pck"].tolist(), params_better=a["params"].mean(),
-                  params_worse=b["params"].mean(), equal_params=claim.equal_params)
-        rows.append({"claim": claim.name, "verdict": v.verdict,
-                     "pck_A": a["pck"].mean(), "std_A": a["pck"].std(), "seeds_A": len(a),
-                     "pck_B": b["pck"].mean(), "std_B": b["pck"].std(), "seeds_B": len(b),
-                     "diff": v.diff, "p_value": v.p_value, "params_A/B": v.params_ratio, "rule": v.reason})
+        for a, b, context in claim_pairs(df, claim):
+            v = judge(a["pck"].tolist(), b["pck"].tolist(), params_better=a["params"].mean(),
+                      params_worse=b["params"].mean(), equal_params=claim.equal_params)
+            rows.append({"claim": claim.name + (f" [{context}]" if context else ""), "verdict": v.verdict,
+                         "pck_A": a["pck"].mean(), "std_A": a["pck"].std(), "seeds_A": len(a),
+                         "pck_B": b["pck"].mean(), "std_B": b["pck"].std(), "seeds_B": len(b),
+                         "diff": v.diff, "p_value": v.p_value, "params_A/B": v.params_ratio,
+                         "arch_A": a["arch_id"].iloc[0], "arch_B": b["arch_id"].iloc[0], "rule": v.reason})
     return pd.DataFrame(rows)
 
 

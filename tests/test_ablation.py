@@ -114,12 +114,36 @@ def test_fusion_study_tests_both_fusion_claims(tmp_path: Path) -> None:
     assert hybrid["verdict"] == HOLDS and hybrid["params_A/B"] == pytest.approx(0.5)  # better and smaller
 
 
-def test_claim_not_tested_when_a_side_pools_several_archs(tmp_path: Path) -> None:
-    # gate and width both vary: "channel" matches two archs, so the gate claim is not tested
-    points = {("channel", 32): [0.5, 0.5], ("channel", 64): [0.6, 0.6], ("identity", 32): [0.4, 0.4]}
+def test_claims_compare_like_with_like_when_other_fields_vary(tmp_path: Path) -> None:
+    # gate and width both vary: the gate claim is tested on the one pair that differs only in the gate
+    # (width 32); channel at width 64 has no identity partner and is not pooled into it
+    points = {("channel", 32): [0.5, 0.52], ("channel", 64): [0.9, 0.92], ("identity", 32): [0.4, 0.42]}
     study = fake_ablation(tmp_path, points, ("gate", "width"))
-    assert check_claims(study).empty
+    claims = check_claims(study)
+    assert claims["claim"].tolist() == ["per-channel gate vs identity skip"]
+    assert claims["pck_A"].tolist() == pytest.approx([0.51]) and claims["arch_A"].tolist() == ["a0"]
     assert list(per_value_table(study).index.names) == ["width", "gate"]  # in ArchSpec field order
+
+
+def test_each_like_for_like_pair_is_a_test_named_by_its_context(tmp_path: Path) -> None:
+    points = {("channel", 32): [0.5, 0.52], ("identity", 32): [0.4, 0.42],
+              ("channel", 64): [0.6, 0.61], ("identity", 64): [0.6, 0.62]}
+    claims = check_claims(fake_ablation(tmp_path, points, ("gate", "width"))).set_index("claim")
+    assert claims.loc["per-channel gate vs identity skip [width=32]", "verdict"] == HOLDS
+    assert claims.loc["per-channel gate vs identity skip [width=64]", "verdict"] == INCONCLUSIVE
+
+
+def test_equal_params_claim_pairs_the_closest_sizes(tmp_path: Path) -> None:
+    # studies/ablation-hybrid.yaml: the plain hourglass is widened until it matches the hybrid's size
+    points = {("concat_conv3x3", "identity", 64): [0.50, 0.51, 0.52], ("add", "block", 64): [0.30, 0.31, 0.32],
+              ("add", "block", 80): [0.40, 0.41, 0.42], ("concat_conv3x3", "identity", 80): [0.6, 0.6, 0.6]}
+    sizes = {("concat_conv3x3", "identity", 64): 900, ("add", "block", 64): 610,
+             ("add", "block", 80): 950, ("concat_conv3x3", "identity", 80): 1400}
+    claims = check_claims(fake_ablation(tmp_path, points, ("fusion", "skip", "width"), sizes))
+    hybrid = claims[claims["claim"].str.startswith("hybrid")]
+    assert hybrid["claim"].tolist() == [
+        "hybrid (skip identity, concat fusion) vs plain hourglass (skip block, add) at equal params [width 64 vs 80]"]
+    assert hybrid["verdict"].tolist() == [HOLDS] and hybrid["params_A/B"].tolist() == pytest.approx([900 / 950])
 
 
 def test_report_prints_table_and_verdicts(tmp_path: Path) -> None:
@@ -151,6 +175,7 @@ def grid_points(name: str) -> tuple[StudyConfig, list[dict]]:
     ("ablation-sampling", {"down": set(DOWNSAMPLE.names()), "up": set(UPSAMPLE.names())},
      len(DOWNSAMPLE.names()) * len(UPSAMPLE.names())),
     ("ablation-branch", {"block": {"bottleneck", "multibranch"}}, 6),
+    ("ablation-hybrid", {"skip": set(SKIPS.names()), "fusion": {"add", "concat_conv3x3"}, "width": {64, 80}}, 8),
 ])
 def test_ablation_study_files(name: str, axes: dict, points: int) -> None:
     cfg, grid = grid_points(name)
@@ -163,6 +188,16 @@ def test_ablation_study_files(name: str, axes: dict, points: int) -> None:
     fixed = set(REF) - set(axes) - {"gate_init", "branch_split", "version"}
     for g in grid:
         assert {k: g[k] for k in fixed} == {k: REF[k] for k in fixed}
+
+
+def test_hybrid_study_has_a_plain_hourglass_the_size_of_the_hybrid() -> None:
+    from space.model import build_model
+    from space.profile import count_params
+    from space.spec import ArchSpec
+
+    _, grid = grid_points("ablation-hybrid")
+    size = {(g["skip"], g["fusion"], g["width"]): count_params(build_model(ArchSpec.from_dict(g))) for g in grid}
+    assert abs(size[("identity", "concat_conv3x3", 64)] / size[("block", "add", 80)] - 1) < 0.10
 
 
 def test_branch_study_covers_branch_depths() -> None:
