@@ -1,7 +1,8 @@
 """Hypervolume reached by the study's default sampler (NSGA-II) versus random search, equal budget.
 
     python benchmarks/sampler_quality.py --quick          # a few minutes: 8 trials per run, tiny proxy
-    python benchmarks/sampler_quality.py --jobs 2         # 24 trials per run on the study's own proxy
+    python benchmarks/sampler_quality.py --jobs 2         # the study's trials (40) and proxy: hours on 2 cores
+    python benchmarks/sampler_quality.py --jobs 2 --trials 24
 
 For each seed, one Optuna study per sampler runs the same number of trials on the softgate design
 space, each trial a real-data (LSPET) proxy: `trainers.proxy.train_proxy` for PCK (by default the
@@ -177,9 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     data = {"source": resolve_data(args.data or cfg.data["source"]),
             "train": args.train or cfg.data["train"], "val": args.val or cfg.data["val"]}
     size = args.input_size or cfg.proxy["input_size"]
-    # epochs, not seconds: a time cap would make the function depend on the machine's load
-    budget = ProxyBudget(**{**cfg.proxy, "epochs": args.epochs or cfg.proxy["epochs"], "max_seconds": None,
-                            "input_size": size}).to_dict()
+    # the study's budget, time cap included (as in the study, it bounds the slowest archs); the
+    # cache keeps the first value of an arch, so both samplers still see one fixed function
+    budget = ProxyBudget(**{**cfg.proxy, "epochs": args.epochs or cfg.proxy["epochs"], "input_size": size,
+                            **({"max_seconds": None} if args.quick else {})}).to_dict()
     sampler_cfg = copy.deepcopy(cfg)
     if args.sampler and args.sampler != cfg.sampler["name"]:
         sampler_cfg.sampler.update(name=args.sampler, options={})
