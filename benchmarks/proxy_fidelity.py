@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import math
 import os
 import platform
 import sys
 import time
-import hashlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,6 +42,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
+
+from benchmarks.common import worker_pool  # noqa: E402
 
 QUICK = {"archs": 4, "train": 128, "val": 64, "batch": 16,
          "short": {"epochs": 1, "max_seconds": None, "max_steps": None, "input_size": 64},
@@ -232,7 +233,7 @@ def run(args: argparse.Namespace) -> dict:
             _progress(res, len(results), len(jobs), t0)
 
         if args.jobs > 1:
-            with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+            with worker_pool(args.jobs) as pool:
                 futures = {pool.submit(_train_one, job): job for job in todo}
                 for fut in as_completed(futures):
                     finished(futures[fut], fut.result())

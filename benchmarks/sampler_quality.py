@@ -27,8 +27,6 @@ import json
 import sys
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ sys.path.insert(0, str(REPO))
 import optuna  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.common import worker_pool  # noqa: E402
 from search.config import StudyConfig  # noqa: E402
 from search.latency import LatencyMeter  # noqa: E402
 from search.report import hypervolume_history  # noqa: E402
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
              "cache": str(Path(args.cache).resolve()), "setup": setup}
             for seed in args.seeds for name in (default, "random")]
     if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        with worker_pool(args.jobs) as pool:
             results = list(pool.map(run_study, jobs))
     else:
         results = [run_study(job) for job in jobs]
