@@ -215,7 +215,8 @@ def run(args: argparse.Namespace) -> dict:
     # stopped: a job is reused only if its arch, budget, data and device are exactly the same.
     log_path = Path(args.out).with_suffix(".jobs.jsonl")
     done = load_job_log(log_path)
-    results = [{**done[job_key(job)], "arch": job["index"]} for job in jobs if job_key(job) in done]
+    results = [{**done[job_key(job)], "arch": job["index"], "budget": job["name"]}  # names may change between runs
+               for job in jobs if job_key(job) in done]
     todo = [job for job in jobs if job_key(job) not in done]
     # the long budget first: the biggest jobs started early keep both workers busy to the end
     todo.sort(key=lambda job: job["name"] != "long")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -77,6 +78,13 @@ def test_an_interrupted_run_reuses_its_finished_jobs(tmp_path: Path, monkeypatch
     second = len(trained)
     assert pf.main(argv + ["--variant", "ep2:epochs=2"]) == 0
     assert trained[second:] == [(i, "ep2") for i in range(4)]  # a new budget trains; the rest is reused
+    third = len(trained)
+    # the same budgets under other names (the variant made the short budget): all reused, by their new names
+    assert pf.main(argv[:-2] + ["--short", "epochs=2", "--long", "epochs=4", "--variant", "ep1:epochs=1",
+                                "--out", str(out)]) == 0
+    assert len(trained) == third
+    report = json.loads(out.read_text())
+    assert [a["pck_ep1"] for a in report["archs"]] == [0.1 + 0.01 * i for i in range(4)]
 
 
 def test_job_key_ignores_the_arch_index() -> None:
