@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import math
 import os
@@ -43,7 +42,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from benchmarks.common import worker_pool  # noqa: E402
+from benchmarks.common import append_jsonl, digest, read_jsonl, worker_pool  # noqa: E402
 
 QUICK = {"archs": 4, "train": 128, "val": 64, "batch": 16,
          "short": {"epochs": 1, "max_seconds": None, "max_steps": None, "input_size": 64},
@@ -140,21 +139,12 @@ def _train_one(job: dict) -> dict:
 
 def job_key(job: dict) -> str:
     """What makes two training jobs the same: arch, budget, data and device (not the arch's index)."""
-    what = {k: job[k] for k in ("arch", "budget", "data", "threads", "device")}
-    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest({k: job[k] for k in ("arch", "budget", "data", "threads", "device")})
 
 
 def load_job_log(path: Path) -> dict[str, dict]:
-    """Finished jobs of earlier runs (key -> result); a torn last line of a killed run is ignored."""
-    done: dict[str, dict] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            done[rec.pop("key")] = rec
-    return done
+    """Finished jobs of earlier runs: key -> result."""
+    return {rec.pop("key"): rec for rec in read_jsonl(path)}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -225,24 +215,20 @@ def run(args: argparse.Namespace) -> dict:
     if results:
         print(f"reusing {len(results)} finished jobs from {log_path}")
     t0 = time.perf_counter()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("a") as log:
-        if log.tell() and not log_path.read_bytes().endswith(b"\n"):
-            log.write("\n")  # end the torn line of a killed run, so the next record starts clean
-        def finished(job: dict, res: dict) -> None:
-            results.append(res)
-            log.write(json.dumps({"key": job_key(job), **res}) + "\n")
-            log.flush()
-            _progress(res, len(results), len(jobs), t0)
 
-        if args.jobs > 1:
-            with worker_pool(args.jobs) as pool:
-                futures = {pool.submit(_train_one, job): job for job in todo}
-                for fut in as_completed(futures):
-                    finished(futures[fut], fut.result())
-        else:
-            for job in todo:
-                finished(job, _train_one(job))
+    def finished(job: dict, res: dict) -> None:
+        results.append(res)
+        append_jsonl(log_path, {"key": job_key(job), **res})
+        _progress(res, len(results), len(jobs), t0)
+
+    if args.jobs > 1:
+        with worker_pool(args.jobs) as pool:
+            futures = {pool.submit(_train_one, job): job for job in todo}
+            for fut in as_completed(futures):
+                finished(futures[fut], fut.result())
+    else:
+        for job in todo:
+            finished(job, _train_one(job))
 
     pck = {name: [None] * len(archs) for name in budgets}
     wall = {name: [None] * len(archs) for name in budgets}

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import sys
 import time
@@ -36,7 +35,7 @@ sys.path.insert(0, str(REPO))
 import optuna  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import worker_pool  # noqa: E402
+from benchmarks.common import append_jsonl, digest, read_jsonl, worker_pool  # noqa: E402
 from search.config import StudyConfig  # noqa: E402
 from search.latency import LatencyMeter  # noqa: E402
 from search.report import hypervolume_history  # noqa: E402
@@ -90,32 +89,22 @@ class Objective:
                  cache_path: Path, setup: dict):
         self.space, self.train, self.val, self.budget, self.meter = space, train, val, budget, meter
         self.cache_path = cache_path
-        self.setup = hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        self.setup = digest(setup)
         self.cache: dict[str, tuple[float, float] | None] = {}
         self.trained = 0
         self.evaluated_s = 0.0
         self._reload()
 
     def _reload(self) -> None:
-        if not self.cache_path.exists():
-            return
-        for line in self.cache_path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # the torn last line of a killed run
-                continue
+        for rec in read_jsonl(self.cache_path):
             if rec.get("setup") == self.setup:
                 values = None if rec["pck"] is None else (rec["pck"], rec["latency_ms"])
                 self.cache.setdefault(rec["arch_id"], values)  # the first record of an arch wins
 
     def _store(self, arch_id: str, values: tuple[float, float] | None) -> None:
-        rec = {"setup": self.setup, "arch_id": arch_id, "pck": None if values is None else values[0],
-               "latency_ms": None if values is None else values[1]}
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.cache_path.open("a+b") as f:
-            f.seek(0, 2)
-            torn = f.tell() > 0 and (f.seek(-1, 2), f.read(1))[1] != b"\n"  # a killed run's last line
-            f.write((("\n" if torn else "") + json.dumps(rec) + "\n").encode())
+        append_jsonl(self.cache_path, {"setup": self.setup, "arch_id": arch_id,
+                                       "pck": None if values is None else values[0],
+                                       "latency_ms": None if values is None else values[1]})
         self.cache.setdefault(arch_id, values)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
