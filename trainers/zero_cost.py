@@ -67,6 +67,10 @@ def naswot(model: nn.Module, batch: Tensor) -> float:
     finally:
         for h in handles:
             h.remove()
+    # K holds whole counts, so repeated codes make it exactly singular; slogdet's LU may still
+    # return a finite log of a rounding-error pivot (seen with another LAPACK), the rank test does not
+    if int(torch.linalg.matrix_rank(kernel)) < n:
+        return -math.inf
     sign, logdet = torch.linalg.slogdet(kernel)
     return float(logdet) if sign > 0 else -math.inf
 
