@@ -35,7 +35,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "sampler": {"name": "nsga2", "seed": 0, "options": {}},
     "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0.0},
     "latency": {"device": "cpu", "threads": 1, "warmup": 10, "runs": 50, "min_seconds": 1.0, "cache": True,
-                "clock": "auto"},
+                "clock": "auto", "pause_trials": True},
     "export": {"auto": True, "dir": None},
 }
 _SCHEDULER_DEFAULTS = {"name": "asha", "grace_period": 1, "reduction_factor": 2}
@@ -210,8 +210,9 @@ class StudyConfig:
                               field="latency.min_seconds")
         if lat["clock"] not in ("auto", "wall"):
             raise ConfigError(f"must be auto or wall (got {lat['clock']!r})", source=src, field="latency.clock")
-        if not isinstance(lat["cache"], bool):
-            raise ConfigError("must be true or false", source=src, field="latency.cache")
+        for key in ("cache", "pause_trials"):
+            if not isinstance(lat[key], bool):
+                raise ConfigError("must be true or false", source=src, field=f"latency.{key}")
 
         if not isinstance(self.export["auto"], bool):
             raise ConfigError("must be true or false", source=src, field="export.auto")

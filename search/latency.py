@@ -6,7 +6,8 @@ Four things keep the number stable (docs/search.md, "Latency"):
      same cores, the time this thread waits for a core is not counted, so the number is the
      latency on an idle core. Wall-clock time under load measured 3x too high here; CPU time
      moved by a fraction of that. Multi-threaded and CUDA measurements use the wall clock
-     (space.profile.measure_latency) and rely on the points below.
+     (space.profile.measure_latency); while they measure, the trials training on the meter's
+     node pause between steps (search.quiet, `latency.pause_trials`), and points 1-3 hold too.
   1. One named Ray actor per study, the *latency meter*, does every measurement, one at a time
      (a sync actor runs one call at a time), so two measurements never compete with each other.
   2. A fixed thread count (latency.threads), warm-up runs, and enough timed runs to fill at least
@@ -21,9 +22,12 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import ray
+
+from search.quiet import QuietWindow
 
 LATENCY_KEYS = ("latency_ms", "latency_p25_ms", "latency_p75_ms", "latency_cv")
 
@@ -63,9 +67,12 @@ class LatencyMeter:
     """Measures batch-1 latency of an architecture; wrapped as a Ray actor by `start_meter`."""
 
     def __init__(self, device: str = "cpu", threads: int = 1, warmup: int = 10, runs: int = 50,
-                 min_seconds: float = 1.0, cache: bool = True, clock: str = "auto"):
+                 min_seconds: float = 1.0, cache: bool = True, clock: str = "auto",
+                 quiet: QuietWindow | None = None):
         self.device, self.threads, self.warmup, self.runs = device, threads, warmup, runs
         self.thread_clock = uses_thread_clock(device, threads, clock)
+        # the thread clock already ignores other processes; only wall-clock measurements pause them
+        self.quiet = None if self.thread_clock else quiet
         self.min_seconds, self.use_cache = min_seconds, cache
         self.cache: dict[tuple[str, int], dict[str, float]] = {}
 
@@ -87,14 +94,22 @@ class LatencyMeter:
             def measure(warmup: int, runs: int) -> Any:
                 return measure_latency(model, size, device=self.device, threads=self.threads, warmup=warmup,
                                        runs=runs)
-        probe = measure(self.warmup, 20)
-        runs = max(self.runs, math.ceil(self.min_seconds * 1e3 / max(probe.median_ms, 1e-3)))
-        stats = measure(0, min(runs, 100_000))
+        with self.quiet.exclusive() if self.quiet else nullcontext():
+            probe = measure(self.warmup, 20)
+            runs = max(self.runs, math.ceil(self.min_seconds * 1e3 / max(probe.median_ms, 1e-3)))
+            stats = measure(0, min(runs, 100_000))
         self.cache[key] = result = latency_attrs(stats)
         return result
 
     def seed_cache(self, arch_id: str, input_size: int, attrs: dict[str, float]) -> None:
         self.cache[(arch_id, int(input_size))] = {k: float(attrs[k]) for k in LATENCY_KEYS}
+
+
+def quiet_window(study_name: str, latency: dict) -> QuietWindow | None:
+    """The study's quiet window, or None when its latency needs none (thread clock) or is not asked to."""
+    if not latency["pause_trials"] or uses_thread_clock(latency["device"], latency["threads"], latency["clock"]):
+        return None
+    return QuietWindow(study_name)
 
 
 def start_meter(study_name: str, latency: dict) -> Any:
@@ -114,4 +129,4 @@ def start_meter(study_name: str, latency: dict) -> Any:
         max_concurrency=1, scheduling_strategy=here, max_restarts=-1, max_task_retries=-1)
     return actor.remote(device=latency["device"], threads=latency["threads"], warmup=latency["warmup"],
                         runs=latency["runs"], min_seconds=latency["min_seconds"], cache=latency["cache"],
-                        clock=latency["clock"])
+                        clock=latency["clock"], quiet=quiet_window(study_name, latency))

@@ -350,8 +350,9 @@ def run_trial(config: dict, *, train: Any, val: Any, job: dict) -> None:
                 tune.report({"pck": float(metrics["pck"]), "epoch": int(epoch)})
 
             device = "cuda" if job["gpus"] > 0 and torch.cuda.is_available() else "cpu"
+            quiet = job["quiet"]
             res = train_proxy(spec, train, val, ProxyBudget(**budget), callback=on_epoch,
-                              device=device, threads=job["cpus"])
+                              device=device, threads=job["cpus"], step_guard=quiet.step if quiet else None)
             if res.pck != res.pck:  # NaN
                 raise FloatingPointError("proxy PCK is NaN")
             attrs.update(pck=float(res.pck), per_joint_pck=[float(x) for x in res.per_joint],
@@ -463,13 +464,14 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
             logging.getLogger(name).setLevel(logging.ERROR)
     from ray import tune
 
-    from search.latency import start_meter
+    from search.latency import quiet_window, start_meter
 
     _ray_init(address, verbose)
     meter = start_meter(cfg.name, cfg.latency)
     r = cfg.resources
     job = {"cpus": r["cpus_per_trial"], "gpus": r["gpus_per_trial"], "data": d["source"],
-           "budget": dataclasses.asdict(budget), "constraints": cfg.constraints, "meter": meter}
+           "budget": dataclasses.asdict(budget), "constraints": cfg.constraints, "meter": meter,
+           "quiet": quiet_window(cfg.name, cfg.latency)}
     trainable = tune.with_resources(tune.with_parameters(run_trial, train=train, val=val, job=job),
                                     {"cpu": r["cpus_per_trial"], "gpu": r["gpus_per_trial"]})
     searcher = make_searcher(study, cfg, space, printer)

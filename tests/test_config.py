@@ -40,7 +40,7 @@ def test_defaults_filled_in(tmp_path):
     assert cfg.sampler["name"] == "nsga2"
     assert cfg.objective_names == ["pck", "latency_ms"]
     assert cfg.storage_url == "sqlite:///runs/t/study.db"
-    assert cfg.latency["cache"] is True and cfg.scheduler is None
+    assert cfg.latency["cache"] is True and cfg.latency["pause_trials"] is True and cfg.scheduler is None
 
 
 BAD = [
@@ -67,6 +67,7 @@ BAD = [
     (lambda d: d["latency"].update(runs=5), "latency.runs"),
     (lambda d: d["latency"].update(clock="sundial"), "latency.clock"),
     (lambda d: d["latency"].update(min_seconds=-1), "latency.min_seconds"),
+    (lambda d: d["latency"].update(pause_trials="yes"), "latency.pause_trials"),
     (lambda d: d["export"].update(auto="yes"), "export.auto"),
     (lambda d: d["proxy"].update(augment="no"), "proxy.augment"),
     (lambda d: d.update(storage="runs/x.db"), "storage"),

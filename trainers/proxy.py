@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -236,20 +237,25 @@ def check_input_size(spec: ArchSpec, poses: PoseSet, input_size: int | None) -> 
 
 def train_proxy(spec: ArchSpec, train: PoseSet, val: PoseSet, budget: ProxyBudget, *,
                 callback: Callback | None = None, device: str | torch.device | None = None,
-                threads: int | None = None) -> ProxyResult:
-    """Train `spec` from scratch under `budget` and score it on `val` after every epoch."""
+                threads: int | None = None,
+                step_guard: Callable[[], AbstractContextManager] | None = None) -> ProxyResult:
+    """Train `spec` from scratch under `budget` and score it on `val` after every epoch.
+
+    `step_guard()` is entered around every training step and every evaluation: a study passes one
+    that pauses the trial while its latency meter measures on the same device (search.quiet)."""
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _train_proxy(spec, train, val, budget, callback, resolve_device(device))
+        return _train_proxy(spec, train, val, budget, callback, resolve_device(device), step_guard or nullcontext)
     finally:
         if threads:
             torch.set_num_threads(previous_threads)
 
 
 def _train_proxy(spec: ArchSpec, train: PoseSet, val: PoseSet, budget: ProxyBudget,
-                 callback: Callback | None, dev: torch.device) -> ProxyResult:
+                 callback: Callback | None, dev: torch.device,
+                 step_guard: Callable[[], AbstractContextManager]) -> ProxyResult:
     start = time.perf_counter()
     size = check_input_size(spec, train, budget.input_size)
     torch.manual_seed(budget.seed)
@@ -274,7 +280,8 @@ def _train_proxy(spec: ArchSpec, train: PoseSet, val: PoseSet, budget: ProxyBudg
         losses = []
         stop = False
         for x, target, weight in batches.epoch():
-            loss = train_step(model, opt, scaler, spec, x, target, weight, dtype)
+            with step_guard():
+                loss = train_step(model, opt, scaler, spec, x, target, weight, dtype)
             losses.append(loss)
             steps += 1
             seen += len(x)
@@ -290,7 +297,8 @@ def _train_proxy(spec: ArchSpec, train: PoseSet, val: PoseSet, budget: ProxyBudg
         if not math.isfinite(epoch_loss):
             raise NonFiniteLossError(f"loss is {epoch_loss} in epoch {epoch}")
         train_s += time.perf_counter() - t0
-        scores = evaluate(model, val, batch_size=max(budget.batch_size, 64), device=dev)
+        with step_guard():
+            scores = evaluate(model, val, batch_size=max(budget.batch_size, 64), device=dev)
         main = scores["main"]
         loss_curve.append(epoch_loss)
         val_curve.append(main.mean)
