@@ -279,8 +279,13 @@ def _train_proxy(spec: ArchSpec, train: PoseSet, val: PoseSet, budget: ProxyBudg
         t0 = time.perf_counter()
         losses = []
         stop = False
-        for x, target, weight in batches.epoch():
-            with step_guard():
+        batch_iter = batches.epoch()
+        while True:
+            with step_guard():  # the batch's augmentation is device work too
+                batch = next(batch_iter, None)
+                if batch is None:
+                    break
+                x, target, weight = batch
                 loss = train_step(model, opt, scaler, spec, x, target, weight, dtype)
             losses.append(loss)
             steps += 1
