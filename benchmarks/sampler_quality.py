@@ -45,6 +45,12 @@ from trainers.data import load_poses  # noqa: E402
 from trainers.proxy import NonFiniteLossError, ProxyBudget, train_proxy  # noqa: E402
 
 
+# the latency settings an objective cache entry is keyed by: those of the measurement (and `cache`,
+# kept so that entries written before other keys existed still match); study-only keys such as
+# `pause_trials` do not change a value measured here
+CACHE_LATENCY_KEYS = ("device", "threads", "warmup", "runs", "min_seconds", "cache", "clock")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--study", default="softgate", help="study file giving the space, data, sampler and latency setup")
@@ -186,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
           f"cache {args.cache}", flush=True)
 
     setup = {"data": data, "splits": [cfg.data["train_split"], cfg.data["val_split"], cfg.data["seed"]],
-             "budget": budget, "latency": cfg.latency}
+             "budget": budget, "latency": {k: cfg.latency[k] for k in CACHE_LATENCY_KEYS}}
     jobs = [{"cfg": sampler_cfg, "seed": seed, "sampler": name, "trials": trials, "data": data, "budget": budget,
              "cache": str(Path(args.cache).resolve()), "setup": setup}
             for seed in args.seeds for name in (default, "random")]

@@ -33,5 +33,10 @@ def test_runs_share_one_cache_and_a_rerun_trains_nothing(tmp_path: Path) -> None
     assert b["trained_now"] == 0  # seeded samplers replay their choices on the cached values
     assert b["per_seed"] == a["per_seed"] and b["reference_point"] == a["reference_point"]
 
+    # a study setting that does not change a measured value keeps the cache valid
+    paused = study_file(tmp_path, "sq-paused", proxy={"epochs": 1}, latency={"pause_trials": False})
+    assert sq.main(["--study", str(paused), *args[2:], "--out", str(second)]) == 0
+    assert json.loads(second.read_text())["trained_now"] == 0
+
     other = sq.main(args + ["--epochs", "2", "--seeds", "0", "--out", str(first)])  # another budget: not reused
     assert other == 0 and json.loads(first.read_text())["trained_now"] >= 1
