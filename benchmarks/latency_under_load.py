@@ -69,14 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     folder = tempfile.mkdtemp(prefix="latency-under-load-")
     window = QuietWindow("bench", folder)
 
-    def meter(quiet: bool) -> LatencyMeter:
-        return LatencyMeter(device=args.device, threads=args.threads, runs=args.runs, min_seconds=args.min_seconds,
-                            cache=False, clock="wall", quiet=window if quiet else None)
+    plain, pausing = (LatencyMeter(device=args.device, threads=args.threads, runs=args.runs, cache=False,
+                                   min_seconds=args.min_seconds, clock="wall", quiet=quiet)
+                      for quiet in (None, window))
 
-    def measure(quiet: bool) -> float:
-        return meter(quiet).measure(arch)["latency_ms"]
+    def measure(meter: LatencyMeter) -> float:
+        return meter.measure(arch)["latency_ms"]
 
-    idle = [measure(False) for _ in range(args.repeats)]
+    idle = [measure(plain) for _ in range(args.repeats)]
     stop = Path(folder) / "stop"
     results: dict[str, list[float]] = {"loaded": [], "paused": []}
     with worker_pool(args.trainers) as pool:
@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                    for _ in range(args.trainers)]
         time.sleep(10)  # the trainers load data and start stepping
         for _ in range(args.repeats):
-            results["loaded"].append(measure(False))
-            results["paused"].append(measure(True))
+            results["loaded"].append(measure(plain))
+            results["paused"].append(measure(pausing))
         stop.touch()
         proxies = sum(f.result() for f in futures)
 

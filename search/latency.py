@@ -112,7 +112,7 @@ def quiet_window(study_name: str, latency: dict) -> QuietWindow | None:
     return QuietWindow(study_name)
 
 
-def start_meter(study_name: str, latency: dict) -> Any:
+def start_meter(study_name: str, latency: dict, quiet: QuietWindow | None = None) -> Any:
     """The study's meter actor (created, or found when another process of the study started it).
 
     It reserves no CPU so that it never takes a trial's slot; on CUDA it asks for a sliver of a GPU
@@ -129,4 +129,4 @@ def start_meter(study_name: str, latency: dict) -> Any:
         max_concurrency=1, scheduling_strategy=here, max_restarts=-1, max_task_retries=-1)
     return actor.remote(device=latency["device"], threads=latency["threads"], warmup=latency["warmup"],
                         runs=latency["runs"], min_seconds=latency["min_seconds"], cache=latency["cache"],
-                        clock=latency["clock"], quiet=quiet_window(study_name, latency))
+                        clock=latency["clock"], quiet=quiet)

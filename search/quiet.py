@@ -67,11 +67,5 @@ class QuietWindow:
         finally:
             fcntl.flock(gate, fcntl.LOCK_UN)
 
-    def close(self) -> None:
-        if self._fds is not None:
-            for fd in self._fds:
-                os.close(fd)
-            self._fds = None
-
     def __getstate__(self) -> dict:  # sent to Ray workers: each process opens its own files
         return {**self.__dict__, "_fds": None}

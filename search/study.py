@@ -467,11 +467,11 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     from search.latency import quiet_window, start_meter
 
     _ray_init(address, verbose)
-    meter = start_meter(cfg.name, cfg.latency)
+    quiet = quiet_window(cfg.name, cfg.latency)  # the meter holds it, the trials step through it
+    meter = start_meter(cfg.name, cfg.latency, quiet)
     r = cfg.resources
     job = {"cpus": r["cpus_per_trial"], "gpus": r["gpus_per_trial"], "data": d["source"],
-           "budget": dataclasses.asdict(budget), "constraints": cfg.constraints, "meter": meter,
-           "quiet": quiet_window(cfg.name, cfg.latency)}
+           "budget": dataclasses.asdict(budget), "constraints": cfg.constraints, "meter": meter, "quiet": quiet}
     trainable = tune.with_resources(tune.with_parameters(run_trial, train=train, val=val, job=job),
                                     {"cpu": r["cpus_per_trial"], "gpu": r["gpus_per_trial"]})
     searcher = make_searcher(study, cfg, space, printer)
