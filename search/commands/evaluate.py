@@ -5,7 +5,8 @@ import argparse
 from pathlib import Path
 
 from space.spec import load_arch
-from trainers.fit import evaluate_weights, format_table, save_json
+from trainers.fit import evaluate_weights, format_table
+from trainers.io import save_json
 
 
 def main(args: argparse.Namespace) -> int:
