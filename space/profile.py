@@ -62,8 +62,12 @@ def count_flops(model: nn.Module, input_size: int, batch: int = 1) -> int:
     return int(counter.get_total_flops())
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Parse a device string; a CUDA device that is not there is the user's error."""
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """Parse a device string ('cpu', 'cuda', 'cuda:N'); None picks CUDA when there is one, else the CPU.
+
+    A CUDA device that is not there is the user's error (ConfigError naming `device`)."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):

@@ -27,6 +27,11 @@ CHOICES: dict[str, Registry] = {"block": BLOCKS, "gate": GATES, "down": DOWNSAMP
                                 "fusion": FUSIONS, "skip": SKIPS}
 
 
+def size_multiple(depth: int) -> int:
+    """Input sizes must be multiples of this: the stem halves twice (/4), then each of `depth` levels pools 2x."""
+    return 4 * 2 ** depth
+
+
 def _int(key: str, value: Any) -> int:
     # numbers.Integral admits numpy integers (values read back from pandas/storage); bool is not a count
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -171,7 +176,7 @@ class ArchSpec:
             raise ConfigError(f"the {self.gate!r} gate has no initial alpha; leave gate_init out or null",
                               field="gate_init")
 
-        step = 4 * 2 ** self.depth
+        step = size_multiple(self.depth)
         if self.input_size % step:
             raise ConfigError(f"{self.input_size} is not divisible by 4 * 2**depth = {step}", field="input_size")
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

@@ -99,7 +99,8 @@ def parse_data(data: str) -> tuple[str, Path | None, int | None]:
     return "", path, None
 
 
-def _subset_indices(n: int, subset: int | None, seed: int) -> np.ndarray:
+def subset_indices(n: int, subset: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded `subset` of range(n) (all of it when subset is None or >= n)."""
     if subset is None or subset >= n:
         return np.arange(n)
     if subset <= 0:
@@ -153,7 +154,7 @@ def _synthetic(split: str, size: int, n: int | None, subset: int | None, seed: i
     if split not in DEFAULT_SIZE:
         raise ConfigError(f"unknown split {split!r} for synthetic (train, val, test)", source="synthetic", field="split")
     n = n or DEFAULT_SIZE[split]
-    idx = _subset_indices(n, subset, seed)
+    idx = subset_indices(n, subset, seed)
     images = np.empty((len(idx), size, size, 3), np.uint8)
     joints = np.empty((len(idx), 14, 3), np.float32)
     for k, i in enumerate(idx.tolist()):
@@ -171,7 +172,7 @@ def _prepare(fmt: str, annot: Path, split: str, size: int, subset: int | None, s
     ann = read_annotations(fmt, annot, split, skip_bad=skip_bad)
     if not ann.records:
         raise DataError(f"no usable records in split {split!r}", source=str(annot), field=f"{split} split")
-    records = [ann.records[i] for i in _subset_indices(len(ann.records), subset, seed)]
+    records = [ann.records[i] for i in subset_indices(len(ann.records), subset, seed)]
     affines = [crop_affine(r.center, r.box, size) for r in records]
     crops, errors = _decode_all(records, affines, size, workers)
     if errors and not skip_bad:
