@@ -164,7 +164,8 @@ def evaluate(model: nn.Module, poses: PoseSet, *, batch_size: int = 64, device: 
              flip: bool = False, full: bool = False) -> dict[str, Score]:
     """Score a model on a PoseSet with the set's metric (see trainers.metrics.score_poses)."""
     pred, maxvals = predict(model, poses, batch_size=batch_size, device=device, flip=flip)
-    return score_poses(pred, poses.joints_orig, poses.norm, poses.meta.get("metric", "pck"), maxvals, full)
+    return score_poses(pred, poses.joints_orig, poses.norm, poses.meta.get("metric", "pck"), maxvals, full,
+                       meta=poses.meta)
 
 
 class Callback:
