@@ -7,6 +7,7 @@ import torch
 
 from search.commands.flags import check_int
 from space.errors import ConfigError
+from space.guard import check_memory
 from space.model import build_model
 from space.profile import MIN_RUNS, WARMUP, count_flops, count_params, measure_latency, resolve_device
 from space.spec import RANGES, load_arch
@@ -26,9 +27,11 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as err:
         raise ConfigError(err.message, source="<arg>", field="--device") from None
     try:
+        check_memory(spec, size, device=device)   # shapes only: a spec too large fails here, not in the allocator
         model = build_model(spec, input_size=size)
     except ConfigError as err:
-        raise ConfigError(err.message, source="<arg>", field="--input-size") from None
+        field = "--input-size" if err.field == "input_size" else "--arch"
+        raise ConfigError(err.message, source="<arg>", field=field) from None
 
     params = count_params(model)
     with torch.device("meta"):   # FLOPs from shapes alone: no compute, no memory
