@@ -10,7 +10,7 @@ from typing import Any
 
 _EXPORTS = {"ArchSpec": "space.spec", "load_arch": "space.spec", "dump_arch": "space.spec",
             "preset_names": "space.spec", "build_model": "space.model", "ConfigError": "space.errors",
-            "SearchSpace": "space.search_space"}
+            "SearchSpace": "space.search_space", "check_memory": "space.guard"}
 
 __all__ = list(_EXPORTS)
 

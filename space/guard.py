@@ -11,6 +11,7 @@ otherwise the device's memory (the GPU's on CUDA, the machine's RAM on CPU).
 """
 from __future__ import annotations
 
+import math
 import os
 import weakref
 from dataclasses import dataclass
@@ -77,8 +78,8 @@ def memory_limit(device: str | torch.device = "cpu") -> tuple[int, str]:
         try:
             gb = float(text)
         except ValueError:
-            gb = float("nan")
-        if not gb > 0 or gb == float("inf"):
+            gb = 0.0
+        if not 0 < gb < math.inf:
             raise ConfigError(f"expected a positive number of GB, got {text!r}", source=LIMIT_ENV)
         return int(gb * GB), LIMIT_ENV
     dev = torch.device(device)

@@ -163,21 +163,6 @@ class ArchSpec:
     skip: str = "identity"
     _id: str = field(default="", init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if self.version != VERSION:
-            raise ConfigError(f"unsupported version {self.version!r} (this code reads version {VERSION})",
-                              field="version")
-        for key in FIELD_VALIDATORS:
-            object.__setattr__(self, key, validate_field(key, getattr(self, key)))
-
-        self._check_split()
-        self._check_gate_init()
-        step = size_multiple(self.depth)
-        if self.input_size % step:
-            raise ConfigError(f"{self.input_size} is not divisible by 4 * 2**depth = {step}", field="input_size")
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        object.__setattr__(self, "_id", hashlib.sha1(canonical.encode()).hexdigest()[:12])
-
     def _check_split(self) -> None:
         if not takes_split(self.block):
             if self.branch_split is not None:
@@ -199,6 +184,22 @@ class ArchSpec:
         elif not takes_init(self.gate) and self.gate_init is not None:
             raise ConfigError(f"the {self.gate!r} gate has no initial alpha; leave gate_init out or null",
                               field="gate_init")
+
+    def __post_init__(self) -> None:
+        if self.version != VERSION:
+            raise ConfigError(f"unsupported version {self.version!r} (this code reads version {VERSION})",
+                              field="version")
+        for key in FIELD_VALIDATORS:
+            object.__setattr__(self, key, validate_field(key, getattr(self, key)))
+
+        self._check_split()
+        self._check_gate_init()
+
+        step = size_multiple(self.depth)
+        if self.input_size % step:
+            raise ConfigError(f"{self.input_size} is not divisible by 4 * 2**depth = {step}", field="input_size")
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        object.__setattr__(self, "_id", hashlib.sha1(canonical.encode()).hexdigest()[:12])
 
     @property
     def arch_id(self) -> str:
