@@ -31,16 +31,16 @@ def test_shipped_studies_load(study):
 
 def test_smoke_is_small():
     cfg = StudyConfig.load("smoke")
-    assert (cfg.trials, cfg.concurrency, cfg.data["source"]) == (4, 2, "synthetic")
+    assert (cfg.trials, cfg.concurrency, cfg.data.source) == (4, 2, "synthetic")
 
 
 def test_defaults_filled_in(tmp_path):
     d = {"name": "t", "space": {"width": [16, 32]}, "proxy": {"input_size": 32}, "trials": 3}
     cfg = StudyConfig.load(str(write(tmp_path, d)))
-    assert cfg.sampler["name"] == "nsga2"
+    assert cfg.sampler.name == "nsga2"
     assert cfg.objective_names == ["pck", "latency_ms"]
     assert cfg.storage_url == "sqlite:///runs/t/study.db"
-    assert cfg.latency["cache"] is True and cfg.latency["pause_trials"] is True and cfg.scheduler is None
+    assert cfg.latency.cache is True and cfg.latency.pause_trials is True and cfg.scheduler is None
 
 
 BAD = [
@@ -109,7 +109,7 @@ def test_unknown_study_name_lists_known():
 def test_overrides_are_validated_like_the_file():
     cfg = StudyConfig.load("smoke")
     new = cfg.with_overrides(trials=7, data="synthetic:100", storage="sqlite:////tmp/x.db", out="/tmp/runx")
-    assert (new.trials, new.data["source"], new.storage_url) == (7, "synthetic:100", "sqlite:////tmp/x.db")
+    assert (new.trials, new.data.source, new.storage_url) == (7, "synthetic:100", "sqlite:////tmp/x.db")
     assert cfg.trials == 4  # the original is untouched
     assert StudyConfig.load("smoke").with_overrides(out="/tmp/runx").storage_url == "sqlite:////tmp/runx/study.db"
     with pytest.raises(ConfigError) as info:

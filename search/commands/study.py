@@ -20,7 +20,7 @@ def main(args: argparse.Namespace) -> int:
     if done < cfg.trials:  # stopped early (Ctrl-C): no export of a partial front
         print(f"stopped with {done} of {cfg.trials} trials done; continue with --resume", file=sys.stderr)
         return 1
-    if cfg.export["auto"]:
+    if cfg.export.auto:
         _export(cfg, study)
     return 0
 
