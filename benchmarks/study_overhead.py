@@ -116,7 +116,7 @@ def bare_loop(cfg, archs: list[dict], data: str) -> tuple[float, list[float]]:
         count_flops(model, spec.input_size)
         del model
         meter.measure(spec.to_dict())
-        pcks.append(float(train_proxy(spec, train, val, ProxyBudget(**cfg.proxy), threads=threads).pck))
+        pcks.append(float(train_proxy(spec, train, val, cfg.proxy, threads=threads).pck))
     return time.perf_counter() - start, pcks
 
 

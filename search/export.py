@@ -17,14 +17,25 @@ from pathlib import Path
 import optuna
 import yaml
 
-from search.config import STUDIES_DIR, StudyConfig, mask_url  # noqa: F401  (mask_url is re-exported)
+from search.config import STUDIES_DIR, StudyConfig, engine_url, mask_url  # noqa: F401  (mask_url is re-exported)
+from search.measures import measure_names
 from space.errors import ConfigError
 
 INDEX_NAME = "index.csv"
 
-# trial user attrs copied into an exported YAML's `metrics:` (storage contract in docs/design.md)
-METRIC_ATTRS = ("params", "flops", "latency_ms", "latency_p25_ms", "latency_p75_ms", "latency_cv",
-                "images_per_s", "wall_s", "epochs", "per_joint_pck")
+# trial user attrs copied into an exported YAML's `metrics:` besides the measures (storage contract in docs/design.md)
+EXTRA_METRIC_ATTRS = ("latency_p25_ms", "latency_p75_ms", "latency_cv", "images_per_s", "wall_s", "epochs",
+                      "per_joint_pck")
+
+
+def metric_attrs() -> tuple[str, ...]:
+    """The trial user attrs an export's `metrics:` holds: every registered measure (search.measures), then the rest."""
+    return (*measure_names(), *EXTRA_METRIC_ATTRS)
+
+
+def summary_columns() -> tuple[str, ...]:
+    """The columns of index.csv and the report's Pareto table after the objectives."""
+    return (*measure_names(), "images_per_s")
 
 
 @dataclass(frozen=True)
@@ -85,7 +96,7 @@ def open_study(storage_url: str, study_name: str) -> optuna.Study:
             raise ConfigError(f"no study storage at {url.database}; run the study first or pass --storage",
                               source=masked, field="storage")
     try:
-        rdb = optuna.storages.RDBStorage(storage_url)
+        rdb = optuna.storages.RDBStorage(engine_url(storage_url))
         names = optuna.get_all_study_names(storage=rdb)
     except (SQLAlchemyError, ImportError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -111,7 +122,7 @@ def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def _record(study: optuna.Study, trial: optuna.trial.FrozenTrial, storage_url: str, now: str) -> dict:
     attrs = trial.user_attrs
     metrics = dict(zip(objective_names(study), trial.values))
-    metrics.update({k: attrs[k] for k in METRIC_ATTRS if k in attrs and k not in metrics})
+    metrics.update({k: attrs[k] for k in metric_attrs() if k in attrs and k not in metrics})
     provenance = {
         "study": study.study_name,
         "trial": trial.number,
@@ -174,7 +185,7 @@ def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: 
             m = record["metrics"]
             rows.append({"rank": rank, "file": file, "trial": trial.number, "arch_id": arch_id,
                          **{n: m.get(n) for n in names},
-                         **{k: m.get(k) for k in ("params", "flops", "latency_ms", "images_per_s") if k not in names},
+                         **{k: m.get(k) for k in summary_columns() if k not in names},
                          "same_arch_trials": " ".join(str(t.number) for t in same)})
         with open(tmp / INDEX_NAME, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

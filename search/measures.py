@@ -104,13 +104,13 @@ def params(inputs: CostInputs) -> int:
     return int(count_params(inputs.model))
 
 
-@register_measure("latency_ms", direction="minimize", unit="ms (median, batch 1, latency.device)")
-def latency_ms(inputs: CostInputs) -> float:
-    return float(inputs.latency["latency_ms"])
-
-
 @register_measure("flops", direction="minimize", unit="FLOPs per image (1 multiply-add = 2)")
 def flops(inputs: CostInputs) -> int:
     from space.profile import count_flops
 
     return int(count_flops(inputs.model, inputs.input_size))
+
+
+@register_measure("latency_ms", direction="minimize", unit="ms (median, batch 1, latency.device)")
+def latency_ms(inputs: CostInputs) -> float:
+    return float(inputs.latency["latency_ms"])

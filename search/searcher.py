@@ -28,9 +28,9 @@ from ray.tune.search import Searcher
 from search import storage
 from search.config import StudyConfig
 from search.progress import dur, fmt
+from search.samplers import SEED_PARAM
 from search.storage import SURPLUS, counts_toward_target, fail_stale_trials, finished, interrupt, one_line
 
-SEED_PARAM = "proxy_seed"  # grid studies with `seeds:`: the grid sampler's second axis
 log = logging.getLogger("softgate.study")
 
 
@@ -91,7 +91,7 @@ class StorageSearcher(Searcher):
         if trial is None:
             return None
         try:
-            spec = (self.space.sample_grid(trial) if self.cfg.sampler["name"] == "grid"
+            spec = (self.space.sample_grid(trial) if self.cfg.sampler.name == "grid"
                     else self.space.sample(trial))
         except Exception as err:  # a space that cannot make a valid arch: this trial fails
             trial.set_user_attr("fail_reason", one_line(err))
@@ -131,7 +131,7 @@ class StorageSearcher(Searcher):
         config = {"arch": spec.to_dict(), "number": trial.number}
         if self.cfg.seeds:
             config["seed"] = trial.suggest_categorical(SEED_PARAM, list(self.cfg.seeds))
-        cached = self._cached_latency(spec.arch_id) if self.cfg.latency["cache"] else None
+        cached = self._cached_latency(spec.arch_id) if self.cfg.latency.cache else None
         if cached:
             config["latency"] = cached
         return config

@@ -9,6 +9,7 @@ search/trial.py (one trial in a worker), search/cluster.py (Ray).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -21,7 +22,7 @@ from optuna.trial import TrialState
 
 from search.config import StudyConfig, mask_url
 from search.progress import dur, fmt
-from search.searcher import SEED_PARAM
+from search.samplers import build_sampler, effective_trials, grid_points  # noqa: F401  (build_sampler re-exported)
 from search.storage import (GRACE_S, HEARTBEAT_S, INTERRUPTED, SURPLUS, counts_toward_target,  # noqa: F401
                             fail_stale_trials, interrupt, one_line, open_storage)
 from space.errors import ConfigError
@@ -38,51 +39,20 @@ def version() -> str:
         return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
 
-# -- samplers ----------------------------------------------------------------------------------------
-class _RunnerGridSampler(optuna.samplers.GridSampler):
-    """GridSampler without its `study.stop()` once the grid is used up: that only works inside
-    `study.optimize`, and raised from `tell` here (Ray Tune runs the trials; the runner stops at
-    `trials`, which run_study cuts to the grid size)."""
-
-    def after_trial(self, study, trial, state, values) -> None:
-        pass
-
-
-def build_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
-    """The configured Optuna sampler. Constraints need no sampler argument: the runner sets them on
-    each trial (`Trial.set_constraint`, Optuna 5), which NSGA-II, TPE, GP and `best_trials` read."""
-    s = cfg.sampler
-    name, seed, options = s["name"], s["seed"], dict(s["options"])
-    classes = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler,
-               "gp": optuna.samplers.GPSampler, "random": optuna.samplers.RandomSampler}
-    try:
-        if name in classes:
-            return classes[name](seed=seed, **options)
-        from space.search_space import SearchSpace  # grid: one categorical index into SearchSpace.grid()
-        grid = SearchSpace.from_dict(cfg.space, source=cfg.source).grid_sampler_space()
-        if cfg.seeds:
-            grid[SEED_PARAM] = list(cfg.seeds)
-        return _RunnerGridSampler(grid, seed=seed, **options)
-    except TypeError as err:
-        raise ConfigError(f"not an option of the {name} sampler ({err})", source=cfg.source,
-                          field="sampler.options") from None
-
-
 # -- the driver ----------------------------------------------------------------------------------------
 def header(cfg: StudyConfig) -> str:
-    r = cfg.resources
-    gpu = f", {r['gpus_per_trial']:g} GPU" if r["gpus_per_trial"] else ""
-    lat = cfg.latency
+    r, lat = cfg.resources, cfg.latency
+    gpu = f", {r.gpus_per_trial:g} GPU" if r.gpus_per_trial else ""
     return "\n".join([
         f"study     {cfg.name}  ({cfg.source})",
         f"storage   {mask_url(cfg.storage_url)}",
-        f"data      {cfg.data['source']}  (train {cfg.data['train']}, val {cfg.data['val']})",
-        f"sampler   {cfg.sampler['name']} seed {cfg.sampler['seed']}"
-        + (f", proxy seeds {cfg.seeds}" if cfg.seeds else "") + "; objectives "
-        + ", ".join(f"{o['name']} ({o['direction'][:3]})" for o in cfg.objectives),
+        f"data      {cfg.data.source}  (train {cfg.data.train}, val {cfg.data.val})",
+        f"sampler   {cfg.sampler.name} seed {cfg.sampler.seed}"
+        + (f", proxy seeds {list(cfg.seeds)}" if cfg.seeds else "") + "; objectives "
+        + ", ".join(f"{o.name} ({o.direction[:3]})" for o in cfg.objectives),
         f"trials    {cfg.trials}, {cfg.concurrency} at a time",
-        f"resources {r['cpus_per_trial']} CPU{gpu} per trial; latency on {lat['device']}, "
-        f"{lat['threads']} thread(s), median of {lat['runs']}",
+        f"resources {r.cpus_per_trial} CPU{gpu} per trial; latency on {lat.device}, "
+        f"{lat.threads} thread(s), median of {lat.runs}",
     ])
 
 
@@ -119,8 +89,10 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
 
 def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = None, verbose: bool = False,
               printer: Callable[[str], None] = print) -> optuna.Study:
-    """Run (or continue) the study until `cfg.trials` trials count in the storage; returns the study."""
+    """Run (or continue) the study until `effective_trials(cfg)` trials count in the storage; returns
+    the study. `cfg` itself is not changed."""
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    cfg = _with_effective_trials(cfg, printer)
     space, train_set, val_set = _prepare_inputs(cfg, printer)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)  # only now: bad data must leave nothing behind
     study = prepare_study(cfg, resume=resume)
@@ -137,25 +109,26 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     return study
 
 
+def _with_effective_trials(cfg: StudyConfig, printer: Callable[[str], None]) -> StudyConfig:
+    """The runner's copy of `cfg`, its trials cut to the grid (the searcher and the stored config use it)."""
+    trials = effective_trials(cfg)
+    if trials < cfg.trials:
+        seeds = f" x {len(cfg.seeds)} seeds" if cfg.seeds else ""
+        printer(f"note: the grid has {grid_points(cfg)} points{seeds}; running that many trials, not {cfg.trials}")
+    return dataclasses.replace(cfg, trials=trials)
+
+
 def _prepare_inputs(cfg: StudyConfig, printer: Callable[[str], None]) -> tuple[Any, Any, Any]:
-    """The space and the data, checked before anything is written; the grid cuts `cfg.trials`."""
+    """The space and the data, checked before anything is written."""
     from space.search_space import SearchSpace
     from trainers.data import load_poses
-    from trainers.proxy import ProxyBudget
 
     space = SearchSpace.from_dict(cfg.space, source=cfg.source)
-    ProxyBudget(**cfg.proxy)
-    points = len(space.grid()) * len(cfg.seeds or [None])
-    if cfg.sampler["name"] == "grid" and cfg.trials > points:
-        seeds = f" x {len(cfg.seeds)} seeds" if cfg.seeds else ""
-        printer(f"note: the grid has {points} points{seeds}; running that many trials, not {cfg.trials}")
-        cfg.trials = points
     printer(header(cfg))
     # the data is prepared once, here, and shipped to the workers through Ray's object store
-    size = cfg.proxy["input_size"]
-    d = cfg.data
-    train_set = load_poses(d["source"], d["train_split"], size, subset=d["train"], seed=d["seed"])
-    val_set = load_poses(d["source"], d["val_split"], size, subset=d["val"], seed=d["seed"])
+    size, d = cfg.proxy.input_size, cfg.data
+    train_set = load_poses(d.source, d.train_split, size, subset=d.train, seed=d.seed)
+    val_set = load_poses(d.source, d.val_split, size, subset=d.val, seed=d.seed)
     return space, train_set, val_set
 
 
@@ -165,18 +138,19 @@ def _tuner(cfg: StudyConfig, searcher: Any, train_set: Any, val_set: Any, verbos
     from search.latency import quiet_window, start_meter
     from search.trial import TrialJob, run_trial
 
-    quiet = quiet_window(cfg.name, cfg.latency)  # the meter holds it, the trials step through it
-    job = TrialJob.from_config(cfg, start_meter(cfg.name, cfg.latency, quiet), quiet)
+    latency = cfg.latency.to_dict()
+    quiet = quiet_window(cfg.name, latency)  # the meter holds it, the trials step through it
+    job = TrialJob.from_config(cfg, start_meter(cfg.name, latency, quiet), quiet)
     r = cfg.resources
     trainable = tune.with_resources(tune.with_parameters(run_trial, train_set=train_set, val_set=val_set, job=job),
-                                    {"cpu": r["cpus_per_trial"], "gpu": r["gpus_per_trial"]})
+                                    {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial})
     scheduler = None
     if cfg.scheduler:
         from ray.tune.schedulers import ASHAScheduler
         scheduler = ASHAScheduler(metric="pck", mode="max", time_attr="training_iteration",
-                                  max_t=max(int(cfg.proxy.get("epochs") or 1), 1) + 1,
-                                  grace_period=cfg.scheduler["grace_period"],
-                                  reduction_factor=cfg.scheduler["reduction_factor"])
+                                  max_t=max(int(cfg.proxy.epochs or 1), 1) + 1,
+                                  grace_period=cfg.scheduler.grace_period,
+                                  reduction_factor=cfg.scheduler.reduction_factor)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=cfg.trials,

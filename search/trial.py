@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -22,43 +21,42 @@ class TrialJob:
     gpus: float
     data: str  # the data source, recorded with each trial
     budget: dict  # ProxyBudget fields
-    constraints: dict  # max_params / max_latency_ms -> limit or None
+    limits: dict  # measure name -> limit (`constraints: {max_<name>: limit}`; only those set)
+    measures: tuple  # the registered `search.measures.Measure`s (registered in the driver: sent by value)
     meter: Any  # the study's latency meter (a Ray actor handle)
     quiet: Any = None  # the study's quiet window (trials step through it), or None
 
     @classmethod
     def from_config(cls, cfg: Any, meter: Any, quiet: Any) -> TrialJob:
-        from trainers.proxy import ProxyBudget
+        from search.measures import MEASURES
 
         r = cfg.resources
-        return cls(cpus=r["cpus_per_trial"], gpus=r["gpus_per_trial"], data=cfg.data["source"],
-                   budget=dataclasses.asdict(ProxyBudget(**cfg.proxy)), constraints=dict(cfg.constraints),
-                   meter=meter, quiet=quiet)
+        return cls(cpus=r.cpus_per_trial, gpus=r.gpus_per_trial, data=cfg.data.source,
+                   budget=cfg.proxy.to_dict(), limits=dict(cfg.constraints.limits),
+                   measures=tuple(MEASURES.values()), meter=meter, quiet=quiet)
 
 
 def cost(spec: Any, job: TrialJob, latency: dict | None = None) -> dict:
-    """params, FLOPs and latency of `spec` (latency measured by the study's meter unless given)."""
+    """The cost measures of `spec` (params, FLOPs, latency, ...) and the latency meter's other attrs
+    (latency measured by the study's meter unless given)."""
     import ray
 
+    from search.measures import compute_costs
     from space.model import build_model
-    from space.profile import count_flops, count_params
 
+    latency = latency or ray.get(job.meter.measure.remote(spec.to_dict()))
     model = build_model(spec)
-    attrs: dict[str, Any] = {"params": int(count_params(model)), "flops": int(count_flops(model, spec.input_size))}
+    values = compute_costs(list(job.measures), spec, model, spec.input_size, latency)
     del model
-    attrs.update(latency or ray.get(job.meter.measure.remote(spec.to_dict())))
-    return attrs
+    return {**latency, **values}
 
 
 def violations(attrs: dict, job: TrialJob) -> tuple[dict, list[str]]:
-    """Optuna constraints (value - limit, <= 0 is feasible; only the limits the config sets) and
-    the limits `attrs` breaks, in words."""
-    limits = {k: v for k, v in job.constraints.items() if v is not None}
-    measured = {"max_params": attrs["params"], "max_latency_ms": attrs["latency_ms"]}
-    constraints = {k: float(measured[k] - limit) for k, limit in limits.items()}
-    violated = [f"{k[4:]} {measured[k]:.4g} > {k} {limit:.4g}" for k, limit in limits.items()
-                if measured[k] > limit]
-    return constraints, violated
+    """Optuna constraints `max_<name>` (value - limit, <= 0 is feasible) for the limits whose
+    measure `attrs` has, and the limits `attrs` breaks, in words."""
+    from search.measures import constraint_values, violations as broken
+
+    return constraint_values(job.limits, attrs), broken(job.limits, attrs)
 
 
 def train(spec: Any, job: TrialJob, budget: dict, train_set: Any, val_set: Any) -> dict:
@@ -66,6 +64,7 @@ def train(spec: Any, job: TrialJob, budget: dict, train_set: Any, val_set: Any) 
     import torch
     from ray import tune
 
+    from search.measures import trained_values
     from trainers.proxy import ProxyBudget, train_proxy
 
     curve: list[float] = []
@@ -79,7 +78,7 @@ def train(spec: Any, job: TrialJob, budget: dict, train_set: Any, val_set: Any) 
                       threads=job.cpus, step_guard=job.quiet.step if job.quiet else None)
     if res.pck != res.pck:  # NaN
         raise FloatingPointError("proxy PCK is NaN")
-    return dict(pck=float(res.pck), per_joint_pck=[float(x) for x in res.per_joint],
+    return dict(**trained_values(list(job.measures), res), per_joint_pck=[float(x) for x in res.per_joint],
                 images_per_s=float(res.images_per_s), epochs=int(res.epochs), pck_curve=curve)
 
 
@@ -89,6 +88,7 @@ def run_trial(config: dict, *, train_set: Any, val_set: Any, job: TrialJob) -> N
     import torch
     from ray import tune
 
+    from search.measures import trained_values
     from space.spec import ArchSpec
 
     torch.set_num_threads(job.cpus)
@@ -100,13 +100,14 @@ def run_trial(config: dict, *, train_set: Any, val_set: Any, job: TrialJob) -> N
         attrs.update(arch=spec.to_dict(), arch_id=spec.arch_id)
         attrs.update(cost(spec, job, config.get("latency")))
         constraints, violated = violations(attrs, job)
-        if constraints:
-            attrs["constraints"] = constraints
         if violated:  # skip the training: the sampler sees pck=0 and an infeasible trial
-            attrs.update(pck=0.0, per_joint_pck=[], images_per_s=0.0, epochs=0, pck_curve=[],
-                         skipped="; ".join(violated))
+            attrs.update(**trained_values(list(job.measures), None), per_joint_pck=[], images_per_s=0.0,
+                         epochs=0, pck_curve=[], skipped="; ".join(violated))
         else:
             attrs.update(train(spec, job, budget, train_set, val_set))
+            constraints = violations(attrs, job)[0]  # limits on trained measures are known now
+        if constraints:
+            attrs["constraints"] = constraints
         attrs["wall_s"] = time.perf_counter() - start
         tune.report({"pck": attrs["pck"], "final": True, "attrs_json": json.dumps(attrs)})
     except Exception as err:  # bad arch, NaN loss, CUDA OOM, ...: this trial fails, the study goes on
