@@ -97,7 +97,7 @@ def bare_loop(cfg, archs: list[dict], data: str) -> tuple[float, list[float]]:
     from space.profile import count_flops, count_params
     from space.spec import ArchSpec
     from trainers.data import load_poses
-    from trainers.proxy import ProxyBudget, train_proxy
+    from trainers.proxy import train_proxy
 
     threads = int(cfg.resources.cpus_per_trial)
     torch.set_num_threads(threads)

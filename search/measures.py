@@ -9,8 +9,8 @@ Any registered measure can be an objective (`objectives: [{name: NAME}]`), a con
 Its value is stored as the trial user attr NAME.
 
 Adding one = one function + one `@register_measure(...)` line + one test (docs/design.md).
-The runner hands the `Measure` objects to its Ray workers, so a measure registered in the driver
-process (a plugin module, a test) is computed in the workers too.
+The runner hands the `Measure` objects to its Ray workers (search.trial.TrialJob), so a measure
+registered in the driver process (a plugin module, a test) is computed in the workers too.
 """
 from __future__ import annotations
 

@@ -3,7 +3,6 @@ a real smoke study (real Ray, real SQLite), and a column of its export."""
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import optuna
 import pytest
