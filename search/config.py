@@ -381,9 +381,29 @@ def engine_url(url: str) -> str:
     return url
 
 
+# query keys whose values are never secrets; every other query value is masked
+_PLAIN_QUERY_KEYS = {"host", "port", "sslmode", "connect_timeout", "application_name", "charset", "driver",
+                     "check_same_thread", "timeout", "target_session_attrs"}
+
+
 def mask_url(url: str) -> str:
-    """postgresql://user:pw@host/db -> postgresql://user:***@host/db (safe to print and store)."""
-    return re.sub(r"^([a-zA-Z0-9+.-]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    """The URL safe to print and store, parsed by SQLAlchemy: the password and every query value
+    that may be a secret become *** (postgresql://user:***@host/db?sslpassword=***); a URL
+    SQLAlchemy cannot parse keeps only its scheme."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        scheme, sep, rest = url.partition("://")
+        if sep and "@" in rest:  # unquoted "@", "/" or "?" in a password: the last "@" ends it
+            userinfo, _, hostpart = rest.rpartition("@")
+            user, colon, _ = userinfo.partition(":")
+            url = f"{scheme}://{user}{':password' if colon else ''}@{hostpart}"
+        parsed = make_url(url)
+        query = {k: v if k in _PLAIN_QUERY_KEYS else "***" for k, v in parsed.query.items()}
+        return parsed.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+    except Exception:  # not a URL SQLAlchemy can read: nothing after the scheme is safe to show
+        scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url or "")
+        return (scheme.group(0) if scheme else "") + "***"
 
 
 # -- top-level keys ----------------------------------------------------------------------------------

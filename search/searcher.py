@@ -85,7 +85,11 @@ class StorageSearcher(Searcher):
             return None  # the count was reached a moment ago: spare the storage Tune's polling
         fail_stale_trials(self.study)
         counted = self._counted()
-        if len(counted) >= self.cfg.trials:
+        # WAITING trials (re-runs of interrupted ones) are asked whatever the count says: they are
+        # part of it, and only an ask turns them into results (a resume killed after enqueueing them
+        # would otherwise leave a study that every later --resume calls full)
+        waiting = any(t.state == TrialState.WAITING for t in counted)
+        if len(counted) >= self.cfg.trials and not waiting:
             return self._when_full(counted)
         trial = self._ask()
         if trial is None:

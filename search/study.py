@@ -90,16 +90,18 @@ def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Ca
 def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = None, verbose: bool = False,
               printer: Callable[[str], None] = print) -> optuna.Study:
     """Run (or continue) the study until `effective_trials(cfg)` trials count in the storage; returns
-    the study. `cfg` itself is not changed."""
+    the study. `cfg` itself is not changed.
+
+    Nothing is created (run folder, storage, study) before the space, the data and Ray are known
+    to be good. Ctrl-C raises KeyboardInterrupt once the running trials are handed back."""
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
     cfg = _with_effective_trials(cfg, printer)
     space, train_set, val_set = _prepare_inputs(cfg, printer)
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)  # only now: bad data must leave nothing behind
-    study = prepare_study(cfg, resume=resume)
-    from search.cluster import ray_environment, ray_init
+    from search.cluster import ray_up
 
-    ray_environment(address, verbose)
-    ray_init(address, verbose)
+    ray_up(address, verbose)
+    study = prepare_study(cfg, resume=resume)
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
     searcher = make_searcher(study, cfg, space, printer)
     try:
         _tuner(cfg, searcher, train_set, val_set, verbose).fit()
@@ -124,12 +126,33 @@ def _prepare_inputs(cfg: StudyConfig, printer: Callable[[str], None]) -> tuple[A
     from trainers.data import load_poses
 
     space = SearchSpace.from_dict(cfg.space, source=cfg.source)
+    check_buildable(cfg, space.grid())
     printer(header(cfg))
     # the data is prepared once, here, and shipped to the workers through Ray's object store
     size, d = cfg.proxy.input_size, cfg.data
     train_set = load_poses(d.source, d.train_split, size, subset=d.train, seed=d.seed)
     val_set = load_poses(d.source, d.val_split, size, subset=d.val, seed=d.seed)
     return space, train_set, val_set
+
+
+def check_buildable(cfg: StudyConfig, grid: list[dict]) -> None:
+    """ConfigError unless some point of the space is an architecture that can be trained at the
+    proxy's input size (else every trial would fail, and the study "succeed" with nothing)."""
+    from space.spec import ArchSpec
+
+    size = cfg.proxy.input_size
+    if not grid:
+        raise ConfigError("no combination of the space is a valid architecture (e.g. input_size must be "
+                          "divisible by 4 * 2**depth)", source=cfg.source, field="space")
+    reasons = []
+    for point in grid:
+        try:
+            ArchSpec.from_dict({**point, "input_size": size} if size else point)
+            return
+        except ConfigError as err:
+            reasons.append(err.message)
+    raise ConfigError(f"no architecture of the space can be trained at proxy.input_size {size} "
+                      f"({reasons[0]})", source=cfg.source, field="proxy.input_size")
 
 
 def _tuner(cfg: StudyConfig, searcher: Any, train_set: Any, val_set: Any, verbose: bool) -> Any:
@@ -168,7 +191,10 @@ def _summary(study: optuna.Study, cfg: StudyConfig, start: float, printer: Calla
     by_state = {s.name: sum(1 for t in trials if t.state == s and counts_toward_target(t)) for s in TrialState}
     states = ", ".join(f"{n} {k}" for k, n in by_state.items() if n)
     best = study.best_trials if by_state.get("COMPLETE") else []
-    printer(f"done in {dur(time.time() - start)}: {states}; Pareto front {len(best)} trial(s)")
+    front = f"Pareto front {len(best)} trial(s)"
+    if by_state.get("COMPLETE") and not best:  # best_trials leaves out infeasible trials
+        front = f"{by_state['COMPLETE']} trials complete, none feasible"
+    printer(f"done in {dur(time.time() - start)}: {states}; {front}")
     for t in sorted(best, key=lambda t: t.number):
         printer(f"  trial {t.number} " + " ".join(f"{k}={fmt(v)}" for k, v in zip(cfg.objective_names, t.values))
                 + f"  {t.user_attrs.get('arch_id', '')}")

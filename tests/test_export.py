@@ -113,7 +113,7 @@ def test_existing_export_needs_force(storage: str, tmp_path: Path) -> None:
         export_study(storage, "exp", out)
     assert _snapshot(out) == before
     files = export_study(storage, "exp", out, force=True)
-    assert not (out / "note.txt").exists() and len(files) == len(PARETO)
+    assert (out / "note.txt").read_text() == "user file" and len(files) == len(PARETO)  # only the export's own files go
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "study.db"]  # no temp folders left
 
 

@@ -16,7 +16,11 @@ def main(args: argparse.Namespace) -> int:
         trials=args.trials, data=args.data, storage=args.storage, out=args.out)
     from search.study import counts_toward_target, run_study
 
-    study = run_study(cfg, resume=args.resume, address=args.address, verbose=args.verbose)
+    try:
+        study = run_study(cfg, resume=args.resume, address=args.address, verbose=args.verbose)
+    except KeyboardInterrupt:  # the runner has handed the running trials back for --resume
+        print("interrupted (Ctrl-C); running trials handed back, continue with --resume", file=sys.stderr)
+        return 130
     done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished() and counts_toward_target(t))
     wanted = effective_trials(cfg)
     if done < wanted:  # stopped early (Ctrl-C): no export of a partial front
