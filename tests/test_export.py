@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import subprocess
 import sys
@@ -198,3 +199,14 @@ def test_exported_yaml_is_a_valid_cli_arch(storage: str, tmp_path: Path) -> None
     done = _launch("profile", "--arch", str(files[-1]), "--runs", "20", "--threads", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"{record['metrics']['params']:,}" in done.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psycopg") is None or importlib.util.find_spec("psycopg2") is not None,
+                    reason="checks the psycopg-3-only setup this project installs")
+def test_plain_postgresql_url_uses_psycopg_3() -> None:
+    # nothing listens on port 1: the error must come from psycopg 3 trying to connect, not from a
+    # missing psycopg2 (SQLAlchemy's default driver for postgresql://), as it did before engine_url
+    with pytest.raises(ConfigError) as info:
+        open_study("postgresql://alice:s3cret@127.0.0.1:1/nas", "x")
+    message = str(info.value)
+    assert "psycopg2" not in message and "connect" in message and "s3cret" not in message
