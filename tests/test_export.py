@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import search.export as export_mod
+from search.config import engine_url
 from search.export import export_study, locate_study, mask_url, open_study
 from space.errors import ConfigError
 from space.model import build_model
@@ -201,12 +202,21 @@ def test_exported_yaml_is_a_valid_cli_arch(storage: str, tmp_path: Path) -> None
     assert f"{record['metrics']['params']:,}" in done.stdout
 
 
-@pytest.mark.skipif(importlib.util.find_spec("psycopg") is None or importlib.util.find_spec("psycopg2") is not None,
-                    reason="checks the psycopg-3-only setup this project installs")
-def test_plain_postgresql_url_uses_psycopg_3() -> None:
-    # nothing listens on port 1: the error must come from psycopg 3 trying to connect, not from a
-    # missing psycopg2 (SQLAlchemy's default driver for postgresql://), as it did before engine_url
+def test_open_study_goes_through_engine_url_like_the_runner(monkeypatch) -> None:
+    # the runner opens postgresql:// as postgresql+psycopg:// (psycopg 3) when psycopg2 is missing
+    # (search.config.engine_url); export and report open the storage through the same step. Nothing
+    # listens on port 1: the error comes from the driver trying to connect, password masked.
+    seen = []
+
+    def recording(url: str) -> str:
+        seen.append(url)
+        return engine_url(url)
+
+    monkeypatch.setattr(export_mod, "engine_url", recording)
     with pytest.raises(ConfigError) as info:
         open_study("postgresql://alice:s3cret@127.0.0.1:1/nas", "x")
+    assert seen == ["postgresql://alice:s3cret@127.0.0.1:1/nas"]
     message = str(info.value)
-    assert "psycopg2" not in message and "connect" in message and "s3cret" not in message
+    assert "connect" in message and "s3cret" not in message
+    if importlib.util.find_spec("psycopg2") is None:
+        assert "psycopg2" not in message
