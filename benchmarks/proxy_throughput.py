@@ -23,8 +23,9 @@ from space.model import build_model  # noqa: E402
 from space.spec import load_arch  # noqa: E402
 from trainers.data import load_poses  # noqa: E402
 from trainers.heatmaps import crop_to_heatmap, render_heatmaps  # noqa: E402
-from trainers.proxy import (ProxyBudget, amp_dtype, prepare_images, resolve_device,  # noqa: E402
-                            train_proxy, train_step)
+from space.profile import resolve_device  # noqa: E402
+from trainers.engine import amp_dtype, prepare_images, train_step  # noqa: E402
+from trainers.proxy import ProxyBudget, train_proxy  # noqa: E402
 
 
 def bare_loop(spec, train, steps: int, batch_size: int, lr: float, device: torch.device) -> float:

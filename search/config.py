@@ -170,9 +170,12 @@ class LatencyConfig(_Section):
     cache: bool = True
     clock: str = "auto"
     pause_trials: bool = True
+    backend: str = "torch"  # a name in space.latency_backends.LATENCY_BACKENDS
 
     @classmethod
     def from_dict(cls, d: Any, source: str) -> LatencyConfig:
+        from space.latency_backends import LATENCY_BACKENDS
+
         v = _section(cls, d, source, "latency")
         if not isinstance(v["device"], str) or not re.match(r"^(cpu|cuda(:\d+)?)$", v["device"]):
             raise ConfigError(f"must be cpu, cuda or cuda:N (got {v['device']!r})", source=source,
@@ -185,6 +188,9 @@ class LatencyConfig(_Section):
         checks.one_of(v["clock"], ("auto", "wall"), source, "latency.clock")
         for key in ("cache", "pause_trials"):
             checks.boolean(v[key], source, f"latency.{key}")
+        if not isinstance(v["backend"], str) or v["backend"] not in LATENCY_BACKENDS:
+            raise ConfigError(f"unknown latency backend {v['backend']!r} (choose from "
+                              f"{', '.join(LATENCY_BACKENDS.names())})", source=source, field="latency.backend")
         return cls(**v)
 
 
@@ -446,6 +452,7 @@ def _storage(url: Any, source: str, field_name: str = "storage") -> str | None:
     if url is None:
         return None
     if not isinstance(url, str) or not re.match(r"^[a-zA-Z0-9+]+://", url):
-        raise ConfigError(f"must be an SQLAlchemy URL such as sqlite:///runs/x.db (got {url!r})",
+        shown = mask_url(url) if isinstance(url, str) else url  # a malformed URL may still hold a password
+        raise ConfigError(f"must be an SQLAlchemy URL such as sqlite:///runs/x.db (got {shown!r})",
                           source=source, field=field_name)
     return url

@@ -2,12 +2,14 @@
 
 Four things keep the number stable (docs/search.md, "Latency"):
   0. On CPU with one thread (the default target) the clock is the inference thread's CPU time
-     (time.thread_time), not the wall clock: while other trials' processes take turns on the
-     same cores, the time this thread waits for a core is not counted, so the number is the
-     latency on an idle core. Wall-clock time under load measured 3x too high here; CPU time
+     (time.thread_time), not the wall clock (wherever the latency backend, space.latency_backends,
+     says that clock covers a whole inference; torch: CPU, one thread): while other trials'
+     processes take turns on the same cores, the time this thread waits for a core is not
+     counted, so the number is the latency on an idle core. Wall-clock time under load measured 3x too high here; CPU time
      moved by a fraction of that. Multi-threaded and CUDA measurements use the wall clock
-     (space.profile.measure_latency); while they measure, the trials training on the meter's
-     node pause between steps (search.quiet, `latency.pause_trials`), and points 1-3 hold too.
+     (both clocks go through space.profile.measure_latency); while they measure, the trials
+     training on the meter's node pause between steps (search.quiet, `latency.pause_trials`),
+     and points 1-3 hold too.
   1. One named Ray actor per study, the *latency meter*, does every measurement, one at a time
      (a sync actor runs one call at a time), so two measurements never compete with each other.
   2. A fixed thread count (latency.threads), warm-up runs, and enough timed runs to fill at least
@@ -20,8 +22,6 @@ Four things keep the number stable (docs/search.md, "Latency"):
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from contextlib import nullcontext
 from typing import Any
 
@@ -38,29 +38,16 @@ def latency_attrs(stats: Any) -> dict[str, float]:
             "latency_p75_ms": float(stats.p75_ms), "latency_cv": float(stats.cv)}
 
 
-def thread_time_latency(model: Any, input_size: int, warmup: int = 5, runs: int = 30) -> Any:
-    """Batch-1 CPU latency from the calling thread's CPU time, one torch thread (see point 0)."""
-    import torch
-
-    from space.profile import LatencyStats, torch_threads
-
-    model = model.to("cpu").eval()
-    x = torch.randn(1, 3, input_size, input_size)
-    times = []
-    with torch_threads(1), torch.inference_mode():
-        for i in range(warmup + runs):
-            t0 = time.thread_time()
-            model(x)
-            if i >= warmup:
-                times.append((time.thread_time() - t0) * 1e3)
-    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive")
-    mean, std = statistics.fmean(times), statistics.stdev(times)
-    return LatencyStats(median_ms=median, p25_ms=q1, p75_ms=q3, mean_ms=mean, std_ms=std,
-                        cv=std / mean if mean > 0 else 0.0, runs=runs, threads=1, device="cpu")
+def backend_name(latency: dict) -> str:
+    """The study's latency backend (space.latency_backends); the one place that reads the key."""
+    return latency.get("backend", "torch")
 
 
-def uses_thread_clock(device: str, threads: int, clock: str) -> bool:
-    return clock == "auto" and device == "cpu" and threads == 1
+def uses_thread_clock(device: str, threads: int, clock: str, backend: str = "torch") -> bool:
+    """Point 0: with clock auto, the thread clock wherever the backend says it covers an inference."""
+    from space.latency_backends import latency_backend
+
+    return clock == "auto" and latency_backend(backend).thread_clock_covers(device, threads)
 
 
 class LatencyMeter:
@@ -68,9 +55,10 @@ class LatencyMeter:
 
     def __init__(self, device: str = "cpu", threads: int = 1, warmup: int = 10, runs: int = 50,
                  min_seconds: float = 1.0, cache: bool = True, clock: str = "auto",
-                 quiet: QuietWindow | None = None):
+                 quiet: QuietWindow | None = None, backend: str = "torch"):
         self.device, self.threads, self.warmup, self.runs = device, threads, warmup, runs
-        self.thread_clock = uses_thread_clock(device, threads, clock)
+        self.backend = backend
+        self.thread_clock = uses_thread_clock(device, threads, clock, backend)
         # the thread clock already ignores other processes; only wall-clock measurements pause them
         self.quiet = None if self.thread_clock else quiet
         self.min_seconds, self.use_cache = min_seconds, cache
@@ -87,13 +75,11 @@ class LatencyMeter:
         if self.use_cache and key in self.cache:
             return self.cache[key]
         model = build_model(spec, input_size=size).eval()
-        if self.thread_clock:
-            def measure(warmup: int, runs: int) -> Any:
-                return thread_time_latency(model, size, warmup=warmup, runs=runs)
-        else:
-            def measure(warmup: int, runs: int) -> Any:
-                return measure_latency(model, size, device=self.device, threads=self.threads, warmup=warmup,
-                                       runs=runs)
+
+        def measure(warmup: int, runs: int) -> Any:
+            return measure_latency(model, size, device=self.device, threads=self.threads, warmup=warmup,
+                                   runs=runs, backend=self.backend, thread_clock=self.thread_clock)
+
         with self.quiet.exclusive() if self.quiet else nullcontext():
             probe = measure(self.warmup, 20)
             runs = max(self.runs, math.ceil(self.min_seconds * 1e3 / max(probe.median_ms, 1e-3)))
@@ -101,13 +87,11 @@ class LatencyMeter:
         self.cache[key] = result = latency_attrs(stats)
         return result
 
-    def seed_cache(self, arch_id: str, input_size: int, attrs: dict[str, float]) -> None:
-        self.cache[(arch_id, int(input_size))] = {k: float(attrs[k]) for k in LATENCY_KEYS}
-
 
 def quiet_window(study_name: str, latency: dict) -> QuietWindow | None:
     """The study's quiet window, or None when its latency needs none (thread clock) or is not asked to."""
-    if not latency["pause_trials"] or uses_thread_clock(latency["device"], latency["threads"], latency["clock"]):
+    if not latency["pause_trials"] or uses_thread_clock(latency["device"], latency["threads"], latency["clock"],
+                                                    backend_name(latency)):
         return None
     return QuietWindow(study_name)
 
@@ -129,4 +113,4 @@ def start_meter(study_name: str, latency: dict, quiet: QuietWindow | None = None
         max_concurrency=1, scheduling_strategy=here, max_restarts=-1, max_task_retries=-1)
     return actor.remote(device=latency["device"], threads=latency["threads"], warmup=latency["warmup"],
                         runs=latency["runs"], min_seconds=latency["min_seconds"], cache=latency["cache"],
-                        clock=latency["clock"], quiet=quiet)
+                        clock=latency["clock"], quiet=quiet, backend=backend_name(latency))

@@ -95,13 +95,15 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     Nothing is created (run folder, storage, study) before the space, the data and Ray are known
     to be good. Ctrl-C raises KeyboardInterrupt once the running trials are handed back."""
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
-    cfg = _with_effective_trials(cfg, printer)
-    space, train_set, val_set = _prepare_inputs(cfg, printer)
+    cfg, note = _with_effective_trials(cfg)
+    space, train_set, val_set = _prepare_inputs(cfg)
     from search.cluster import ray_up
 
     ray_up(address, verbose)
     study = prepare_study(cfg, resume=resume)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    # printed once everything is known to be good: a bad input is one line on stderr, nothing on stdout
+    printer("\n".join(filter(None, [note, header(cfg)])))
     searcher = make_searcher(study, cfg, space, printer)
     try:
         _tuner(cfg, searcher, train_set, val_set, verbose).fit()
@@ -111,23 +113,24 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     return study
 
 
-def _with_effective_trials(cfg: StudyConfig, printer: Callable[[str], None]) -> StudyConfig:
-    """The runner's copy of `cfg`, its trials cut to the grid (the searcher and the stored config use it)."""
+def _with_effective_trials(cfg: StudyConfig) -> tuple[StudyConfig, str | None]:
+    """The runner's copy of `cfg`, its trials cut to the grid (the searcher and the stored config use
+    it), and the note saying so."""
     trials = effective_trials(cfg)
+    note = None
     if trials < cfg.trials:
         seeds = f" x {len(cfg.seeds)} seeds" if cfg.seeds else ""
-        printer(f"note: the grid has {grid_points(cfg)} points{seeds}; running that many trials, not {cfg.trials}")
-    return dataclasses.replace(cfg, trials=trials)
+        note = f"note: the grid has {grid_points(cfg)} points{seeds}; running that many trials, not {cfg.trials}"
+    return dataclasses.replace(cfg, trials=trials), note
 
 
-def _prepare_inputs(cfg: StudyConfig, printer: Callable[[str], None]) -> tuple[Any, Any, Any]:
+def _prepare_inputs(cfg: StudyConfig) -> tuple[Any, Any, Any]:
     """The space and the data, checked before anything is written."""
     from space.search_space import SearchSpace
     from trainers.data import load_poses
 
     space = SearchSpace.from_dict(cfg.space, source=cfg.source)
     check_buildable(cfg, space.grid())
-    printer(header(cfg))
     # the data is prepared once, here, and shipped to the workers through Ray's object store
     size, d = cfg.proxy.input_size, cfg.data
     train_set = load_poses(d.source, d.train_split, size, subset=d.train, seed=d.seed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -103,14 +103,21 @@ class ECAGate(Gate):
         return alpha * x
 
 
-def create_gate(name: str, channels: int, init: float | None = None) -> Gate:
-    return GATES.create(name, channels, init)
+def create_gate(name: str, channels: int, init: float | None = None, **kwargs: Any) -> Gate:
+    """The gate `name` for `channels` channels; `kwargs` go to its class (e.g. SE's `reduction`), as in
+    timm's `create_attn`."""
+    return GATES.create(name, channels, init, **kwargs)
 
 
 # ---------------------------------------------------------------- residual blocks
 
 class GatedResidual(nn.Module):
-    """y = branch(x) + gate(proj(x)); proj is a 1x1 conv only when channels change."""
+    """y = branch(x) + gate(proj(x)); proj is a 1x1 conv only when channels change.
+
+    A block class is built as cls(in_ch, out_ch, gate=..., gate_init=..., split=...); `takes_split`
+    says whether it reads the spec's branch_split (the spec then requires one) or not (it must be null).
+    """
+    takes_split = False
 
     def __init__(self, branch: nn.Module, in_ch: int, out_ch: int, gate: str, gate_init: float | None):
         super().__init__()
@@ -162,6 +169,7 @@ def split_widths(channels: int, split: Sequence[Fraction]) -> list[int]:
 @BLOCKS.register("multibranch")
 class MultiBranch(GatedResidual):
     """Bulat et al.'s hierarchical block: chain of 3x3 convs of widths C*split[k], concatenated to C."""
+    takes_split = True
 
     def __init__(self, in_ch: int, out_ch: int, *, gate: str = "channel", gate_init: float | None = None,
                  split: Sequence[Fraction] | None = None):

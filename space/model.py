@@ -10,7 +10,7 @@ from torch import nn
 from space.errors import ConfigError
 from space.layers import BlockFactory, bn_relu_conv
 from space.registry import BLOCKS, DOWNSAMPLE, FUSIONS, SKIPS, UPSAMPLE
-from space.spec import ArchSpec
+from space.spec import ArchSpec, size_multiple
 
 
 class Hourglass(nn.Module):
@@ -106,11 +106,15 @@ def _block(spec: ArchSpec, in_ch: int, out_ch: int) -> nn.Module:
                          split=spec.branch_split)
 
 
+def validate_input_size(spec: ArchSpec, input_size: int) -> None:
+    """ConfigError unless the network for `spec` can take `input_size` px inputs."""
+    step = size_multiple(spec.depth)
+    if input_size <= 0 or input_size % step:
+        raise ConfigError(f"{input_size} is not a positive multiple of 4 * 2**depth = {step}", field="input_size")
+
+
 def build_model(spec: ArchSpec, input_size: int | None = None) -> StackedHourglass:
     """The network for `spec`; `input_size` (default spec.input_size) is only checked, the net is fully conv."""
     if input_size is not None:
-        step = 4 * 2 ** spec.depth
-        if input_size <= 0 or input_size % step:
-            raise ConfigError(f"{input_size} is not a positive multiple of 4 * 2**depth = {step}",
-                              field="input_size")
+        validate_input_size(spec, input_size)
     return StackedHourglass(spec)

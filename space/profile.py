@@ -1,21 +1,20 @@
 """Cost of a network: parameters, FLOPs (torch.utils.flop_counter) and latency.
 
 FLOPs count one multiply-add as 2 FLOPs (torch.utils.flop_counter's convention).
-`measure_latency` is the one latency measurement the profile command and the search share.
+`measure_latency` is the one latency measurement the profile command and the search share; how the
+network is run and which clock times it is a latency backend (space.latency_backends).
 """
 from __future__ import annotations
 
 import statistics
-import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Iterator
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from space.errors import ConfigError
+from space.latency_backends import latency_backend, torch_threads  # noqa: F401  (torch_threads: re-exported)
 
 MIN_RUNS = 20
 WARMUP = 5
@@ -62,8 +61,12 @@ def count_flops(model: nn.Module, input_size: int, batch: int = 1) -> int:
     return int(counter.get_total_flops())
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Parse a device string; a CUDA device that is not there is the user's error."""
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """Parse a device string ('cpu', 'cuda', 'cuda:N'); None picks CUDA when there is one, else the CPU.
+
+    A CUDA device that is not there is the user's error (ConfigError naming `device`)."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
@@ -76,26 +79,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[int]:
-    """Fix torch's intra-op threads for the block and restore them after."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"threads must be at least 1, got {threads}", field="threads")
-        torch.set_num_threads(threads)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
-
-
 def measure_latency(model: nn.Module, input_size: int, device: str | torch.device = "cpu",
-                    threads: int | None = None, warmup: int = WARMUP, runs: int = 30) -> LatencyStats:
+                    threads: int | None = None, warmup: int = WARMUP, runs: int = 30, *,
+                    backend: str = "torch", thread_clock: bool = False) -> LatencyStats:
     """Batch-1 inference latency: `warmup` runs discarded, then `runs` (>= 20) timed runs.
 
-    The model is moved to `device` and put in eval mode (callers pass a model they own or a copy).
-    On CUDA each run is synchronised so the time covers the kernels, not just their launch.
+    `backend` (space.latency_backends) prepares the model on `device` (torch: moved there and put in
+    eval mode, so callers pass a model they own or a copy) and runs one inference. The clock is the
+    wall clock, or with `thread_clock` the calling thread's CPU time (only where the backend's
+    `thread_clock_covers` the device and threads).
     """
     if runs < MIN_RUNS:
         raise ConfigError(f"at least {MIN_RUNS} timed runs are needed for a median and spread, got {runs}",
@@ -103,19 +95,24 @@ def measure_latency(model: nn.Module, input_size: int, device: str | torch.devic
     if warmup < 0:
         raise ConfigError(f"warm-up runs cannot be negative, got {warmup}", field="warmup")
     dev = resolve_device(device)
-    model = model.to(dev).eval()
-    x = torch.randn(1, 3, input_size, input_size, device=dev)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    times = []
-    with torch_threads(threads) as n_threads, torch.inference_mode():
+    impl = latency_backend(backend)
+    if thread_clock and not impl.thread_clock_covers(str(dev), threads or torch.get_num_threads()):
+        raise ConfigError(f"the thread clock does not cover {backend} inference on {dev} with {threads} threads",
+                          field="clock")
+    clock = impl.clock(thread_clock)
+    with impl.session(model, input_size, dev, threads) as session:
+        times = []
         for i in range(warmup + runs):
-            sync()
-            t0 = time.perf_counter()
-            model(x)
-            sync()
+            t0 = clock()
+            session.infer()
             if i >= warmup:
-                times.append((time.perf_counter() - t0) * 1e3)
-    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive")
-    mean, std = statistics.fmean(times), statistics.stdev(times)
+                times.append((clock() - t0) * 1e3)
+    return latency_stats(times, threads=session.threads, device=session.device)
+
+
+def latency_stats(times_ms: list[float], threads: int, device: str) -> LatencyStats:
+    """Median, quartiles (inclusive method), mean, std and CV of timed runs."""
+    q1, median, q3 = statistics.quantiles(times_ms, n=4, method="inclusive")
+    mean, std = statistics.fmean(times_ms), statistics.stdev(times_ms)
     return LatencyStats(median_ms=median, p25_ms=q1, p75_ms=q3, mean_ms=mean, std_ms=std,
-                        cv=std / mean if mean > 0 else 0.0, runs=runs, threads=n_threads, device=str(dev))
+                        cv=std / mean if mean > 0 else 0.0, runs=len(times_ms), threads=threads, device=device)

@@ -22,6 +22,11 @@ class Registry:
             return factory
         return add
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry (for tests that register a throw-away value)."""
+        self.get(name)
+        del self._entries[name]
+
     def get(self, name: str) -> Callable[..., Any]:
         try:
             return self._entries[name]

@@ -5,8 +5,9 @@ choices. `branch_split` is itself a list, so its choices are a list of splits
 (`[[1/2, 1/4, 1/4], [1/3, 1/3, 1/3]]` or `["1/2,1/4,1/4", "1/3,1/3,1/3"]`); a flat list of
 fractions is one fixed split. Fields left out keep the ArchSpec default.
 
-Conditional axes: `branch_split` is only sampled when the block is `multibranch`, `gate_init`
-only for gates with a learnable initial alpha (`scalar`, `channel`).
+Conditional axes: `branch_split` is only sampled for blocks that take a split (`takes_split`:
+`multibranch`), `gate_init` only for gates with a learnable initial alpha (`takes_init`: `scalar`,
+`channel`).
 
 Infeasible combinations (a width that the sampled split does not divide, an input size that
 the sampled depth does not divide) make `sample` raise ConfigError from ArchSpec; the search
@@ -20,8 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from space.errors import ConfigError
-from space.registry import GATES
-from space.spec import ArchSpec, parse_split, split_key, validate_field
+from space.spec import ArchSpec, parse_split, split_key, takes_init, takes_split, validate_field
 
 # sampling order: conditions (block, gate) before the axes they control
 AXES = ("stacks", "width", "depth", "joints", "input_size", "intermediate_supervision", "block",
@@ -77,9 +77,9 @@ class SearchSpace:
 
     def _active(self, key: str, values: Mapping[str, Any]) -> bool:
         if key == "branch_split":
-            return values.get("block", ArchSpec.block) == "multibranch"
+            return takes_split(values.get("block", ArchSpec.block))
         if key == "gate_init":
-            return GATES.get(values.get("gate", ArchSpec.gate)).takes_init
+            return takes_init(values.get("gate", ArchSpec.gate))
         return True
 
     def sample(self, trial: Any) -> ArchSpec:

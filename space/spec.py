@@ -27,6 +27,11 @@ CHOICES: dict[str, Registry] = {"block": BLOCKS, "gate": GATES, "down": DOWNSAMP
                                 "fusion": FUSIONS, "skip": SKIPS}
 
 
+def size_multiple(depth: int) -> int:
+    """Input sizes must be multiples of this: the stem halves twice (/4), then each of `depth` levels pools 2x."""
+    return 4 * 2 ** depth
+
+
 def _int(key: str, value: Any) -> int:
     # numbers.Integral admits numpy integers (values read back from pandas/storage); bool is not a count
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -89,6 +94,20 @@ def _gate_init(value: Any) -> float:
     return float(value)
 
 
+def takes_split(block: str) -> bool:
+    """Whether the registered block reads branch_split (its class's `takes_split`)."""
+    return BLOCKS.get(block).takes_split
+
+
+def takes_init(gate: str) -> bool:
+    """Whether the registered gate has a learnable initial alpha (its class's `takes_init`)."""
+    return GATES.get(gate).takes_init
+
+
+def _is_registered(registry: Registry, name: Any) -> bool:
+    return isinstance(name, str) and name in registry
+
+
 # one validator per field: the search space reuses them to check each choice on its own
 FIELD_VALIDATORS = {
     "stacks": lambda v: _int("stacks", v),
@@ -123,8 +142,9 @@ def validate_field(key: str, value: Any) -> Any:
 class ArchSpec:
     """One network. Defaults are the paper's model (bulat-sgsc) at 14 LSP joints.
 
-    `branch_split` is None for bottleneck blocks; `gate_init` is None for gates without a
-    learnable initial alpha (only `scalar` and `channel` take one, default 1.0).
+    `branch_split` is None for blocks that take no split (`bottleneck`: its class's `takes_split`);
+    `gate_init` is None for gates without a learnable initial alpha (`takes_init`: only `scalar` and
+    `channel` take one, default 1.0).
     """
     version: int = VERSION
     stacks: int = 4
@@ -150,32 +170,35 @@ class ArchSpec:
         for key in FIELD_VALIDATORS:
             object.__setattr__(self, key, validate_field(key, getattr(self, key)))
 
-        if self.block == "bottleneck":
+        self._check_split()
+        self._check_gate_init()
+        step = size_multiple(self.depth)
+        if self.input_size % step:
+            raise ConfigError(f"{self.input_size} is not divisible by 4 * 2**depth = {step}", field="input_size")
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        object.__setattr__(self, "_id", hashlib.sha1(canonical.encode()).hexdigest()[:12])
+
+    def _check_split(self) -> None:
+        if not takes_split(self.block):
             if self.branch_split is not None:
-                raise ConfigError("must be null for bottleneck blocks (the split is for multibranch)",
-                                  field="branch_split")
+                raise ConfigError(f"must be null for {self.block} blocks (the split is for "
+                                  f"{', '.join(b for b in BLOCKS if takes_split(b))})", field="branch_split")
         elif self.branch_split is None:
             raise ConfigError(f"required for {self.block} blocks", field="branch_split")
         else:
-            # every multibranch block outputs `width` channels, so only width must split cleanly
+            # every split block outputs `width` channels, so only width must split cleanly
             bad = [f for f in self.branch_split if (self.width * f).denominator != 1]
             if bad:
                 raise ConfigError(f"width {self.width} * {bad[0]} = {float(self.width * bad[0]):g} is not a "
                                   f"whole number of channels; use a width divisible by {bad[0].denominator}",
                                   field="branch_split")
 
-        takes_init = GATES.get(self.gate).takes_init
-        if takes_init and self.gate_init is None:
+    def _check_gate_init(self) -> None:
+        if takes_init(self.gate) and self.gate_init is None:
             object.__setattr__(self, "gate_init", DEFAULT_GATE_INIT)
-        elif not takes_init and self.gate_init is not None:
+        elif not takes_init(self.gate) and self.gate_init is not None:
             raise ConfigError(f"the {self.gate!r} gate has no initial alpha; leave gate_init out or null",
                               field="gate_init")
-
-        step = 4 * 2 ** self.depth
-        if self.input_size % step:
-            raise ConfigError(f"{self.input_size} is not divisible by 4 * 2**depth = {step}", field="input_size")
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        object.__setattr__(self, "_id", hashlib.sha1(canonical.encode()).hexdigest()[:12])
 
     @property
     def arch_id(self) -> str:
@@ -203,9 +226,9 @@ class ArchSpec:
                               field=str(unknown[0]))
         d = dict(d)
         # a missing split/init means "the default for this block/gate", not the dataclass default
-        if d.get("block", cls.block) == "bottleneck":
+        if _is_registered(BLOCKS, d.get("block", cls.block)) and not takes_split(d.get("block", cls.block)):
             d.setdefault("branch_split", None)
-        if d.get("gate", cls.gate) in GATES and not GATES.get(d.get("gate", cls.gate)).takes_init:
+        if _is_registered(GATES, d.get("gate", cls.gate)) and not takes_init(d.get("gate", cls.gate)):
             d.setdefault("gate_init", None)
         try:
             return cls(**d)

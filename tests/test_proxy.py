@@ -6,7 +6,8 @@ from torch import nn
 from space.spec import ArchSpec
 from trainers.data import load_poses
 from trainers.heatmaps import crop_to_heatmap, render_heatmaps
-from trainers.proxy import NonFiniteLossError, ProxyBudget, evaluate, predict, train_proxy
+from trainers.engine import evaluate, predict
+from trainers.proxy import NonFiniteLossError, ProxyBudget, train_proxy
 
 TINY = {"version": 1, "stacks": 2, "width": 16, "depth": 2, "joints": 14, "input_size": 32,
         "intermediate_supervision": True, "block": "multibranch", "branch_split": ["1/2", "1/4", "1/4"],

@@ -5,8 +5,9 @@
     x, j = to_tensor_batch(train, np.arange(16), "cuda")
 
 `data` is "synthetic" (or "synthetic:N"), a path whose format is detected (a folder with
-joints.mat, a .mat, an MPII or COCO .json, an MPII .h5) or "FORMAT:PATH" with FORMAT one of
-lsp, lspet, mpii, coco, synthetic. See docs/data.md for splits, normalisers and the cache.
+joints.mat, a .mat, an MPII or COCO .json, an MPII .h5) or "FORMAT:PATH" with FORMAT any name
+registered in `trainers.readers.FORMATS` (lsp, lspet, mpii, coco, synthetic, and any added).
+See docs/data.md for splits, normalisers and the cache.
 """
 from __future__ import annotations
 
@@ -26,13 +27,16 @@ import numpy as np
 from space.errors import ConfigError
 from trainers.crop import (crop_affine, crop_to_original, invert_affine, load_crop,  # noqa: F401 (re-exported)
                            original_to_crop)
-from trainers.readers import FORMATS, DataError, Record, read_annotations, resolve  # noqa: F401
+from trainers.readers import (FORMATS, VAL_FRACTION, DataError, DatasetFormat, Record,  # noqa: F401
+                              carves_val, read_annotations, resolve)
 from trainers.synthetic import DEFAULT_SIZE, render_sample, synthetic_meta
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 _ARRAYS = ("images", "joints", "joints_orig", "affine", "norm")
+# meta entries with one value per sample, kept in step by PoseSet.select (COCO: for COCOeval)
+_PER_SAMPLE_META = ("image_ids", "annotation_ids")
 # below this many records a process pool costs more to start than it saves
 _POOL_MIN = 256
 
@@ -58,6 +62,9 @@ class PoseSet:
         meta = dict(self.meta)
         est = set(meta.get("norm_estimated", []))
         meta["norm_estimated"] = [k for k, i in enumerate(idx.tolist()) if i in est]
+        for key in _PER_SAMPLE_META:
+            if key in meta:
+                meta[key] = [meta[key][i] for i in idx.tolist()]
         return PoseSet(np.asarray(self.images[idx]), self.joints[idx], self.joints_orig[idx],
                        self.affine[idx], self.norm[idx], [self.names[i] for i in idx], meta)
 
@@ -90,7 +97,7 @@ def parse_data(data: str) -> tuple[str, Path | None, int | None]:
         if n <= 0:
             raise ConfigError(f"'synthetic:N' needs a positive sample count, got {rest!r}", source="<arg>", field="data")
         return "synthetic", None, n
-    if sep and head in FORMATS:
+    if sep and head in FORMATS:  # any registered format, also one added after import
         return head, Path(rest).expanduser(), None
     path = Path(data).expanduser()
     if sep and not path.exists() and head.isidentifier():
@@ -99,7 +106,8 @@ def parse_data(data: str) -> tuple[str, Path | None, int | None]:
     return "", path, None
 
 
-def _subset_indices(n: int, subset: int | None, seed: int) -> np.ndarray:
+def subset_indices(n: int, subset: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded `subset` of range(n) (all of it when subset is None or >= n)."""
     if subset is None or subset >= n:
         return np.arange(n)
     if subset <= 0:
@@ -128,32 +136,45 @@ def load_poses(data: str, split: str, size: int, *, subset: int | None = None, s
         return _MEMO[key]
 
     assert path is not None
-    fmt, annot = resolve(fmt or None, path, split)
-    try:
-        st = annot.stat()
-    except FileNotFoundError as err:
-        raise DataError("annotation file not found", source=str(annot)) from err
-    ident = {"v": CACHE_VERSION, "format": fmt, "annot": str(annot.resolve()), "mtime_ns": st.st_mtime_ns,
-             "bytes": st.st_size, "split": split, "size": size, "subset": subset, "seed": seed,
-             "skip_bad": bool(skip_bad)}
+    fmt_obj, annot = resolve(fmt or None, path, split)
+    ident = _identity(fmt_obj, annot, split, size, subset, seed, skip_bad)
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     if key in _MEMO:
         return _MEMO[key]
     cache_root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    entry = cache_root / f"{fmt}-{split}-{size}-{key}"
+    entry = cache_root / f"{fmt_obj.name}-{split}-{size}-{key}"
     ps = _read_cache(entry)
     if ps is None:
-        ps = _prepare(fmt, annot, split, size, subset, seed, skip_bad, workers)
+        ps = _prepare(fmt_obj, annot, split, size, subset, seed, skip_bad, workers)
         _write_cache(entry, ps, ident)
     _MEMO[key] = ps
     return ps
+
+
+def _identity(fmt: DatasetFormat, annot: Path, split: str, size: int, subset: int | None, seed: int,
+              skip_bad: bool) -> dict:
+    """What the prepared set depends on: the cache key. Keys that did not exist when a format's
+    sets were first cached (format_version, val_carve) are only added where they apply, so the
+    entries of unchanged formats (LSPET) stay valid."""
+    try:
+        st = annot.stat()
+    except FileNotFoundError as err:
+        raise DataError("annotation file not found", source=str(annot)) from err
+    ident = {"v": CACHE_VERSION, "format": fmt.name, "annot": str(annot.resolve()), "mtime_ns": st.st_mtime_ns,
+             "bytes": st.st_size, "split": split, "size": size, "subset": subset, "seed": seed,
+             "skip_bad": bool(skip_bad)}
+    if fmt.version:
+        ident["format_version"] = fmt.version
+    if carves_val(fmt, annot, split):
+        ident["val_carve"] = VAL_FRACTION
+    return ident
 
 
 def _synthetic(split: str, size: int, n: int | None, subset: int | None, seed: int) -> PoseSet:
     if split not in DEFAULT_SIZE:
         raise ConfigError(f"unknown split {split!r} for synthetic (train, val, test)", source="synthetic", field="split")
     n = n or DEFAULT_SIZE[split]
-    idx = _subset_indices(n, subset, seed)
+    idx = subset_indices(n, subset, seed)
     images = np.empty((len(idx), size, size, 3), np.uint8)
     joints = np.empty((len(idx), 14, 3), np.float32)
     for k, i in enumerate(idx.tolist()):
@@ -166,12 +187,12 @@ def _synthetic(split: str, size: int, n: int | None, subset: int | None, seed: i
                    [f"synthetic-{split}-{i:06d}" for i in idx.tolist()], meta)
 
 
-def _prepare(fmt: str, annot: Path, split: str, size: int, subset: int | None, seed: int,
+def _prepare(fmt: DatasetFormat, annot: Path, split: str, size: int, subset: int | None, seed: int,
              skip_bad: bool, workers: int | None) -> PoseSet:
     ann = read_annotations(fmt, annot, split, skip_bad=skip_bad)
     if not ann.records:
         raise DataError(f"no usable records in split {split!r}", source=str(annot), field=f"{split} split")
-    records = [ann.records[i] for i in _subset_indices(len(ann.records), subset, seed)]
+    records = [ann.records[i] for i in subset_indices(len(ann.records), subset, seed)]
     affines = [crop_affine(r.center, r.box, size) for r in records]
     crops, errors = _decode_all(records, affines, size, workers)
     if errors and not skip_bad:
@@ -187,20 +208,26 @@ def _prepare(fmt: str, annot: Path, split: str, size: int, subset: int | None, s
     keep = [i for i in range(len(records)) if i not in bad]
     if not keep:
         raise DataError("every selected record is bad", source=str(annot), field=f"{split} split")
-    recs = [records[i] for i in keep]
-    aff = np.stack([affines[i] for i in keep])
-    j_orig = np.stack([r.joints for r in recs])
-    j_crop = original_to_crop(j_orig, aff)
-    j_crop[j_orig[..., 2] <= 0] = 0.0  # unannotated joints carry no position anywhere
-    meta = {"dataset": ann.dataset, "format": fmt, "source": str(annot), "split": split, "size": size,
+    meta = {"dataset": ann.dataset, "format": fmt.name, "source": str(annot), "split": split, "size": size,
             "joint_names": ann.joint_names, "flip_pairs": [list(p) for p in ann.flip_pairs],
             "metric": ann.metric, "norm_kind": ann.norm_kind, "split_note": ann.split_note,
             "n_records": len(ann.records), "subset": subset, "seed": seed,
-            "skipped": ann.skipped + len(errors), **ann.extra,
-            "norm_estimated": [k for k, r in enumerate(recs) if r.norm_estimated]}
-    return PoseSet(np.stack([crops[i] for i in keep]), j_crop.astype(np.float32), j_orig.astype(np.float32),
-                   aff.astype(np.float32), np.array([r.norm for r in recs], np.float32),
-                   [r.name for r in recs], meta)
+            "skipped": ann.skipped + len(errors), **ann.extra}
+    return _poseset([records[i] for i in keep], np.stack([affines[i] for i in keep]),
+                    np.stack([crops[i] for i in keep]), meta)
+
+
+def _poseset(recs: list[Record], aff: np.ndarray, images: np.ndarray, meta: dict) -> PoseSet:
+    """The decoded records as a PoseSet; `meta` gets the per-sample entries."""
+    j_orig = np.stack([r.joints for r in recs])
+    j_crop = original_to_crop(j_orig, aff)
+    j_crop[j_orig[..., 2] <= 0] = 0.0  # unannotated joints carry no position anywhere
+    meta["norm_estimated"] = [k for k, r in enumerate(recs) if r.norm_estimated]
+    if any(r.annotation_id is not None for r in recs):
+        meta["image_ids"] = [r.image_id for r in recs]
+        meta["annotation_ids"] = [r.annotation_id for r in recs]
+    return PoseSet(images, j_crop.astype(np.float32), j_orig.astype(np.float32), aff.astype(np.float32),
+                   np.array([r.norm for r in recs], np.float32), [r.name for r in recs], meta)
 
 
 def _decode_all(records: list[Record], affines: list[np.ndarray], size: int,

@@ -9,11 +9,8 @@ Checkpoints hold only tensors and plain Python containers, so they load with
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,61 +20,16 @@ import torch
 from tqdm import tqdm
 
 from space.errors import ConfigError
-from space.model import build_model
+from space.model import build_model, validate_input_size
+from space.profile import resolve_device
 from space.spec import ArchSpec
 from trainers.data import PoseSet, load_poses
-from trainers.metrics import Score
-from trainers.proxy import (Batcher, NonFiniteLossError, amp_dtype, check_input_size, evaluate,
-                            resolve_device, train_step)
+from trainers.engine import Batcher, Callback, Engine, NonFiniteLossError, evaluate
+from trainers.io import load_checkpoint, save_json, save_torch
+from trainers.proxy import check_input_size
 
 LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.json"
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write via a temp file in the same folder and os.replace, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def save_torch(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def jsonable(obj: Any) -> Any:
-    """NaN/inf -> None, so the file is strict JSON (a joint never annotated has no score)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    return obj
-
-
-def save_json(obj: Any, path: Path) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(jsonable(obj), f, indent=2, allow_nan=False)
-    atomic_write(path, write)
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint or bare state_dict, read with weights_only=True; ConfigError when unreadable."""
-    path = Path(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError("no such file", source=str(path), field="weights") from None
-    except Exception as err:  # truncated file, not a torch file, forbidden pickle content
-        raise ConfigError(f"cannot load checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})",
-                          source=str(path), field="weights") from None
+HISTORY_KEYS = ("epoch", "loss", "val", "metric", "per_joint", "lr", "images_per_s", "epoch_s")
 
 
 def load_val(data: str, size: int, **kw: Any) -> PoseSet:
@@ -94,129 +46,187 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
         lr: float = 2.5e-4, input_size: int | None = None, resume: bool = False,
         device: str | None = None, skip_bad: bool = False, seed: int = 0, workers: int | None = None,
         progress: bool = True) -> dict:
-    """Train `spec` on `data` for `epochs`, checkpointing into `out` after every epoch; returns metrics.json's content."""
+    """Train `spec` on `data` for `epochs`, checkpointing into `out` after every epoch; returns metrics.json's content.
+
+    The heads are built for the data's joint count (see `match_joints`); Adam with a cosine schedule over
+    `epochs`, the proxy's augmentation. Raises NonFiniteLossError when the run diverges."""
     out = Path(out)
     size = input_size or spec.input_size
-    last_path = out / LAST
-    ckpt = None
-    if resume and last_path.exists():
-        ckpt = load_checkpoint(last_path)
-        if ckpt.get("arch") != spec.to_dict():
-            raise ConfigError(f"checkpoint is for arch {ckpt.get('arch_id')}, not {spec.arch_id}; "
-                              "give the same --arch or another --out", source=str(last_path), field="arch")
-        if ckpt.get("input_size") != size:
-            raise ConfigError(f"checkpoint was trained at {ckpt.get('input_size')} px, not {size}",
-                              source=str(last_path), field="input_size")
-    elif resume:
+    ckpt = _checkpoint_to_resume(out, resume)
+    dev = resolve_device(device)
+    try:  # before the data: a bad size fails fast
+        validate_input_size(spec, size)
+    except ConfigError as err:
+        raise ConfigError(err.message, source="<arg>", field="--input-size") from None
+    train, val = _load_data(data, size, seed=seed, skip_bad=skip_bad, workers=workers)
+    spec = match_joints(spec, train)
+    check_input_size(spec, train, size)
+    if ckpt is not None:
+        _check_resumable(ckpt, spec, size, out / LAST)
+
+    torch.manual_seed(seed)
+    model = build_model(spec, input_size=size).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+    engine = Engine(model, spec, opt, dev, scheduler=sched, eval_batch_size=max(batch_size, 32))
+    batches = Batcher(train, np.arange(len(train.images)), batch_size, dev, None, True, seed)
+    saver = Checkpointer(out, spec, size, data, epochs, batches)
+    start_epoch = 0 if ckpt is None else _restore(ckpt, engine, batches, epochs, saver)
+    bar = Progress(epochs, start_epoch, len(batches), saver, enabled=progress)
+    try:
+        engine.run(batches, val, range(start_epoch + 1, epochs + 1), callbacks=[saver, bar])
+    except NonFiniteLossError as err:
+        raise NonFiniteLossError(f"{err}; last good checkpoint: {out / LAST}") from None
+    finally:
+        bar.close()
+    return saver.summary()
+
+
+def _checkpoint_to_resume(out: Path, resume: bool) -> dict | None:
+    """last.pt when resuming from one; refuses to train over checkpoints without --resume."""
+    if resume and (out / LAST).exists():
+        return load_checkpoint(out / LAST)
+    if resume:
         print(f"no checkpoint in {out} to resume from; starting from scratch", file=sys.stderr)
     elif any((out / name).exists() for name in (LAST, BEST)):
         raise ConfigError("already holds checkpoints; pass --resume to continue, or choose another --out",
                           source=str(out), field="out")
+    return None
 
-    dev = resolve_device(device)
-    torch.manual_seed(seed)
-    try:  # before the data: a bad size fails fast
-        model = build_model(spec, input_size=size).to(dev)
-    except ConfigError as err:
-        raise ConfigError(err.message, source="<arg>", field="--input-size") from None
-    kw = {"seed": seed, "skip_bad": skip_bad}
+
+def _check_resumable(ckpt: dict, spec: ArchSpec, size: int, path: Path) -> None:
+    if ckpt.get("arch") != spec.to_dict():
+        raise ConfigError(f"checkpoint is for arch {ckpt.get('arch_id')}, not {spec.arch_id}; "
+                          "give the same --arch or another --out", source=str(path), field="arch")
+    if ckpt.get("input_size") != size:
+        raise ConfigError(f"checkpoint was trained at {ckpt.get('input_size')} px, not {size}",
+                          source=str(path), field="input_size")
+
+
+def _load_data(data: str, size: int, *, seed: int, skip_bad: bool, workers: int | None) -> tuple[PoseSet, PoseSet]:
+    kw: dict[str, Any] = {"seed": seed, "skip_bad": skip_bad}
     if workers is not None:
         kw["workers"] = workers
     train = load_poses(data, "train", size, **kw)
     val = load_val(data, size, **kw)
-    check_input_size(spec, train, size)
     for name, poses in (("train", train), ("val", val)):
         skipped = poses.meta.get("skipped", 0)
         if skipped:
             print(f"{name}: skipped {skipped} bad records", file=sys.stderr)
-
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-    dtype = amp_dtype(dev)
-    scaler = torch.amp.GradScaler(dev.type, enabled=dtype == torch.float16)
-    batches = Batcher(train, np.arange(len(train.images)), batch_size, dev, None, True, seed)
-
-    start_epoch, best_score, best_epoch, history = 0, -math.inf, 0, []
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, best_score, best_epoch = ckpt["epoch"], ckpt["best_score"], ckpt["best_epoch"]
-        history = list(ckpt["history"])
-        # --epochs may differ from the interrupted run's: stretch the cosine to the new length, so
-        # "train 10, then --resume --epochs 20" follows the same schedule as a straight 20-epoch run.
-        sched.T_max = max(1, epochs)
-        for group, base in zip(opt.param_groups, sched.base_lrs):
-            group["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * start_epoch / sched.T_max)) / 2
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        batches.order_gen.set_state(ckpt["rng"]["order"])
-        batches.aug_gen.set_state(ckpt["rng"]["augment"])
-        if dev.type == "cuda" and ckpt["rng"].get("cuda"):
-            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-
-    summary = {"arch": spec.to_dict(), "arch_id": spec.arch_id, "data": data, "input_size": size,
-               "epochs": epochs, "history": history, "best": {"epoch": best_epoch, "score": best_score}}
-    steps_per_epoch = len(batches)
-    bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, unit="step",
-               disable=not progress, dynamic_ncols=True, file=sys.stderr)
-    model.train()
-    for epoch in range(start_epoch + 1, epochs + 1):
-        t0 = time.perf_counter()
-        lr_used = opt.param_groups[0]["lr"]
-        losses, seen = [], 0
-        for step, (x, target, weight) in enumerate(batches.epoch(), 1):
-            loss = train_step(model, opt, scaler, spec, x, target, weight, dtype)
-            losses.append(loss)
-            seen += len(x)
-            bar.update(1)
-            if step % 10 == 0 or step == steps_per_epoch:  # .item() syncs: not every step
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(f"loss is {value} at epoch {epoch} step {step}; "
-                                             f"last good checkpoint: {last_path}")
-                bar.set_postfix(epoch=epoch, loss=f"{value:.5f}",
-                                img_s=f"{seen / (time.perf_counter() - t0):.1f}")
-        epoch_loss = float(torch.stack(losses).mean())
-        if not math.isfinite(epoch_loss):
-            raise NonFiniteLossError(f"loss is {epoch_loss} in epoch {epoch}; last good checkpoint: {last_path}")
-        train_s = time.perf_counter() - t0
-        sched.step()
-        main: Score = evaluate(model, val, batch_size=max(batch_size, 32), device=dev)["main"]
-        history.append({"epoch": epoch, "loss": epoch_loss, "val": main.mean, "metric": main.name,
-                        "per_joint": main.per_joint, "lr": lr_used,
-                        "images_per_s": seen / max(train_s, 1e-9), "epoch_s": time.perf_counter() - t0})
-        if main.mean > best_score:
-            best_score, best_epoch = main.mean, epoch
-            save_torch({"model": model.state_dict(), "arch": spec.to_dict(), "arch_id": spec.arch_id,
-                        "input_size": size, "epoch": epoch, "score": main.mean, "metric": main.name},
-                       out / BEST)
-        rng = {"torch": torch.get_rng_state(), "order": batches.order_gen.get_state(),
-               "augment": batches.aug_gen.get_state(),
-               "cuda": torch.cuda.get_rng_state_all() if dev.type == "cuda" else []}
-        save_torch({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "scaler": scaler.state_dict(), "epoch": epoch, "best_score": best_score,
-                    "best_epoch": best_epoch, "rng": rng, "arch": spec.to_dict(), "arch_id": spec.arch_id,
-                    "input_size": size, "data": data, "history": history}, last_path)
-        summary["best"] = {"epoch": best_epoch, "score": best_score}
-        save_json(summary, out / METRICS)
-        bar.write(f"epoch {epoch}/{epochs}: loss {epoch_loss:.5f}  val {main.name} {main.mean:.4f}  "
-                  f"best {best_score:.4f} (epoch {best_epoch})", file=sys.stderr)
-    bar.close()
-    return summary
+    return train, val
 
 
-def load_weights(path: str | Path, spec: ArchSpec) -> dict:
-    """Model state_dict from a full checkpoint (refused if trained for another arch) or a bare state_dict."""
+def match_joints(spec: ArchSpec, poses: PoseSet) -> ArchSpec:
+    """`spec` with heads for the data's joint count (every preset has LSP's 14; MPII has 16, COCO 17)."""
+    joints = int(poses.joints.shape[1])
+    if joints == spec.joints:
+        return spec
+    print(f"note: the data has {joints} joints, the arch {spec.joints}: building the heads for {joints} joints",
+          file=sys.stderr)
+    return spec.replace(joints=joints)
+
+
+def _restore(ckpt: dict, engine: Engine, batches: Batcher, epochs: int, saver: "Checkpointer") -> int:
+    """Continue from last.pt: weights, optimizer, schedule, grad scaler, RNG states, history; returns its epoch."""
+    engine.model.load_state_dict(ckpt["model"])
+    engine.optimizer.load_state_dict(ckpt["optimizer"])
+    engine.scaler.load_state_dict(ckpt["scaler"])
+    sched = engine.scheduler
+    sched.load_state_dict(ckpt["scheduler"])
+    # --epochs may differ from the interrupted run's: stretch the cosine to the new length and take the
+    # current lr from the scheduler's own closed form (what step(epoch) uses), so "train 10, then
+    # --resume --epochs 20" follows the same schedule as a straight 20-epoch run.
+    sched.T_max = max(1, epochs)
+    for group, lr in zip(engine.optimizer.param_groups, sched._get_closed_form_lr()):
+        group["lr"] = lr
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    batches.order_gen.set_state(ckpt["rng"]["order"])
+    batches.aug_gen.set_state(ckpt["rng"]["augment"])
+    if engine.device.type == "cuda" and ckpt["rng"].get("cuda"):
+        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    saver.best_score, saver.best_epoch = ckpt["best_score"], ckpt["best_epoch"]
+    saver.history = list(ckpt["history"])
+    return ckpt["epoch"]
+
+
+class Checkpointer(Callback):
+    """After every epoch: best.pt when the val score improved, then last.pt and metrics.json (all atomic)."""
+
+    def __init__(self, out: Path, spec: ArchSpec, size: int, data: str, epochs: int, batches: Batcher):
+        self.out, self.spec, self.size, self.data, self.epochs, self.batches = out, spec, size, data, epochs, batches
+        self.best_score, self.best_epoch = -math.inf, 0
+        self.history: list[dict] = []
+
+    def summary(self) -> dict:
+        """metrics.json's content."""
+        return {"arch": self.spec.to_dict(), "arch_id": self.spec.arch_id, "data": self.data,
+                "input_size": self.size, "epochs": self.epochs, "history": self.history,
+                "best": {"epoch": self.best_epoch, "score": self.best_score}}
+
+    def on_epoch(self, engine: Engine, metrics: dict) -> None:
+        self.history.append({key: metrics[key] for key in HISTORY_KEYS})
+        arch = {"arch": self.spec.to_dict(), "arch_id": self.spec.arch_id, "input_size": self.size}
+        epoch, score = metrics["epoch"], metrics["val"]
+        if score > self.best_score:
+            self.best_score, self.best_epoch = score, epoch
+            save_torch({"model": engine.model.state_dict(), **arch, "epoch": epoch, "score": score,
+                        "metric": metrics["metric"]}, self.out / BEST)
+        rng = {"torch": torch.get_rng_state(), "order": self.batches.order_gen.get_state(),
+               "augment": self.batches.aug_gen.get_state(),
+               "cuda": torch.cuda.get_rng_state_all() if engine.device.type == "cuda" else []}
+        save_torch({"model": engine.model.state_dict(), "optimizer": engine.optimizer.state_dict(),
+                    "scheduler": engine.scheduler.state_dict(), "scaler": engine.scaler.state_dict(),
+                    "epoch": epoch, "best_score": self.best_score, "best_epoch": self.best_epoch, "rng": rng,
+                    **arch, "data": self.data, "history": self.history}, self.out / LAST)
+        save_json(self.summary(), self.out / METRICS)
+
+
+class Progress(Callback):
+    """A tqdm bar on stderr (steps, ETA, epoch, loss, images/s) and one line per epoch."""
+
+    def __init__(self, epochs: int, start_epoch: int, steps_per_epoch: int, saver: Checkpointer, *, enabled: bool):
+        self.epochs, self.steps_per_epoch, self.saver = epochs, steps_per_epoch, saver
+        self.bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, unit="step",
+                        disable=not enabled, dynamic_ncols=True, file=sys.stderr)
+        self._epoch_start()
+
+    def _epoch_start(self, engine: Engine | None = None) -> None:
+        self.step, self.t0, self.seen0 = 0, time.perf_counter(), engine.seen if engine else 0
+
+    def on_step(self, engine: Engine, loss: torch.Tensor) -> None:
+        self.step += 1
+        self.bar.update(1)
+        if self.step % 10 == 0 or self.step == self.steps_per_epoch:  # .item() syncs: not every step
+            self.bar.set_postfix(epoch=engine.epoch, loss=f"{loss.item():.5f}",
+                                 img_s=f"{(engine.seen - self.seen0) / (time.perf_counter() - self.t0):.1f}")
+
+    def on_epoch(self, engine: Engine, metrics: dict) -> None:
+        self.bar.write(f"epoch {metrics['epoch']}/{self.epochs}: loss {metrics['loss']:.5f}  val {metrics['metric']} "
+                       f"{metrics['val']:.4f}  best {self.saver.best_score:.4f} (epoch {self.saver.best_epoch})",
+                       file=sys.stderr)
+        self._epoch_start(engine)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def load_weights(path: str | Path, spec: ArchSpec) -> tuple[dict, ArchSpec]:
+    """(state_dict, the arch it is for) from a full checkpoint or a bare state_dict.
+
+    A checkpoint trained for another arch is refused, except for the heads `train` built for the data's
+    joint count (`match_joints`): then the arch with those heads is returned."""
     obj = load_checkpoint(path)
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         arch = obj.get("arch")
         if arch is not None and arch != spec.to_dict():
-            raise ConfigError(f"checkpoint is for arch {obj.get('arch_id')}, not {spec.arch_id}",
-                              source=str(path), field="arch")
-        return obj["model"]
+            joints = arch.get("joints") if isinstance(arch, dict) else None
+            if not (isinstance(joints, int) and spec.replace(joints=joints).to_dict() == arch):
+                raise ConfigError(f"checkpoint is for arch {obj.get('arch_id')}, not {spec.arch_id}",
+                                  source=str(path), field="arch")
+            spec = spec.replace(joints=joints)
+        return obj["model"], spec
     if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj
+        return obj, spec
     raise ConfigError("neither a checkpoint nor a state_dict", source=str(path), field="weights")
 
 
@@ -225,7 +235,7 @@ def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str 
                      skip_bad: bool = False) -> dict:
     """Score saved weights on a split; returns the JSON-ready result (metrics, per joint, names)."""
     size = input_size or spec.input_size
-    state = load_weights(weights, spec)
+    state, spec = load_weights(weights, spec)
     try:
         model = build_model(spec, input_size=size)
     except ConfigError as err:
@@ -238,6 +248,9 @@ def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str 
     dev = resolve_device(device)
     model.to(dev)
     poses = load_poses(data, split, size, skip_bad=skip_bad)
+    if poses.joints.shape[1] != spec.joints:
+        raise ConfigError(f"the weights predict {spec.joints} joints but {data} ({split}) has "
+                          f"{poses.joints.shape[1]}", source=str(weights), field="joints")
     check_input_size(spec, poses, size)
     scores = evaluate(model, poses, device=dev, flip=flip, full=True)
     names = list(poses.meta.get("joint_names") or [f"joint{i}" for i in range(spec.joints)])

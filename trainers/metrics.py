@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from space.errors import ConfigError
 from trainers.crop import crop_to_original
 
 # COCO keypoint sigmas (person_keypoints, 17 joints), from the COCO evaluation code.
@@ -20,7 +23,7 @@ COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62,
                         1.07, 1.07, .87, .87, .89, .89]) / 10.0
 
 # Default threshold per PoseSet.meta["metric"]; "oks" sets get a PCK@0.2 by sqrt(box area) as
-# their fast proxy score, and OKS AP from `oks_ap` when evaluated in full.
+# their fast proxy score, and OKS AP (COCOeval) when evaluated in full.
 DEFAULT_ALPHA = {"pck": 0.2, "pckh": 0.5, "oks": 0.2}
 
 
@@ -70,47 +73,91 @@ def pckh(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, head_size: np.nd
     return pck(pred, gt, visible, head_size, alpha, name=f"pckh@{alpha:g}")
 
 
-def oks_ap(pred: np.ndarray, scores: np.ndarray, gt: np.ndarray, visible: np.ndarray,
-           area: np.ndarray) -> Score | None:
-    """COCO OKS-based AP with pycocotools, one person per sample; None when pycocotools is absent.
-
-    pred (N, 17, 2) and gt (N, 17, 2) in original pixels, scores (N, 17) heatmap maxima (the person
-    score is their mean over joints), area (N,) the person's area (box area for our crops).
-    """
+def _pycocotools(source: str) -> tuple[Any, Any]:
     try:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError:
-        return None
+        raise ConfigError("OKS AP needs pycocotools (pip install pycocotools, or the 'coco' extra)",
+                          source=source, field="oks_ap") from None
+    return COCO, COCOeval
+
+
+def _cocoeval(gt: Any, dets: list[dict], img_ids: list | None, cocoeval: Any) -> Score:
+    """COCOeval keypoints AP of `dets` against the COCO object `gt` (on `img_ids`, default all)."""
+    # pycocotools prints progress and summaries to stdout; keep our CLI output clean.
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = cocoeval(gt, gt.loadRes(dets), "keypoints")
+        if img_ids is not None:
+            ev.params.imgIds = img_ids
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    s = ev.stats
+    return Score("oks_ap", float(s[0]), [], [], {"ap50": float(s[1]), "ap75": float(s[2]), "ar": float(s[5])})
+
+
+def _detections(pred: np.ndarray, scores: np.ndarray, image_ids: Sequence, category_ids: Sequence) -> list[dict]:
+    """COCO results: one person per sample, scored by the mean of its joints' heatmap maxima."""
+    pred = np.asarray(pred, dtype=np.float64)
+    dets = []
+    for i in range(len(pred)):
+        kp = np.concatenate([pred[i], np.ones((len(pred[i]), 1))], axis=1).ravel().tolist()
+        dets.append({"image_id": image_ids[i], "category_id": category_ids[i], "keypoints": kp,
+                     "score": float(np.mean(scores[i]))})
+    return dets
+
+
+def coco_oks_ap(pred: np.ndarray, scores: np.ndarray, annotation_file: str | Path, image_ids: Sequence,
+                annotation_ids: Sequence) -> Score:
+    """The official COCO keypoint AP: `pycocotools.cocoeval.COCOeval` on the original annotation file.
+
+    pred (N, 17, 2) in original pixels, scores (N, 17) heatmap maxima; sample i is annotation
+    annotation_ids[i] of image image_ids[i]. Evaluated on those images, so crowd and zero-keypoint
+    regions are ignored as COCO ignores them. People of those images that the set left out (a
+    subset, skipped bad records) are dropped from the ground truth; on a whole split nothing is,
+    and the number is exactly COCOeval's.
+    """
+    coco, cocoeval = _pycocotools(str(annotation_file))
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = coco(str(annotation_file))
+    images, kept = set(image_ids), set(annotation_ids)
+    left_out = [a for a in gt.dataset["annotations"] if a["image_id"] in images and a["id"] not in kept
+                and not (a.get("iscrowd", 0) or a.get("num_keypoints", 0) == 0)]
+    if left_out:
+        drop = {a["id"] for a in left_out}
+        gt.dataset["annotations"] = [a for a in gt.dataset["annotations"] if a["id"] not in drop]
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt.createIndex()
+    categories = [gt.anns[a]["category_id"] for a in annotation_ids]
+    return _cocoeval(gt, _detections(pred, scores, list(image_ids), categories), sorted(images), cocoeval)
+
+
+def oks_ap(pred: np.ndarray, scores: np.ndarray, gt: np.ndarray, visible: np.ndarray,
+           area: np.ndarray) -> Score:
+    """OKS AP with each sample as its own image (no crowd or ignore regions): for sets that do not
+    come from a COCO annotation file. A COCO set is scored by `coco_oks_ap` instead.
+
+    pred (N, 17, 2) and gt (N, 17, 2) in original pixels, scores (N, 17) heatmap maxima (the person
+    score is their mean over joints), area (N,) the person's area (box area for our crops).
+    """
+    coco, cocoeval = _pycocotools("<metric>")
     n, j = np.asarray(gt).shape[:2]
     if j != len(COCO_SIGMAS):
         raise ValueError(f"OKS AP needs the 17 COCO joints, got {j}")
     vis = (np.asarray(visible) > 0).astype(int) * 2
-    images, anns, dets = [], [], []
+    images, anns = [], []
     for i in range(n):
         kp = np.concatenate([np.asarray(gt[i], float), vis[i][:, None]], axis=1).ravel().tolist()
         images.append({"id": i + 1})
         anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
                      "area": float(area[i]), "num_keypoints": int((vis[i] > 0).sum()),
                      "keypoints": kp, "bbox": _bbox(np.asarray(gt[i]), vis[i] > 0)})
-        pk = np.concatenate([np.asarray(pred[i], float), np.ones((j, 1))], axis=1).ravel().tolist()
-        dets.append({"image_id": i + 1, "category_id": 1, "keypoints": pk,
-                     "score": float(np.mean(scores[i]))})
-    coco = COCO()
-    coco.dataset = {"images": images, "annotations": anns,
-                    "categories": [{"id": 1, "name": "person"}]}
-    # pycocotools prints progress and summaries to stdout; keep our CLI output clean.
+    ground = coco()
+    ground.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
     with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-        res = coco.loadRes(dets)
-        ev = COCOeval(coco, res, "keypoints")
-        ev.params.useSegm = None
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    s = ev.stats
-    return Score("oks_ap", float(s[0]), [], [], {"ap50": float(s[1]), "ap75": float(s[2]),
-                                                 "ar": float(s[5])})
+        ground.createIndex()
+    return _cocoeval(ground, _detections(pred, scores, list(range(1, n + 1)), [1] * n), None, cocoeval)
 
 
 def _bbox(xy: np.ndarray, vis: np.ndarray) -> list[float]:
@@ -121,11 +168,14 @@ def _bbox(xy: np.ndarray, vis: np.ndarray) -> list[float]:
 
 
 def score_poses(pred_orig: np.ndarray, joints_orig: np.ndarray, norm: np.ndarray, metric: str,
-                maxvals: np.ndarray | None = None, full: bool = False) -> dict[str, Score]:
+                maxvals: np.ndarray | None = None, full: bool = False, *,
+                meta: Mapping[str, Any] | None = None) -> dict[str, Score]:
     """The dataset's metric on original-coordinate predictions: {"main": Score, ...}.
 
     "main" is PCK@0.2 (metric "pck"), PCKh@0.5 ("pckh") or PCK@0.2 by sqrt(box area) ("oks").
-    With full=True a COCO set also gets "oks_ap" (when pycocotools is installed).
+    With full=True an "oks" set also gets "oks_ap": COCOeval on the original annotation file when
+    `meta` (PoseSet.meta) names it with the samples' image and annotation ids (a COCO set), else
+    each sample as its own image. Needs pycocotools (a one-line ConfigError without it).
     """
     if metric not in DEFAULT_ALPHA:
         raise ValueError(f"unknown metric {metric!r}")
@@ -134,7 +184,9 @@ def score_poses(pred_orig: np.ndarray, joints_orig: np.ndarray, norm: np.ndarray
     out = {"main": fn(pred_orig, gt, vis, norm, DEFAULT_ALPHA[metric])}
     if metric == "oks" and full:
         mv = maxvals if maxvals is not None else np.ones(vis.shape)
-        ap = oks_ap(pred_orig, mv, gt, vis, np.asarray(norm, float) ** 2)
-        if ap is not None:
-            out["oks_ap"] = ap
+        if meta and meta.get("coco_annotation_file") and "annotation_ids" in meta:
+            out["oks_ap"] = coco_oks_ap(pred_orig, mv, meta["coco_annotation_file"], meta["image_ids"],
+                                        meta["annotation_ids"])
+        else:
+            out["oks_ap"] = oks_ap(pred_orig, mv, gt, vis, np.asarray(norm, float) ** 2)
     return out

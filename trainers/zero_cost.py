@@ -27,7 +27,7 @@ from space.model import build_model
 from space.profile import count_params
 from space.spec import ArchSpec
 from trainers.data import PoseSet
-from trainers.proxy import prepare_images
+from trainers.engine import prepare_images
 
 
 def _outputs(out: Tensor | list[Tensor] | tuple[Tensor, ...]) -> list[Tensor]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from space.spec import load_arch
-from trainers.fit import evaluate_weights, format_table, save_json
+from search.commands.flags import check_int
+from space.spec import RANGES, load_arch
+from trainers.fit import evaluate_weights, format_table
+from trainers.io import save_json
 
 
 def main(args: argparse.Namespace) -> int:
+    check_int(args, "input_size", *RANGES["input_size"])
     spec = load_arch(args.arch)
     result = evaluate_weights(spec, args.weights, args.data, args.split, input_size=args.input_size,
                               flip=args.flip, device=args.device, skip_bad=args.skip_bad)

@@ -5,18 +5,21 @@ import argparse
 
 import torch
 
+from search.commands.flags import check_int
 from space.errors import ConfigError
+from space.guard import check_memory
 from space.model import build_model
 from space.profile import MIN_RUNS, WARMUP, count_flops, count_params, measure_latency, resolve_device
-from space.spec import load_arch
+from space.spec import RANGES, load_arch
+
+MAX_RUNS = 1_000_000
+MAX_THREADS = 1024
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.runs < MIN_RUNS:
-        raise ConfigError(f"at least {MIN_RUNS} timed runs are needed, got {args.runs}", source="<arg>",
-                          field="--runs")
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"must be at least 1, got {args.threads}", source="<arg>", field="--threads")
+    check_int(args, "runs", MIN_RUNS, MAX_RUNS)  # fewer give no meaningful median and spread
+    check_int(args, "threads", 1, MAX_THREADS)
+    check_int(args, "input_size", *RANGES["input_size"])
     spec = load_arch(args.arch)
     size = args.input_size or spec.input_size
     try:
@@ -24,9 +27,11 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as err:
         raise ConfigError(err.message, source="<arg>", field="--device") from None
     try:
+        check_memory(spec, size, device=device)   # shapes only: a spec too large fails here, not in the allocator
         model = build_model(spec, input_size=size)
     except ConfigError as err:
-        raise ConfigError(err.message, source="<arg>", field="--input-size") from None
+        field = "--input-size" if err.field == "input_size" else "--arch"
+        raise ConfigError(err.message, source="<arg>", field=field) from None
 
     params = count_params(model)
     with torch.device("meta"):   # FLOPs from shapes alone: no compute, no memory

@@ -4,15 +4,27 @@ from __future__ import annotations
 import argparse
 import sys
 
-from space.spec import load_arch
+from search.commands.flags import MAX_SEED, check_int, check_positive
+from space.spec import RANGES, load_arch
+from trainers.engine import NonFiniteLossError
 from trainers.fit import fit
-from trainers.proxy import NonFiniteLossError
+
+MAX_EPOCHS = 100_000
+MAX_WORKERS = 256
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Out-of-range numbers are refused before anything is read or written."""
+    check_int(args, "epochs", 1, MAX_EPOCHS)
+    check_int(args, "batch_size", 1)
+    check_positive(args, "lr")
+    check_int(args, "input_size", *RANGES["input_size"])
+    check_int(args, "workers", 0, MAX_WORKERS)
+    check_int(args, "seed", 0, MAX_SEED)
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.epochs < 1:
-        from space.errors import ConfigError
-        raise ConfigError("must be at least 1", source="<arg>", field="--epochs")
+    check_flags(args)
     spec = load_arch(args.arch)
     try:
         summary = fit(spec, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

@@ -1,0 +1,159 @@
+"""The catalogue of bad inputs (docs/reliability.md): each one is a single line `error: ...` on
+stderr, exit code 2, and nothing written in the working folder (no run folder, study or file).
+
+Every case runs `launch.main(argv)` in-process with a fresh working folder; `setup(tmp)` writes the
+bad file the case needs, and the folder's content after setup is what must still be there after.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+import launch
+from helpers import SMOKE
+
+SECRET = "p@ss/w?rd"
+
+
+def _study(tmp: Path, name: str = "bad", **changes) -> str:
+    d = json.loads(json.dumps(SMOKE))
+    d["name"] = name
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(d.get(key), dict):
+            d[key].update(value)
+        else:
+            d[key] = value
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(d))
+    return str(path)
+
+
+def _write(name: str, text: str) -> Callable[[Path], str]:
+    def setup(tmp: Path) -> str:
+        (tmp / name).write_text(text)
+        return str(tmp / name)
+    return setup
+
+
+def _coco(images, annotations) -> Callable[[Path], str]:
+    return _write("person_keypoints_train2017.json", json.dumps({"images": images, "annotations": annotations,
+                                                                "categories": []}))
+
+
+def _mpii_valid_only(tmp: Path) -> str:
+    import h5py
+    import numpy as np
+
+    (tmp / "mpii" / "annot").mkdir(parents=True)
+    with h5py.File(tmp / "mpii" / "annot" / "valid.h5", "w") as f:
+        f["center"] = np.zeros((1, 2))
+        f["scale"] = np.ones(1)
+        f["part"] = np.zeros((1, 16, 2))
+        f["imgname"] = np.array([b"a.jpg"])
+    return str(tmp / "mpii")
+
+
+HUGE_ARCH = ("version: 1\nstacks: 8\nwidth: 2048\ndepth: 4\njoints: 14\ninput_size: 4096\n"
+             "block: multibranch\nbranch_split: ['1/2', '1/4', '1/4']\ngate: channel\n")
+TINY = "bulat-sgsc-tiny"
+
+# id -> (setup(tmp) -> path or None, argv with {p} for that path)
+CASES: dict[str, tuple[Callable[[Path], str | None] | None, list[str]]] = {
+    # study files
+    "unknown study name": (None, ["--study", "no-such-study"]),
+    "missing study file": (None, ["--study", "missing.yaml"]),
+    "study not YAML": (_write("s.yaml", "name: [unclosed\n"), ["--study", "{p}"]),
+    "study unknown key": (lambda t: _study(t, colour="red"), ["--study", "{p}"]),
+    "study trials 0": (lambda t: _study(t, trials=0), ["--study", "{p}"]),
+    "study name with a slash": (lambda t: _study(t, name="a b"), ["--study", "{p}"]),
+    "sampler unknown": (lambda t: _study(t, sampler={"name": "annealing"}), ["--study", "{p}"]),
+    "sampler population_size 1": (lambda t: _study(t, sampler={"options": {"population_size": 1}}),
+                                  ["--study", "{p}"]),
+    "sampler option misspelt": (lambda t: _study(t, sampler={"options": {"populaton_size": 4}}),
+                                ["--study", "{p}"]),
+    "sampler import path missing": (lambda t: _study(t, sampler={"name": "no_such_mod.x:Sampler"}),
+                                    ["--study", "{p}"]),
+    "sampler import path not a sampler": (lambda t: _study(t, sampler={"name": "collections:OrderedDict"}),
+                                          ["--study", "{p}"]),
+    "proxy.lr not a number": (lambda t: _study(t, proxy={"lr": "fast"}), ["--study", "{p}"]),
+    "proxy.epochs 0": (lambda t: _study(t, proxy={"epochs": 0}), ["--study", "{p}"]),
+    "constraint negative": (lambda t: _study(t, constraints={"max_params": -1}), ["--study", "{p}"]),
+    "constraint unknown measure": (lambda t: _study(t, constraints={"max_colour": 1}), ["--study", "{p}"]),
+    "objective unknown": (lambda t: _study(t, objectives=[{"name": "beauty"}]), ["--study", "{p}"]),
+    "space unknown axis": (lambda t: _study(t, space={**SMOKE["space"], "colour": "red"}), ["--study", "{p}"]),
+    "space with no buildable point": (lambda t: _study(t, space={**SMOKE["space"], "input_size": 40},
+                                                       proxy={"input_size": 40}), ["--study", "{p}"]),
+    "latency device tpu": (lambda t: _study(t, latency={"device": "tpu"}), ["--study", "{p}"]),
+    "--trials 0": (lambda t: _study(t), ["--study", "{p}", "--trials", "0"]),
+    "--data missing path": (lambda t: _study(t), ["--study", "{p}", "--data", "no/such/data"]),
+    "--storage unwritable sqlite": (lambda t: _study(t), ["--study", "{p}", "--storage", "sqlite:////proc/nope/x.db"]),
+    "--storage not a URL": (lambda t: _study(t), ["--study", "{p}", "--storage", "not a url"]),
+    "--storage one slash with password": (lambda t: _study(t),
+                                          ["--study", "{p}", "--storage", f"postgresql:/u:{SECRET}@127.0.0.1:1/db"]),
+    "--storage unreachable postgres": (lambda t: _study(t),
+                                       ["--study", "{p}", "--storage", "postgresql://u:pw@127.0.0.1:1/db"]),
+    "--address nothing listening": (lambda t: _study(t), ["--study", "{p}", "--address", "127.0.0.1:1"]),
+    # single-network commands
+    "profile unknown arch": (None, ["profile", "--arch", "no-such-arch"]),
+    "profile --runs 5": (None, ["profile", "--arch", TINY, "--runs", "5"]),
+    "profile --threads 0": (None, ["profile", "--arch", TINY, "--threads", "0"]),
+    "profile --device tpu": (None, ["profile", "--arch", TINY, "--device", "tpu"]),
+    "profile --input-size 30": (None, ["profile", "--arch", TINY, "--input-size", "30"]),
+    "profile arch too large for memory": (_write("huge.yaml", HUGE_ARCH), ["profile", "--arch", "{p}"]),
+    "arch YAML bad field": (_write("a.yaml", "version: 1\nstacks: 0\n"), ["profile", "--arch", "{p}"]),
+    "arch YAML python object": (_write("a.yaml", "!!python/object:os.system {}\n"), ["profile", "--arch", "{p}"]),
+    "train --batch-size 0": (None, ["train", "--arch", TINY, "--data", "synthetic", "--batch-size", "0",
+                                    "--out", "t"]),
+    "train --lr -1": (None, ["train", "--arch", TINY, "--data", "synthetic", "--lr", "-1", "--out", "t"]),
+    "train --epochs 0": (None, ["train", "--arch", TINY, "--data", "synthetic", "--epochs", "0", "--out", "t"]),
+    "train --epochs huge": (None, ["train", "--arch", TINY, "--data", "synthetic", "--epochs", "10000000",
+                                   "--out", "t"]),
+    "train --workers -1": (None, ["train", "--arch", TINY, "--data", "synthetic", "--workers", "-1", "--out", "t"]),
+    "train --input-size 30": (None, ["train", "--arch", TINY, "--data", "synthetic", "--input-size", "30",
+                                     "--out", "t"]),
+    "train --data missing": (None, ["train", "--arch", TINY, "--data", "no/such/dir", "--out", "t"]),
+    "train --data unknown format": (None, ["train", "--arch", TINY, "--data", "nosuchformat:x", "--out", "t"]),
+    "train COCO images not a list": (_coco(5, []), ["train", "--arch", TINY, "--data", "{p}", "--out", "t"]),
+    "train COCO annotations not objects": (_coco([{"id": 1, "file_name": "a.jpg"}], [1, 2]),
+                                           ["train", "--arch", TINY, "--data", "{p}", "--out", "t"]),
+    "train MPII folder without train.h5": (_mpii_valid_only, ["train", "--arch", TINY, "--data", "{p}",
+                                                              "--out", "t"]),
+    "evaluate missing weights": (None, ["evaluate", "--arch", TINY, "--weights", "none.pt", "--data", "synthetic"]),
+    "evaluate weights not a checkpoint": (_write("w.pt", "not a checkpoint"),
+                                          ["evaluate", "--arch", TINY, "--weights", "{p}", "--data", "synthetic"]),
+    # study tools
+    "export of a study never run": (None, ["export", "--study", "never-ran"]),
+    "report of a study never run": (None, ["report", "--study", "never-ran"]),
+    "dashboard of a study never run": (None, ["dashboard", "--study", "never-ran"]),
+    "dashboard --port 99999": (None, ["dashboard", "--study", "smoke", "--port", "99999"]),
+    "dashboard --port -1": (None, ["dashboard", "--study", "smoke", "--port", "-1"]),
+}
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeypatch, capsys):
+    setup, argv = CASES[case]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOFTGATE_CACHE", str(tmp_path.parent / f"{tmp_path.name}-cache"))
+    path = setup(tmp_path) if setup else None
+    argv = [a.replace("{p}", str(path)) for a in argv]
+    before = _tree(tmp_path)
+    try:
+        rc = launch.main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        rc = exit_.code
+    out, err = capsys.readouterr()
+    assert rc == 2, (case, out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), (case, err)
+    assert out == "", (case, out)
+    assert _tree(tmp_path) == before, (case, _tree(tmp_path) - before)
+    assert SECRET not in out + err and "pw@" not in out + err

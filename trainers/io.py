@@ -1,0 +1,60 @@
+"""Crash-safe files: checkpoints (torch, weights_only) and strict JSON, written via temp file + os.replace."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from space.errors import ConfigError
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Write via a temp file in the same folder and os.replace, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def jsonable(obj: Any) -> Any:
+    """NaN/inf -> None, so the file is strict JSON (a joint never annotated has no score)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def save_json(obj: Any, path: Path) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(jsonable(obj), f, indent=2, allow_nan=False)
+    atomic_write(path, write)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint or bare state_dict, read with weights_only=True; ConfigError when unreadable."""
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError("no such file", source=str(path), field="weights") from None
+    except Exception as err:  # truncated file, not a torch file, forbidden pickle content
+        raise ConfigError(f"cannot load checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})",
+                          source=str(path), field="weights") from None
