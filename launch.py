@@ -10,16 +10,25 @@ import argparse
 import sys
 
 
-def _study_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--study", required=required, help="study name in studies/ or path to a study YAML")
-    p.add_argument("--storage", help="Optuna storage URL (default: SQLite file in the run folder)")
-    p.add_argument("--out", help="run folder (default: runs/<study>)")
+STUDY_COMMANDS = ("export", "report", "dashboard")  # the subcommands that take --study/--storage/--out
+
+
+def _study_args(default: object) -> argparse.ArgumentParser:
+    """--study/--storage/--out, declared once: for the top level (default None) and for every study
+    subcommand (default SUPPRESS: a value not given after the subcommand leaves the top-level one
+    in place, so `launch.py --storage X report --study S` and `launch.py report --study S --storage X`
+    agree). Two parsers, because argparse shares a parent's action objects with its children."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--study", default=default, help="study name in studies/ or path to a study YAML")
+    p.add_argument("--storage", default=default, help="Optuna storage URL (default: SQLite file in the run folder)")
+    p.add_argument("--out", default=default, help="run folder (default: runs/<study>)")
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="launch.py", description=__doc__,
+    study_args = _study_args(argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(prog="launch.py", description=__doc__, parents=[_study_args(None)],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    _study_args(parser, required=False)
     parser.add_argument("--trials", type=int, help="number of trials (overrides the study file)")
     parser.add_argument("--data", help="synthetic, a dataset path, or FORMAT:PATH (overrides the study file)")
     parser.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
@@ -59,15 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="JSON file for the results (default: next to the weights)")
     p.add_argument("--skip-bad", action="store_true")
 
-    p = sub.add_parser("export", help="write the Pareto-optimal architectures as YAML")
-    _study_args(p, required=True)
+    p = sub.add_parser("export", help="write the Pareto-optimal architectures as YAML", parents=[study_args])
     p.add_argument("--force", action="store_true", help="replace an existing export")
 
-    p = sub.add_parser("report", help="trials as CSV, Pareto front plot, hypervolume history, ablation tables")
-    _study_args(p, required=True)
+    sub.add_parser("report", help="trials as CSV, Pareto front plot, hypervolume history, ablation tables",
+                   parents=[study_args])
 
-    p = sub.add_parser("dashboard", help="optuna-dashboard on the study's storage")
-    _study_args(p, required=True)
+    p = sub.add_parser("dashboard", help="optuna-dashboard on the study's storage", parents=[study_args])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     return parser
@@ -78,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None and not args.study:
         parser.error("give --study NAME to run a study, or a command (profile, train, evaluate, export, report, dashboard)")
+    if args.command in STUDY_COMMANDS and not args.study:
+        parser.error(f"{args.command} needs --study NAME")
     from search.commands import run_command
     return run_command(args)
 

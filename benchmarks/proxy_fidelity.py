@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> dict:
     from trainers.zero_cost import image_batch, zero_cost_scores
 
     cfg = StudyConfig.load(args.study)
-    data = dict(cfg.data)
+    data = cfg.data.to_dict()
     if args.data:
         data["source"] = args.data
     if args.train:
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.val:
         data["val"] = args.val
 
-    short = {**cfg.proxy, **(QUICK["short"] if args.quick else {}), **parse_knobs(args.short, "--short")}
+    short = {**cfg.proxy.to_dict(), **(QUICK["short"] if args.quick else {}), **parse_knobs(args.short, "--short")}
     short = ProxyBudget(**short).to_dict()
     if args.quick:
         short["batch_size"] = QUICK["batch"]

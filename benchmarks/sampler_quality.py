@@ -21,7 +21,7 @@ training with one torch thread.
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import json
 import sys
 import time
@@ -39,7 +39,7 @@ from benchmarks.common import append_jsonl, digest, read_jsonl, worker_pool  # n
 from search.config import StudyConfig  # noqa: E402
 from search.latency import LatencyMeter  # noqa: E402
 from search.report import hypervolume_history  # noqa: E402
-from search.study import build_sampler  # noqa: E402
+from search.samplers import build_sampler  # noqa: E402
 from space.search_space import SearchSpace  # noqa: E402
 from trainers.data import load_poses  # noqa: E402
 from trainers.proxy import NonFiniteLossError, ProxyBudget, train_proxy  # noqa: E402
@@ -141,19 +141,16 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     cfg, seed, name = job["cfg"], job["seed"], job["sampler"]
     d, budget, lat = job["data"], ProxyBudget(**job["budget"]), cfg.latency
-    train = load_poses(d["source"], cfg.data["train_split"], budget.input_size, subset=d["train"],
-                       seed=cfg.data["seed"])
-    val = load_poses(d["source"], cfg.data["val_split"], budget.input_size, subset=d["val"], seed=cfg.data["seed"])
-    meter = LatencyMeter(device=lat["device"], threads=lat["threads"], warmup=lat["warmup"], runs=lat["runs"],
-                         min_seconds=lat["min_seconds"], cache=True)
+    train = load_poses(d["source"], cfg.data.train_split, budget.input_size, subset=d["train"], seed=cfg.data.seed)
+    val = load_poses(d["source"], cfg.data.val_split, budget.input_size, subset=d["val"], seed=cfg.data.seed)
+    meter = LatencyMeter(device=lat.device, threads=lat.threads, warmup=lat.warmup, runs=lat.runs,
+                         min_seconds=lat.min_seconds, cache=True)
     objective = Objective(SearchSpace.from_dict(cfg.space, source=cfg.source), train, val, budget, meter,
                           Path(job["cache"]), job["setup"])
     if name == "random":
         sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
-        sampler_cfg = copy.deepcopy(cfg)
-        sampler_cfg.sampler["seed"] = seed
-        sampler = build_sampler(sampler_cfg)
+        sampler = build_sampler(dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, seed=seed)))
     start = time.perf_counter()
     study = optuna.create_study(directions=cfg.directions, sampler=sampler, study_name=f"{name}-{seed}")
     study.set_metric_names(cfg.objective_names)
@@ -169,30 +166,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = StudyConfig.load(args.study)
     trials = args.trials or cfg.trials
-    data = {"source": resolve_data(args.data or cfg.data["source"]),
-            "train": args.train or cfg.data["train"], "val": args.val or cfg.data["val"]}
-    size = args.input_size or cfg.proxy["input_size"]
+    data = {"source": resolve_data(args.data or cfg.data.source),
+            "train": args.train or cfg.data.train, "val": args.val or cfg.data.val}
+    size = args.input_size or cfg.proxy.input_size
     # the study's budget, time cap included (as in the study, it bounds the slowest archs); the
     # cache keeps the first value of an arch, so both samplers still see one fixed function
-    budget = ProxyBudget(**{**cfg.proxy, "epochs": args.epochs or cfg.proxy["epochs"], "input_size": size,
-                            **({"max_seconds": None} if args.quick else {})}).to_dict()
-    sampler_cfg = copy.deepcopy(cfg)
-    if args.sampler and args.sampler != cfg.sampler["name"]:
-        sampler_cfg.sampler.update(name=args.sampler, options={})
+    budget = dataclasses.replace(cfg.proxy, epochs=args.epochs or cfg.proxy.epochs, input_size=size,
+                                 **({"max_seconds": None} if args.quick else {})).to_dict()
+    sampler = cfg.sampler
+    if args.sampler and args.sampler != sampler.name:
+        sampler = dataclasses.replace(sampler, name=args.sampler, options={})
     if args.population:
-        sampler_cfg.sampler["options"] = {**sampler_cfg.sampler["options"], "population_size": args.population}
-    default = sampler_cfg.sampler["name"]
+        sampler = dataclasses.replace(sampler, options={**sampler.options, "population_size": args.population})
+    sampler_cfg = dataclasses.replace(cfg, sampler=sampler)
+    default = sampler.name
 
     t0 = time.perf_counter()
-    for split, n in ((cfg.data["train_split"], data["train"]), (cfg.data["val_split"], data["val"])):
-        load_poses(data["source"], split, size, subset=n, seed=cfg.data["seed"])  # fill the disk cache once
+    for split, n in ((cfg.data.train_split, data["train"]), (cfg.data.val_split, data["val"])):
+        load_poses(data["source"], split, size, subset=n, seed=cfg.data.seed)  # fill the disk cache once
     print(f"data {data['source']}: train {data['train']}, val {data['val']} at {size} px, {budget['epochs']} "
           f"epochs (prepared in {time.perf_counter() - t0:.0f}s); {trials} trials per run, seeds {args.seeds}; "
-          f"sampler {default} {sampler_cfg.sampler['options']} vs random; {args.jobs} at a time; "
+          f"sampler {default} {sampler.options} vs random; {args.jobs} at a time; "
           f"cache {args.cache}", flush=True)
 
-    setup = {"data": data, "splits": [cfg.data["train_split"], cfg.data["val_split"], cfg.data["seed"]],
-             "budget": budget, "latency": {k: cfg.latency[k] for k in CACHE_LATENCY_KEYS}}
+    setup = {"data": data, "splits": [cfg.data.train_split, cfg.data.val_split, cfg.data.seed],
+             "budget": budget, "latency": {k: getattr(cfg.latency, k) for k in CACHE_LATENCY_KEYS}}
     jobs = [{"cfg": sampler_cfg, "seed": seed, "sampler": name, "trials": trials, "data": data, "budget": budget,
              "cache": str(Path(args.cache).resolve()), "setup": setup}
             for seed in args.seeds for name in (default, "random")]
@@ -232,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps({
             "command": " ".join(sys.argv), "trials": trials, "seeds": args.seeds, "data": data,
-            "budget": budget, "sampler": sampler_cfg.sampler, "reference_point": ref,
+            "budget": budget, "sampler": sampler.to_dict(), "reference_point": ref,
             "per_seed": rows, "mean": mean, "ratio": ratio, "trained_now": trained,
             "wall_s": time.perf_counter() - t0}, indent=2))
     return 0

@@ -83,7 +83,7 @@ def warm_data_cache(cfg) -> None:
     """Prepare the crops once, untimed, so that neither side pays for the first decoding."""
     from trainers.data import clear_memo, load_poses
 
-    size, d = cfg.proxy["input_size"], cfg.data
+    size, d = cfg.proxy.input_size, cfg.data
     for split, n in ((d["train_split"], d["train"]), (d["val_split"], d["val"])):
         load_poses(d["source"], split, size, subset=n, seed=d["seed"])
     clear_memo()  # the bare loop reads from the disk cache, as the study does
@@ -97,13 +97,13 @@ def bare_loop(cfg, archs: list[dict], data: str) -> tuple[float, list[float]]:
     from space.profile import count_flops, count_params
     from space.spec import ArchSpec
     from trainers.data import load_poses
-    from trainers.proxy import ProxyBudget, train_proxy
+    from trainers.proxy import train_proxy
 
-    threads = int(cfg.resources["cpus_per_trial"])
+    threads = int(cfg.resources.cpus_per_trial)
     torch.set_num_threads(threads)
     lat = cfg.latency
     start = time.perf_counter()
-    size, d = cfg.proxy["input_size"], cfg.data
+    size, d = cfg.proxy.input_size, cfg.data
     train = load_poses(data, d["train_split"], size, subset=d["train"], seed=d["seed"])
     val = load_poses(data, d["val_split"], size, subset=d["val"], seed=d["seed"])
     meter = LatencyMeter(device=lat["device"], threads=lat["threads"], warmup=lat["warmup"], runs=lat["runs"],
@@ -116,7 +116,7 @@ def bare_loop(cfg, archs: list[dict], data: str) -> tuple[float, list[float]]:
         count_flops(model, spec.input_size)
         del model
         meter.measure(spec.to_dict())
-        pcks.append(float(train_proxy(spec, train, val, ProxyBudget(**cfg.proxy), threads=threads).pck))
+        pcks.append(float(train_proxy(spec, train, val, cfg.proxy, threads=threads).pck))
     return time.perf_counter() - start, pcks
 
 
@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         file = root / "study.yaml"
         study_file(args.study, file, args.trials)
         cfg = StudyConfig.load(str(file)).with_overrides(data=args.data, out=root / "run")
-        print(f"study {cfg.name}: {args.trials} trials, concurrency 1, {cfg.resources['cpus_per_trial']} CPU(s) "
-              f"per trial, data {cfg.data['source']}", flush=True)
+        print(f"study {cfg.name}: {args.trials} trials, concurrency 1, {cfg.resources.cpus_per_trial} CPU(s) "
+              f"per trial, data {cfg.data.source}", flush=True)
         warm_data_cache(cfg)
         study_s = run_study(file, root / "run", args.data)
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: {args.trials - len(done)} trial(s) did not complete; the bare loop trains the "
                   f"{len(done)} that did, so the ratio overstates the overhead")
         archs = [t.user_attrs["arch"] for t in done]
-        bare_s, pcks = bare_loop(cfg, archs, cfg.data["source"])
+        bare_s, pcks = bare_loop(cfg, archs, cfg.data.source)
 
     diff = max((abs(a - t.user_attrs["pck"]) for a, t in zip(pcks, done)), default=0.0)
     ratio = study_s / bare_s

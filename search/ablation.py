@@ -29,12 +29,12 @@ from optuna.trial import TrialState
 from scipy import stats
 
 from search.export import objective_names
+from search.measures import measure_names
 
 ALPHA = 0.05
 PARAMS_TOLERANCE = 0.10
 # sampler bookkeeping, not design axes: the grid sampler's index and the proxy seed
 GRID_PARAMS = ("grid_index", "proxy_seed")
-METRICS = ("pck", "params", "flops", "latency_ms")
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 # what an equal-params comparison may change to match sizes
 SIZE_FIELDS = ("stacks", "width", "depth")
@@ -128,7 +128,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
         arch = {k: _cell(v) for k, v in t.user_attrs["arch"].items()}
         seed = t.params.get("proxy_seed", (t.user_attrs.get("budget") or {}).get("seed"))
         rows.append({**arch, "arch_id": t.user_attrs.get("arch_id"), "seed": seed, "trial": t.number,
-                     **{m: _value(t, m, names) for m in METRICS}})
+                     **{m: _value(t, m, names) for m in measure_names()}})
     return pd.DataFrame(rows)
 
 
@@ -145,7 +145,8 @@ def per_value_table(study: optuna.Study) -> pd.DataFrame:
         return pd.DataFrame()
     df[keys] = df[keys].map(_label)  # None, lists and numbers group (and print) alike
     grouped = df.groupby(keys, sort=True)
-    table = grouped[list(METRICS)].agg(["mean", "std"])
+    metrics = [m for m in measure_names() if df[m].notna().any()]  # a measure this study did not record: no column
+    table = grouped[metrics].agg(["mean", "std"])
     table.columns = [f"{m}_{stat}" for m, stat in table.columns]
     table.insert(0, "seeds", grouped.size())
     return table
@@ -161,7 +162,7 @@ def _matching(df: pd.DataFrame, selector: Mapping[str, object]) -> pd.DataFrame:
 
 
 def _arch_fields(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in {"arch_id", "seed", "trial", *METRICS}]
+    return [c for c in df.columns if c not in {"arch_id", "seed", "trial", *measure_names()}]
 
 
 def _comparable(a: pd.Series, b: pd.Series, fields: Sequence[str]) -> bool:

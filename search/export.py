@@ -17,14 +17,27 @@ from pathlib import Path
 import optuna
 import yaml
 
-from search.config import STUDIES_DIR, StudyConfig, mask_url  # noqa: F401  (mask_url is re-exported)
+from search.config import STUDIES_DIR, StudyConfig, engine_url, mask_url  # noqa: F401  (mask_url is re-exported)
+from search.measures import measure_names
+from search.storage import scrub
 from space.errors import ConfigError
 
 INDEX_NAME = "index.csv"
+EXPORT_HEADER = "# softgate-nas export:"  # first line of every exported YAML: how an export is recognised
 
-# trial user attrs copied into an exported YAML's `metrics:` (storage contract in docs/design.md)
-METRIC_ATTRS = ("params", "flops", "latency_ms", "latency_p25_ms", "latency_p75_ms", "latency_cv",
-                "images_per_s", "wall_s", "epochs", "per_joint_pck")
+# trial user attrs copied into an exported YAML's `metrics:` besides the measures (storage contract in docs/design.md)
+EXTRA_METRIC_ATTRS = ("latency_p25_ms", "latency_p75_ms", "latency_cv", "images_per_s", "wall_s", "epochs",
+                      "per_joint_pck")
+
+
+def metric_attrs() -> tuple[str, ...]:
+    """The trial user attrs an export's `metrics:` holds: every registered measure (search.measures), then the rest."""
+    return (*measure_names(), *EXTRA_METRIC_ATTRS)
+
+
+def summary_columns() -> tuple[str, ...]:
+    """The columns of index.csv and the report's Pareto table after the objectives."""
+    return (*measure_names(), "images_per_s")
 
 
 @dataclass(frozen=True)
@@ -79,16 +92,17 @@ def open_study(storage_url: str, study_name: str) -> optuna.Study:
     try:
         url = make_url(storage_url)
     except ArgumentError as err:
-        raise ConfigError(f"not a storage URL: {masked} ({err})", source="<arg>", field="storage") from None
+        raise ConfigError(f"not a storage URL: {masked} ({scrub(str(err), storage_url)})", source="<arg>", field="storage") from None
     if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
         if not Path(url.database).is_file():
             raise ConfigError(f"no study storage at {url.database}; run the study first or pass --storage",
                               source=masked, field="storage")
     try:
-        rdb = optuna.storages.RDBStorage(storage_url)
+        rdb = optuna.storages.RDBStorage(engine_url(storage_url))
         names = optuna.get_all_study_names(storage=rdb)
     except (SQLAlchemyError, ImportError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = scrub(reason, storage_url)  # drivers quote the URL, password and all
         raise ConfigError(f"cannot open storage: {reason}", source=masked, field="storage") from None
     if study_name not in names:
         known = ", ".join(sorted(names)) or "none"
@@ -111,7 +125,7 @@ def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def _record(study: optuna.Study, trial: optuna.trial.FrozenTrial, storage_url: str, now: str) -> dict:
     attrs = trial.user_attrs
     metrics = dict(zip(objective_names(study), trial.values))
-    metrics.update({k: attrs[k] for k in METRIC_ATTRS if k in attrs and k not in metrics})
+    metrics.update({k: attrs[k] for k in metric_attrs() if k in attrs and k not in metrics})
     provenance = {
         "study": study.study_name,
         "trial": trial.number,
@@ -127,72 +141,148 @@ def _record(study: optuna.Study, trial: optuna.trial.FrozenTrial, storage_url: s
     return {"arch": attrs["arch"], "metrics": metrics, "provenance": provenance}
 
 
+def export_files(out_dir: Path) -> set[str] | None:
+    """The files an earlier export wrote into `out_dir` (its index.csv and the YAMLs it lists), or
+    None when `out_dir` holds no export. Recognised by its own marks only: an index.csv with the
+    export's columns whose every listed file is a YAML starting with the export's header line."""
+    index = out_dir / INDEX_NAME
+    try:
+        with open(index, newline="") as fh:
+            reader = csv.DictReader(fh)
+            if not {"rank", "file", "trial", "arch_id"} <= set(reader.fieldnames or ()):
+                return None
+            listed = {row["file"] for row in reader}
+        for name in listed:
+            if Path(name).name != name or not name.endswith(".yaml"):
+                return None
+            with open(out_dir / name) as fh:
+                if not fh.readline().startswith(EXPORT_HEADER):
+                    return None
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError):
+        return None
+    return listed | {INDEX_NAME}
+
+
+def _check_target(out_dir: Path, force: bool) -> set[str]:
+    """What may be replaced in `out_dir` (an earlier export's files); ConfigError when the folder
+    holds anything else than an export, or an export and no `force`."""
+    if not out_dir.exists():
+        return set()
+    if not out_dir.is_dir():
+        raise ConfigError("is a file, not a folder; export.dir must be a folder", source=str(out_dir),
+                          field="export.dir")
+    present = {p.name for p in out_dir.iterdir()}
+    if not present:
+        return set()
+    own = export_files(out_dir)
+    if own is None:
+        example = sorted(present)[0]
+        raise ConfigError(f"is a folder that is not an export (it holds {len(present)} other entries, "
+                          f"e.g. {example}); export into an empty folder or an earlier export",
+                          source=str(out_dir), field="export.dir")
+    if not force:
+        raise ConfigError("an export already exists here; pass --force to replace it",
+                          source=str(out_dir), field="--force")
+    return own
+
+
 def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: bool = False) -> list[Path]:
     """Write one YAML per Pareto-optimal architecture plus index.csv into `out_dir`; return the YAML paths.
 
-    Pareto-optimal COMPLETE trials (optuna's `best_trials`), best first on the first objective; when
-    one arch appears on the front in several trials, its best-ranked trial is exported and the
-    others are listed under `provenance.same_arch_trials`.
+    Pareto-optimal feasible COMPLETE trials (optuna's `best_trials`), best first on the first
+    objective; when one arch appears on the front in several trials, its best-ranked trial is
+    exported and the others are listed under `provenance.same_arch_trials`.
 
     Each YAML has `arch:` (loadable by `space.spec.load_arch`), `metrics:` and `provenance:`.
-    Atomic: everything is written into a temporary folder beside `out_dir` and renamed into place,
-    so a crash leaves either the old export or the new one. An existing non-empty `out_dir` is only
-    replaced with `force=True`; otherwise ConfigError and nothing is touched.
+    Only ever removes what an export wrote: `out_dir` must be missing, empty, or an earlier export
+    (`export_files`); an earlier export is only replaced with `force=True`, and then only its own
+    files. Atomic: everything is written into a temporary folder beside `out_dir` and renamed into
+    place, so a crash leaves either the old export or the new one (docs/reliability.md).
     """
     out_dir = Path(out_dir)
     study = open_study(storage_url, study_name)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
-        raise ConfigError("an export already exists here; pass --force to replace it",
-                          source=str(out_dir), field="--force")
-    best = pareto_trials(study)
-    if not best:
-        raise ConfigError("no COMPLETE trials, nothing to export", source=mask_url(storage_url), field=study_name)
-    missing = [t.number for t in best if "arch" not in t.user_attrs]
-    if missing:
-        raise ConfigError(f"trials {missing} have no 'arch' user attribute (not a softgate-nas study?)",
-                          source=mask_url(storage_url), field=study_name)
-
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    names = objective_names(study)
+    old_files = _check_target(out_dir, force)
+    best = _exportable(study, storage_url)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        # the same arch can sit on the front twice (re-sampled, equal or trade-off values): one file
-        # per arch, for its best-ranked trial, naming the others
-        by_arch: dict[str, list[optuna.trial.FrozenTrial]] = {}
-        for trial in best:
-            by_arch.setdefault(trial.user_attrs.get("arch_id") or f"trial{trial.number}", []).append(trial)
-        rows, files = [], []
-        for rank, (arch_id, (trial, *same)) in enumerate(by_arch.items(), start=1):
-            record = _record(study, trial, storage_url, now)
-            record["provenance"]["same_arch_trials"] = [t.number for t in same]
-            file = f"{rank:02d}-{arch_id}.yaml"
-            header = (f"# softgate-nas export: study {study.study_name}, trial {trial.number}, "
-                      f"Pareto rank {rank} of {len(by_arch)}\n")
-            (tmp / file).write_text(header + yaml.safe_dump(record, sort_keys=False))
-            files.append(file)
-            m = record["metrics"]
-            rows.append({"rank": rank, "file": file, "trial": trial.number, "arch_id": arch_id,
-                         **{n: m.get(n) for n in names},
-                         **{k: m.get(k) for k in ("params", "flops", "latency_ms", "images_per_s") if k not in names},
-                         "same_arch_trials": " ".join(str(t.number) for t in same)})
-        with open(tmp / INDEX_NAME, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        _swap_into_place(tmp, out_dir)
+        files = _write_export(study, best, storage_url, tmp)
+        _swap_into_place(tmp, out_dir, old_files)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return [out_dir / f for f in files]
 
 
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    # os.replace cannot replace a non-empty folder: move the old one aside first, then drop it.
+def _exportable(study: optuna.Study, storage_url: str) -> list[optuna.trial.FrozenTrial]:
+    best = pareto_trials(study)
+    if not best:
+        complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        why = f"{complete} trials complete, none feasible" if complete else "no COMPLETE trials"
+        raise ConfigError(f"{why}, nothing to export", source=mask_url(storage_url), field=study.study_name)
+    missing = [t.number for t in best if "arch" not in t.user_attrs]
+    if missing:
+        raise ConfigError(f"trials {missing} have no 'arch' user attribute (not a softgate-nas study?)",
+                          source=mask_url(storage_url), field=study.study_name)
+    return best
+
+
+def _write_export(study: optuna.Study, best: list[optuna.trial.FrozenTrial], storage_url: str,
+                  folder: Path) -> list[str]:
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    names = objective_names(study)
+    # the same arch can sit on the front twice (re-sampled, equal or trade-off values): one file
+    # per arch, for its best-ranked trial, naming the others
+    by_arch: dict[str, list[optuna.trial.FrozenTrial]] = {}
+    for trial in best:
+        by_arch.setdefault(trial.user_attrs.get("arch_id") or f"trial{trial.number}", []).append(trial)
+    rows, files = [], []
+    for rank, (arch_id, (trial, *same)) in enumerate(by_arch.items(), start=1):
+        record = _record(study, trial, storage_url, now)
+        record["provenance"]["same_arch_trials"] = [t.number for t in same]
+        file = f"{rank:02d}-{arch_id}.yaml"
+        header = (f"{EXPORT_HEADER} study {study.study_name}, trial {trial.number}, "
+                  f"Pareto rank {rank} of {len(by_arch)}\n")
+        (folder / file).write_text(header + yaml.safe_dump(record, sort_keys=False))
+        files.append(file)
+        m = record["metrics"]
+        rows.append({"rank": rank, "file": file, "trial": trial.number, "arch_id": arch_id,
+                     **{n: m.get(n) for n in names},
+                     **{k: m.get(k) for k in summary_columns() if k not in names},
+                     "same_arch_trials": " ".join(str(t.number) for t in same)})
+    with open(folder / INDEX_NAME, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return files
+
+
+def _swap_into_place(tmp: Path, out_dir: Path, old_files: set[str]) -> None:
+    """`tmp`'s files become the export in `out_dir`; of `out_dir`'s own files only `old_files` go."""
+    others = {p.name for p in out_dir.iterdir()} - old_files if out_dir.is_dir() else set()
+    if others:  # a user's files beside the export stay: file by file, index.csv last
+        _replace_files(tmp, out_dir, old_files, others)
+        return
+    # os.replace cannot replace a non-empty folder: move the old one aside first, then drop it
     old = None
     if out_dir.exists():
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
         os.replace(out_dir, old)
     os.replace(tmp, out_dir)
     if old is not None:
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+        shutil.rmtree(old)
+
+
+def _replace_files(tmp: Path, out_dir: Path, old_files: set[str], others: set[str]) -> None:
+    new = {p.name for p in tmp.iterdir()}
+    clash = sorted(new & others)
+    if clash:
+        raise ConfigError(f"{clash[0]} is not the export's own file; move it away first", source=str(out_dir),
+                          field="export.dir")
+    # each rename is atomic; until the new index.csv is in, the old index names the old export
+    for name in sorted(new - {INDEX_NAME}):
+        os.replace(tmp / name, out_dir / name)
+    os.replace(tmp / INDEX_NAME, out_dir / INDEX_NAME)
+    for name in old_files - new:
+        (out_dir / name).unlink(missing_ok=True)
+    tmp.rmdir()

@@ -23,10 +23,8 @@ from optuna._hypervolume import compute_hypervolume  # noqa: E402  (optuna expos
 from optuna.study import StudyDirection  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from search.export import mask_url, objective_names, open_study, pareto_trials  # noqa: E402
-
-# columns of the ablation table, besides the objectives (taken from trial user attrs)
-ABLATION_METRICS = ("pck", "params", "flops", "latency_ms")
+from search.export import mask_url, objective_names, open_study, pareto_trials, summary_columns  # noqa: E402
+from search.measures import measure_names  # noqa: E402
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -123,8 +121,8 @@ def ablation_axis(study: optuna.Study) -> str | None:
 
 def ablation_table(study: optuna.Study, key: str) -> pd.DataFrame:
     """COMPLETE trials grouped by `key` (a sampled parameter, arch field or user attr): count, then
-    mean and std of the objectives, params, FLOPs and latency."""
-    metrics = list(dict.fromkeys(objective_names(study) + list(ABLATION_METRICS)))
+    mean and std of the objectives and the registered measures (search.measures)."""
+    metrics = list(dict.fromkeys(objective_names(study) + measure_names()))
     rows = [{key: _axis_value(t, key), **{m: _metric(study, t, m) for m in metrics}} for t in _complete(study)]
     df = pd.DataFrame(rows, columns=[key] + metrics)
     metrics = [m for m in metrics if df[m].notna().any()]
@@ -218,8 +216,7 @@ def write_report(storage_url: str, study_name: str, out_dir: str | Path,
 
     pareto = pd.DataFrame([{"trial": t.number, "arch_id": t.user_attrs.get("arch_id"),
                             **dict(zip(names, t.values)),
-                            **{k: t.user_attrs.get(k) for k in ("params", "flops", "latency_ms", "images_per_s")
-                               if k not in names}}
+                            **{k: t.user_attrs.get(k) for k in summary_columns() if k not in names}}
                            for t in pareto_trials(study)])
     ablation = None
     axis = ablation_axis(study)

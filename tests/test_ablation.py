@@ -179,8 +179,8 @@ def grid_points(name: str) -> tuple[StudyConfig, list[dict]]:
 ])
 def test_ablation_study_files(name: str, axes: dict, points: int) -> None:
     cfg, grid = grid_points(name)
-    assert cfg.sampler["name"] == "grid" and len(cfg.seeds) >= 3
-    assert cfg.data["source"].endswith("datasets/lspet")
+    assert cfg.sampler.name == "grid" and len(cfg.seeds) >= 3
+    assert cfg.data.source.endswith("datasets/lspet")
     assert len(grid) == points and cfg.trials == points * len(cfg.seeds)
     for axis, values in axes.items():
         assert {g[axis] for g in grid} == values

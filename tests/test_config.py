@@ -31,16 +31,16 @@ def test_shipped_studies_load(study):
 
 def test_smoke_is_small():
     cfg = StudyConfig.load("smoke")
-    assert (cfg.trials, cfg.concurrency, cfg.data["source"]) == (4, 2, "synthetic")
+    assert (cfg.trials, cfg.concurrency, cfg.data.source) == (4, 2, "synthetic")
 
 
 def test_defaults_filled_in(tmp_path):
     d = {"name": "t", "space": {"width": [16, 32]}, "proxy": {"input_size": 32}, "trials": 3}
     cfg = StudyConfig.load(str(write(tmp_path, d)))
-    assert cfg.sampler["name"] == "nsga2"
+    assert cfg.sampler.name == "nsga2"
     assert cfg.objective_names == ["pck", "latency_ms"]
     assert cfg.storage_url == "sqlite:///runs/t/study.db"
-    assert cfg.latency["cache"] is True and cfg.latency["pause_trials"] is True and cfg.scheduler is None
+    assert cfg.latency.cache is True and cfg.latency.pause_trials is True and cfg.scheduler is None
 
 
 BAD = [
@@ -109,7 +109,7 @@ def test_unknown_study_name_lists_known():
 def test_overrides_are_validated_like_the_file():
     cfg = StudyConfig.load("smoke")
     new = cfg.with_overrides(trials=7, data="synthetic:100", storage="sqlite:////tmp/x.db", out="/tmp/runx")
-    assert (new.trials, new.data["source"], new.storage_url) == (7, "synthetic:100", "sqlite:////tmp/x.db")
+    assert (new.trials, new.data.source, new.storage_url) == (7, "synthetic:100", "sqlite:////tmp/x.db")
     assert cfg.trials == 4  # the original is untouched
     assert StudyConfig.load("smoke").with_overrides(out="/tmp/runx").storage_url == "sqlite:////tmp/runx/study.db"
     with pytest.raises(ConfigError) as info:
@@ -142,3 +142,54 @@ def test_cli_bad_override_exits_2(tmp_path, capsys):
     assert launch.main(["--study", "smoke", "--trials", "0", "--out", str(tmp_path / "run")]) == 2
     assert "--trials" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_yaml_1_1_exponent_floats_are_read_as_numbers(tmp_path):
+    # PyYAML reads `1e-3` (no dot) as the string '1e-3': a float field takes the number meant
+    text = (REPO / "studies/smoke.yaml").read_text().replace("lr: 0.002", "lr: 1e-3")
+    text += "constraints: {max_params: 5e4}\n"
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    assert yaml.safe_load(text)["proxy"]["lr"] == "1e-3"
+    cfg = StudyConfig.load(str(path))
+    assert cfg.proxy.lr == 0.001 and cfg.constraints.limits == {"params": 50000.0}
+    assert cfg.to_dict()["proxy"]["lr"] == 0.001
+    path.write_text(text.replace("lr: 1e-3", "lr: 1e-3x"))
+    with pytest.raises(ConfigError) as info:
+        StudyConfig.load(str(path))
+    assert info.value.field == "proxy.lr" and "1e-3x" in info.value.message
+
+
+def test_the_proxy_section_is_the_proxy_budget(tmp_path):
+    from trainers.budget import ProxyBudget
+    from trainers.proxy import ProxyBudget as FromProxy
+
+    assert FromProxy is ProxyBudget
+    cfg = StudyConfig.load("smoke")
+    assert cfg.proxy == ProxyBudget(epochs=2, max_seconds=15, input_size=32, batch_size=16, lr=0.002)
+    assert cfg.to_dict()["proxy"] == SMOKE["proxy"]  # stored as the file gave it
+    with pytest.raises(ConfigError) as info:
+        ProxyBudget.from_dict({"epochs": 2, "batch_size": 0}, source="x.yaml")
+    assert str(info.value) == "x.yaml: proxy.batch_size: must be a positive whole number (got 0)"
+
+
+def test_constraints_on_any_registered_measure():
+    d = copy.deepcopy(SMOKE)
+    d["constraints"] = {"max_flops": 2e6, "max_latency_ms": 50, "max_params": None}
+    cfg = StudyConfig.from_dict(d, source="s.yaml")
+    assert cfg.constraints.limits == {"flops": 2e6, "latency_ms": 50}
+    stored = cfg.to_dict()["constraints"]
+    assert stored["max_flops"] == 2e6 and stored["max_latency_ms"] == 50 and stored["max_params"] is None
+
+
+def test_config_and_sections_are_frozen():
+    import dataclasses
+
+    cfg = StudyConfig.load("smoke")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.trials = 9
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.data.source = "elsewhere"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.proxy.epochs = 9
+    assert StudyConfig.from_dict(cfg.to_dict(mask_credentials=False)).to_dict() == cfg.to_dict()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 import search.export as export_mod
+from search.config import engine_url
 from search.export import export_study, locate_study, mask_url, open_study
 from space.errors import ConfigError
 from space.model import build_model
@@ -113,7 +115,7 @@ def test_existing_export_needs_force(storage: str, tmp_path: Path) -> None:
         export_study(storage, "exp", out)
     assert _snapshot(out) == before
     files = export_study(storage, "exp", out, force=True)
-    assert not (out / "note.txt").exists() and len(files) == len(PARETO)
+    assert (out / "note.txt").read_text() == "user file" and len(files) == len(PARETO)  # only the export's own files go
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "study.db"]  # no temp folders left
 
 
@@ -198,3 +200,23 @@ def test_exported_yaml_is_a_valid_cli_arch(storage: str, tmp_path: Path) -> None
     done = _launch("profile", "--arch", str(files[-1]), "--runs", "20", "--threads", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"{record['metrics']['params']:,}" in done.stdout
+
+
+def test_open_study_goes_through_engine_url_like_the_runner(monkeypatch) -> None:
+    # the runner opens postgresql:// as postgresql+psycopg:// (psycopg 3) when psycopg2 is missing
+    # (search.config.engine_url); export and report open the storage through the same step. Nothing
+    # listens on port 1: the error comes from the driver trying to connect, password masked.
+    seen = []
+
+    def recording(url: str) -> str:
+        seen.append(url)
+        return engine_url(url)
+
+    monkeypatch.setattr(export_mod, "engine_url", recording)
+    with pytest.raises(ConfigError) as info:
+        open_study("postgresql://alice:s3cret@127.0.0.1:1/nas", "x")
+    assert seen == ["postgresql://alice:s3cret@127.0.0.1:1/nas"]
+    message = str(info.value)
+    assert "connect" in message and "s3cret" not in message
+    if importlib.util.find_spec("psycopg2") is None:
+        assert "psycopg2" not in message

@@ -175,3 +175,19 @@ def test_cli_report(tmp_path: Path) -> None:
     cmd[4] = "missing"
     bad = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "known studies: rep" in bad.stderr
+
+
+@pytest.mark.parametrize("order", ["top-level", "subcommand"])
+def test_cli_report_takes_storage_and_out_before_or_after_the_command(tmp_path: Path, order: str) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = new_study(url)
+    for width, pck in ((32, 0.5), (64, 0.7)):
+        add(study, pck, width / 10, width=width)
+    where = ["--storage", url, "--out", str(tmp_path / "run")]
+    args = [*where, "report", "--study", "rep"] if order == "top-level" else ["report", "--study", "rep", *where]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(REPO / "launch.py"), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run/report/trials.csv").is_file()
+    assert not (tmp_path / "runs").exists()  # the default run folder (and its study.db) was not used

@@ -155,10 +155,11 @@ def test_processes_sharing_a_study_reach_exactly_the_count(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_stale_running_trials_are_failed_and_rerun(tmp_path, monkeypatch):
+    import search.storage
     import search.study as st
 
-    monkeypatch.setattr(st, "HEARTBEAT_S", 1)
-    monkeypatch.setattr(st, "GRACE_S", 1)
+    monkeypatch.setattr(search.storage, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(search.storage, "GRACE_S", 1)
     cfg = _cfg(tmp_path, 2)
     study = st.prepare_study(cfg, resume=False)
     dead = study.ask()  # a trial of a process that was killed: one heartbeat, then silence

@@ -5,7 +5,6 @@ Ray Tune plugs in. The epoch loop itself is trainers.engine's.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -16,43 +15,12 @@ from space.errors import ConfigError
 from space.model import build_model
 from space.profile import count_params, resolve_device
 from space.spec import ArchSpec, size_multiple
+from trainers.budget import ProxyBudget  # noqa: F401  (defined there; imported from here too)
 from trainers.data import PoseSet, subset_indices
 from trainers.engine import Batcher, Callback, Engine, StepGuard
 from trainers.engine import NonFiniteLossError  # noqa: F401  (train_proxy raises it; callers import it from here)
 
 EpochCallback = Callable[[int, dict], None]
-
-
-@dataclass
-class ProxyBudget:
-    """How much training a proxy gets; training stops at whichever of epochs/steps/seconds comes first."""
-
-    epochs: int = 10
-    max_steps: int | None = None
-    max_seconds: float | None = None
-    input_size: int | None = None   # None: the resolution the data was prepared at
-    subset: int | None = None       # train on this many samples (seeded choice); None: all
-    batch_size: int = 16
-    lr: float = 2.5e-3             # best of 1e-3 / 2.5e-3 on LSPET proxies (docs/training.md)
-    sigma: float | None = None      # heatmap sigma in output pixels; None: default_sigma(out_size)
-    seed: int = 0
-    augment: bool = True
-
-    def __post_init__(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "max_steps": self.max_steps,
-                    "max_seconds": self.max_seconds, "subset": self.subset, "sigma": self.sigma,
-                    "input_size": self.input_size}
-        for key, value in positive.items():
-            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                          and math.isfinite(value) and value > 0):
-                raise ConfigError(f"must be a positive number, got {value!r}", source="<budget>", field=key)
-        for key in ("epochs", "batch_size", "max_steps", "subset", "input_size", "seed"):
-            value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ConfigError(f"must be an integer, got {value!r}", source="<budget>", field=key)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

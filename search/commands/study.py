@@ -7,6 +7,7 @@ import sys
 import optuna
 
 from search.config import StudyConfig, mask_url
+from search.samplers import effective_trials
 from space.errors import ConfigError
 
 
@@ -15,25 +16,27 @@ def main(args: argparse.Namespace) -> int:
         trials=args.trials, data=args.data, storage=args.storage, out=args.out)
     from search.study import counts_toward_target, run_study
 
-    study = run_study(cfg, resume=args.resume, address=args.address, verbose=args.verbose)
+    try:
+        study = run_study(cfg, resume=args.resume, address=args.address, verbose=args.verbose)
+    except KeyboardInterrupt:  # the runner has handed the running trials back for --resume
+        print("interrupted (Ctrl-C); running trials handed back, continue with --resume", file=sys.stderr)
+        return 130
     done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished() and counts_toward_target(t))
-    if done < cfg.trials:  # stopped early (Ctrl-C): no export of a partial front
-        print(f"stopped with {done} of {cfg.trials} trials done; continue with --resume", file=sys.stderr)
+    wanted = effective_trials(cfg)
+    if done < wanted:  # stopped early (Ctrl-C): no export of a partial front
+        print(f"stopped with {done} of {wanted} trials done; continue with --resume", file=sys.stderr)
         return 1
-    if cfg.export["auto"]:
+    if cfg.export.auto:
         _export(cfg, study)
     return 0
 
 
 def _export(cfg: StudyConfig, study: optuna.Study) -> None:
     """The export is part of the run, but a study that ran is never failed by its export."""
+    from search.export import export_study
+
     if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
         print("export skipped: no COMPLETE trials")
-        return
-    try:
-        from search.export import export_study
-    except ImportError:
-        print("export skipped: search.export is not available")
         return
     try:
         files = export_study(cfg.storage_url, cfg.name, cfg.export_dir, force=False)

@@ -1,0 +1,142 @@
+"""The Optuna storage side of a study: open it, and find and hand back the trials of dead processes.
+
+The storage is the source of truth (storage contract in docs/design.md). Which trials count toward
+the requested number: COMPLETE, PRUNED, FAIL except "interrupted" and "surplus", RUNNING, WAITING.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from search.config import engine_url, mask_url
+from space.errors import ConfigError
+
+# how often the driver marks its running trials alive in the storage, and after how long without a
+# heartbeat a RUNNING trial is taken to belong to a dead process (env overrides: tests, slow networks)
+HEARTBEAT_S = int(os.environ.get("SOFTGATE_HEARTBEAT_S", 5))
+GRACE_S = int(os.environ.get("SOFTGATE_GRACE_S", 20))
+INTERRUPTED = "interrupted"
+SURPLUS = "surplus"
+
+
+def one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or "no message"
+    return f"{type(err).__name__}: {text}"[:300]
+
+
+def counts_toward_target(t: optuna.trial.FrozenTrial) -> bool:
+    if t.state == TrialState.FAIL:
+        return t.user_attrs.get("fail_reason") not in (INTERRUPTED, SURPLUS)
+    return True
+
+
+def finished(t: optuna.trial.FrozenTrial) -> bool:
+    return t.state.is_finished() and counts_toward_target(t)
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (an error message) with `url` and its password replaced by their masked forms:
+    SQLAlchemy and drivers quote the URL they could not use."""
+    from urllib.parse import quote, unquote
+
+    text = text.replace(url, mask_url(url))
+    secrets = set()
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        secrets.add(parsed.password or "")
+        secrets.update(v for vs in parsed.query.values() for v in ([vs] if isinstance(vs, str) else vs))
+    except Exception:  # unparseable: mask_url already hid everything after the scheme
+        pass
+    for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), unquote(secret)}:
+            text = text.replace(form, "***")
+    return text
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """RDBStorage with heartbeats (how a dead process's RUNNING trials are found).
+
+    A bad URL, an unreachable server, a missing driver or an SQLite file that cannot be made is a
+    one-line ConfigError, and nothing is left behind: the SQLite file's folder is only created when
+    the storage then opens."""
+    from sqlalchemy.engine import make_url
+
+    made: list[Path] = []
+    try:
+        parsed = make_url(url)
+        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+            folder = Path(parsed.database).parent
+            made = [p for p in (folder, *folder.parents) if not p.exists()]
+            folder.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # heartbeat is "experimental"
+            return optuna.storages.RDBStorage(engine_url(url), heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=GRACE_S)
+    except Exception as err:  # bad URL, unreachable server, missing driver: the user's to fix
+        for folder in made:  # innermost first; only what this call created, and only if still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise ConfigError(f"cannot open storage ({scrub(one_line(err), url)})", source=mask_url(url),
+                          field="storage") from None
+
+
+def stale_trial_ids(study: optuna.Study) -> list[int]:
+    """RUNNING trials of dead processes: heartbeat older than GRACE_S, or, for a process killed
+    between `ask()` and its first heartbeat, no heartbeat at all and started over GRACE_S ago."""
+    from optuna.storages._rdb import models
+
+    storage = study._storage
+    stale = set(storage._get_stale_trial_ids(study._study_id))
+    rdb = getattr(storage, "_backend", storage)  # optuna wraps RDBStorage in a _CachedStorage
+    # datetime_start is the asking client's local time (optuna's datetime.now()), so compare with ours
+    cutoff = dt.datetime.now() - dt.timedelta(seconds=GRACE_S)
+    session = rdb.scoped_session()
+    try:
+        rows = (session.query(models.TrialModel)
+                .filter(models.TrialModel.study_id == study._study_id)
+                .filter(models.TrialModel.state == TrialState.RUNNING).all())
+        stale.update(t.trial_id for t in rows if not t.heartbeats and t.datetime_start is not None
+                     and t.datetime_start < cutoff)
+    finally:
+        session.close()
+    return sorted(stale)
+
+
+def fail_stale_trials(study: optuna.Study) -> int:
+    """Mark trials of dead processes FAIL "interrupted" and enqueue the same parameters again.
+
+    Optuna's own `fail_stale_trials` cannot tag the trial with a reason (a finished trial's attrs
+    are read-only), so the reason is set while the trial is still RUNNING, then it is failed; of
+    several processes doing this at once only the one whose state change succeeds re-enqueues.
+    """
+    return sum(interrupt(study, trial_id) for trial_id in stale_trial_ids(study))
+
+
+def interrupt(study: optuna.Study, trial_id: int) -> bool:
+    """RUNNING -> FAIL "interrupted", and the same parameters enqueued for a re-run.
+
+    A trial killed before it was sampled has no parameters (unless it was itself an enqueued
+    re-run, whose parameters wait in its fixed_params): nothing to re-run, so nothing is enqueued;
+    "interrupted" does not count toward the target, so the searcher asks a fresh trial instead."""
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial_id, "fail_reason", INTERRUPTED)
+        if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            old = storage.get_trial(trial_id)
+            params = old.params or old.system_attrs.get("fixed_params") or {}
+            if params:
+                rerun_of = old.user_attrs.get("rerun_of", old.number) if not old.params else old.number
+                study.enqueue_trial(params, user_attrs={"rerun_of": rerun_of}, skip_if_exists=False)
+            return True
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # another process got there first
+    return False

@@ -1,0 +1,115 @@
+"""One proxy trial, run in a Ray worker: `cost` (build, count, measure) then `train` (the proxy).
+
+`run_trial` never raises for the trial's own faults (bad arch, NaN loss, CUDA OOM): it reports
+`fail_reason` instead, so that the study goes on and Ray's retries are kept for dead workers.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from search.storage import one_line
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """What every trial of a study shares (shipped once to the workers by `tune.with_parameters`)."""
+
+    cpus: int
+    gpus: float
+    data: str  # the data source, recorded with each trial
+    budget: dict  # ProxyBudget fields
+    limits: dict  # measure name -> limit (`constraints: {max_<name>: limit}`; only those set)
+    measures: tuple  # the registered `search.measures.Measure`s (registered in the driver: sent by value)
+    meter: Any  # the study's latency meter (a Ray actor handle)
+    quiet: Any = None  # the study's quiet window (trials step through it), or None
+
+    @classmethod
+    def from_config(cls, cfg: Any, meter: Any, quiet: Any) -> TrialJob:
+        from search.measures import MEASURES
+
+        r = cfg.resources
+        return cls(cpus=r.cpus_per_trial, gpus=r.gpus_per_trial, data=cfg.data.source,
+                   budget=cfg.proxy.to_dict(), limits=dict(cfg.constraints.limits),
+                   measures=tuple(MEASURES.values()), meter=meter, quiet=quiet)
+
+
+def cost(spec: Any, job: TrialJob, latency: dict | None = None) -> dict:
+    """The cost measures of `spec` (params, FLOPs, latency, ...) and the latency meter's other attrs
+    (latency measured by the study's meter unless given)."""
+    import ray
+
+    from search.measures import compute_costs
+    from space.model import build_model
+
+    latency = latency or ray.get(job.meter.measure.remote(spec.to_dict()))
+    model = build_model(spec)
+    values = compute_costs(list(job.measures), spec, model, spec.input_size, latency)
+    del model
+    return {**latency, **values}
+
+
+def violations(attrs: dict, job: TrialJob) -> tuple[dict, list[str]]:
+    """Optuna constraints `max_<name>` (value - limit, <= 0 is feasible) for the limits whose
+    measure `attrs` has, and the limits `attrs` breaks, in words."""
+    from search.measures import constraint_values, violations as broken
+
+    return constraint_values(job.limits, attrs), broken(job.limits, attrs)
+
+
+def train(spec: Any, job: TrialJob, budget: dict, train_set: Any, val_set: Any) -> dict:
+    """The proxy training of `spec`; each epoch's PCK is reported to Tune (for ASHA)."""
+    import torch
+    from ray import tune
+
+    from search.measures import trained_values
+    from trainers.proxy import ProxyBudget, train_proxy
+
+    curve: list[float] = []
+
+    def on_epoch(epoch: int, metrics: dict) -> None:
+        curve.append(float(metrics["pck"]))
+        tune.report({"pck": float(metrics["pck"]), "epoch": int(epoch)})
+
+    device = "cuda" if job.gpus > 0 and torch.cuda.is_available() else "cpu"
+    res = train_proxy(spec, train_set, val_set, ProxyBudget(**budget), callback=on_epoch, device=device,
+                      threads=job.cpus, step_guard=job.quiet.step if job.quiet else None)
+    if res.pck != res.pck:  # NaN
+        raise FloatingPointError("proxy PCK is NaN")
+    return dict(**trained_values(list(job.measures), res), per_joint_pck=[float(x) for x in res.per_joint],
+                images_per_s=float(res.images_per_s), epochs=int(res.epochs), pck_curve=curve)
+
+
+def run_trial(config: dict, *, train_set: Any, val_set: Any, job: TrialJob) -> None:
+    """One proxy trial: the Tune trainable (`config` comes from `StorageSearcher.suggest`)."""
+    import ray
+    import torch
+    from ray import tune
+
+    from search.measures import trained_values
+    from space.spec import ArchSpec
+
+    torch.set_num_threads(job.cpus)
+    start = time.perf_counter()
+    budget = {**job.budget, **({"seed": config["seed"]} if "seed" in config else {})}
+    attrs: dict[str, Any] = {"data": job.data, "budget": budget, "node_id": ray.get_runtime_context().get_node_id()}
+    try:
+        spec = ArchSpec.from_dict(config["arch"])
+        attrs.update(arch=spec.to_dict(), arch_id=spec.arch_id)
+        attrs.update(cost(spec, job, config.get("latency")))
+        constraints, violated = violations(attrs, job)
+        if violated:  # skip the training: the sampler sees pck=0 and an infeasible trial
+            attrs.update(**trained_values(list(job.measures), None), per_joint_pck=[], images_per_s=0.0,
+                         epochs=0, pck_curve=[], skipped="; ".join(violated))
+        else:
+            attrs.update(train(spec, job, budget, train_set, val_set))
+            constraints = violations(attrs, job)[0]  # limits on trained measures are known now
+        if constraints:
+            attrs["constraints"] = constraints
+        attrs["wall_s"] = time.perf_counter() - start
+        tune.report({"pck": attrs["pck"], "final": True, "attrs_json": json.dumps(attrs)})
+    except Exception as err:  # bad arch, NaN loss, CUDA OOM, ...: this trial fails, the study goes on
+        attrs["wall_s"] = time.perf_counter() - start
+        tune.report({"final": True, "fail_reason": one_line(err), "attrs_json": json.dumps(attrs, default=str)})
