@@ -27,10 +27,11 @@ from ray.tune.search import Searcher
 
 from search import storage
 from search.config import StudyConfig
+from search.faults import fault_point
 from search.progress import dur, fmt
 from search.storage import SURPLUS, counts_toward_target, fail_stale_trials, finished, interrupt, one_line
+from search.trial import SEED_PARAM
 
-SEED_PARAM = "proxy_seed"  # grid studies with `seeds:`: the grid sampler's second axis
 log = logging.getLogger("softgate.study")
 
 
@@ -103,7 +104,9 @@ class StorageSearcher(Searcher):
             self._progress(trial.number, None, one_line(err))
             return None
         self.live[trial_id] = trial
-        return self._trial_config(trial, spec)
+        config = self._trial_config(trial, spec)
+        fault_point("suggested")
+        return config
 
     def _when_full(self, counted: list[optuna.trial.FrozenTrial]) -> str | None:
         """The count is reached: finish, or wait for this process's or others' running trials."""
@@ -120,6 +123,7 @@ class StorageSearcher(Searcher):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
             trial = self.study.ask()
+        fault_point("ask")  # between ask and the first heartbeat
         self.study._storage.record_heartbeat(trial._trial_id)
         rank = sum(1 for t in self._counted() if t.number < trial.number)
         if rank >= self.cfg.trials:  # another process took the last slot meanwhile
@@ -169,6 +173,7 @@ class StorageSearcher(Searcher):
             trial.set_user_attr(key, value)
         for key, value in (attrs.get("constraints") or {}).items():
             trial.set_constraint(key, value)
+        fault_point("tell")  # the result's attrs stored, the trial still RUNNING
         if reason:
             trial.set_user_attr("fail_reason", reason)
             self.study.tell(trial, state=TrialState.FAIL)
@@ -178,6 +183,7 @@ class StorageSearcher(Searcher):
         else:
             values = [float(attrs[name]) for name in self.cfg.objective_names]
             self.study.tell(trial, values)
+            fault_point("told")
             self._progress(trial.number, values, None)
 
     def _tell_pruned(self, trial: optuna.Trial, result: dict, curve: list[float]) -> None:

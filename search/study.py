@@ -19,11 +19,12 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import TrialState
 
+from search import faults
 from search.config import StudyConfig, mask_url
 from search.progress import dur, fmt
-from search.searcher import SEED_PARAM
 from search.storage import (GRACE_S, HEARTBEAT_S, INTERRUPTED, SURPLUS, counts_toward_target,  # noqa: F401
                             fail_stale_trials, interrupt, one_line, open_storage)
+from search.trial import SEED_PARAM
 from space.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +99,7 @@ def prepare_study(cfg: StudyConfig, *, resume: bool) -> optuna.Study:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study = optuna.create_study(study_name=cfg.name, storage=storage, sampler=build_sampler(cfg),
                                     directions=cfg.directions, load_if_exists=True)
+        faults.fault_point("created")  # the study exists, its attributes not yet
         if not exists or not study.metric_names:
             study.set_metric_names(cfg.objective_names)
     if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in cfg.directions]:
@@ -124,10 +126,12 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     Nothing is created (run folder, storage, study) before the space, the data and Ray are known
     to be good. Ctrl-C raises KeyboardInterrupt once the running trials are handed back."""
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    faults.arm()
     space, train_set, val_set = _prepare_inputs(cfg, printer)
     from search.cluster import ray_up
 
     ray_up(address, verbose)
+    faults.fault_point("ray_up")
     study = prepare_study(cfg, resume=resume)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     searcher = make_searcher(study, cfg, space, printer)

@@ -11,7 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from search.faults import fault_point
 from search.storage import one_line
+
+SEED_PARAM = "proxy_seed"  # grid studies with `seeds:`: the grid sampler's second axis
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,11 @@ def cost(spec: Any, job: TrialJob, latency: dict | None = None) -> dict:
     model = build_model(spec)
     attrs: dict[str, Any] = {"params": int(count_params(model)), "flops": int(count_flops(model, spec.input_size))}
     del model
-    attrs.update(latency or ray.get(job.meter.measure.remote(spec.to_dict())))
+    if not latency:
+        pending = job.meter.measure.remote(spec.to_dict())
+        fault_point("latency")  # the launcher dies while the meter measures
+        latency = ray.get(pending)
+    attrs.update(latency)
     return attrs
 
 
@@ -72,6 +79,7 @@ def train(spec: Any, job: TrialJob, budget: dict, train_set: Any, val_set: Any) 
 
     def on_epoch(epoch: int, metrics: dict) -> None:
         curve.append(float(metrics["pck"]))
+        fault_point("epoch")
         tune.report({"pck": float(metrics["pck"]), "epoch": int(epoch)})
 
     device = "cuda" if job.gpus > 0 and torch.cuda.is_available() else "cpu"

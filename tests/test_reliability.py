@@ -308,10 +308,12 @@ def _start(out: Path, **extra: str) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _wait_for_running(out: Path, timeout: float = 180) -> None:
+def _wait_for_running(proc: subprocess.Popen, out: Path, timeout: float = 180) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         time.sleep(0.5)
+        if proc.poll() is not None:
+            pytest.fail(f"the study ended early: {proc.communicate()[1][-2000:]}")
         try:
             trials = optuna.load_study(study_name="smoke", storage=f"sqlite:///{out / 'study.db'}").get_trials()
         except Exception:  # not created yet
@@ -342,7 +344,7 @@ def test_ctrl_c_stops_the_study_at_the_first_press(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = _start(out)
     try:
-        _wait_for_running(out)
+        _wait_for_running(proc, out)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole foreground group
         _, err = proc.communicate(timeout=60)
     finally:
@@ -361,9 +363,10 @@ def test_kill_9_of_the_launcher_takes_its_local_ray_along(tmp_path: Path) -> Non
     out = tmp_path / "run"
     proc = _start(out)
     try:
-        _wait_for_running(out)
+        _wait_for_running(proc, out)
         ray_pids = _descendants(proc.pid)
         assert len(ray_pids) >= 3, "no local Ray under the launcher"
+        assert {ip for ip in _listening(ray_pids)} == {"127.0.0.1"}  # the local Ray binds loopback only
         os.kill(proc.pid, signal.SIGKILL)  # the launcher alone, not its process group
         proc.wait()
         deadline = time.time() + 10
@@ -387,3 +390,17 @@ def _alive(pids: list[int]) -> list[int]:
         if state != "Z":
             alive.append(pid)
     return alive
+
+
+def _listening(pids: list[int]) -> list[str]:
+    import ray  # noqa: F401  (Ray's own psutil is on sys.path once ray is imported)
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            found += [c.laddr.ip.removeprefix("::ffff:") for c in psutil.Process(pid).net_connections(kind="inet")
+                      if c.status == psutil.CONN_LISTEN]
+        except psutil.Error:
+            pass
+    return found
