@@ -22,8 +22,8 @@ from optuna.trial import TrialState
 from search import faults
 from search.config import StudyConfig, mask_url
 from search.progress import dur, fmt
-from search.storage import (GRACE_S, HEARTBEAT_S, INTERRUPTED, SURPLUS, counts_toward_target,  # noqa: F401
-                            fail_stale_trials, interrupt, one_line, open_storage)
+# re-exported: tests and search.commands.study import these from here
+from search.storage import counts_toward_target, fail_stale_trials, open_storage  # noqa: F401
 from search.trial import SEED_PARAM
 from space.errors import ConfigError
 
