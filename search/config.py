@@ -393,7 +393,8 @@ def _storage(url: Any, source: str, field_name: str = "storage") -> str | None:
     if url is None:
         return None
     if not isinstance(url, str) or not re.match(r"^[a-zA-Z0-9+]+://", url):
-        raise ConfigError(f"must be an SQLAlchemy URL such as sqlite:///runs/x.db (got {url!r})",
+        shown = mask_url(url) if isinstance(url, str) else repr(url)  # never echo a password
+        raise ConfigError(f"must be an SQLAlchemy URL such as sqlite:///runs/x.db (got {shown})",
                           source=source, field=field_name)
     return url
 

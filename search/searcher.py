@@ -47,6 +47,7 @@ class StorageSearcher(Searcher):
         self.start = time.time()
         self.done_here = 0
         self._full_until = 0.0
+        self._said_waiting = False
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, daemon=True)
         self._beat.start()
@@ -113,6 +114,10 @@ class StorageSearcher(Searcher):
         mine = {t._trial_id for t in self.live.values()}
         others_running = [t for t in counted if t.state == TrialState.RUNNING and t._trial_id not in mine]
         if others_running and not self.live:
+            if not self._said_waiting:  # say why nothing happens (a dead process's trials take GRACE_S)
+                self.printer(f"waiting for {len(others_running)} trial(s) running elsewhere; a dead "
+                             f"process's trials are re-run after {storage.GRACE_S} s without heartbeat")
+                self._said_waiting = True
             time.sleep(1.0)  # wait: they finish, or go stale and come back as WAITING
             return None
         self._full_until = time.time() + 1.0

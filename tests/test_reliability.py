@@ -273,6 +273,14 @@ def test_mask_url_shapes(url: str, shown: str) -> None:
         assert secret not in mask_url(url)
 
 
+def test_cli_storage_url_with_one_slash_is_not_echoed(tmp_path: Path) -> None:
+    proc = launch("--study", "smoke", "--out", str(tmp_path / "run"), "--storage", "postgresql:/user:s3cret@host/db",
+                  timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "s3cret" not in proc.stdout + proc.stderr and "postgresql:***" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_storage_errors_never_echo_the_password() -> None:
     for url in ("postgresql:/user:s3cret@host/db", "postgresql://user:s3cret@127.0.0.1:1/db?connect_timeout=1",
                 "nosuchdriver://user:s3cret@host/db"):
