@@ -61,19 +61,30 @@ def scrub(text: str, url: str) -> str:
     return text
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite URL; None for other storages, in-memory SQLite or a bad URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database)
+    return None
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """RDBStorage with heartbeats (how a dead process's RUNNING trials are found).
 
     A bad URL, an unreachable server, a missing driver or an SQLite file that cannot be made is a
     one-line ConfigError, and nothing is left behind: the SQLite file's folder is only created when
     the storage then opens."""
-    from sqlalchemy.engine import make_url
-
     made: list[Path] = []
     try:
-        parsed = make_url(url)
-        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
-            folder = Path(parsed.database).parent
+        file = sqlite_file(url)
+        if file is not None:
+            folder = file.parent
             made = [p for p in (folder, *folder.parents) if not p.exists()]
             folder.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():

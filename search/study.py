@@ -23,7 +23,7 @@ from search import faults
 from search.config import StudyConfig, mask_url
 from search.progress import dur, fmt
 # re-exported: tests and search.commands.study import these from here
-from search.storage import counts_toward_target, fail_stale_trials, open_storage  # noqa: F401
+from search.storage import counts_toward_target, fail_stale_trials, open_storage, sqlite_file  # noqa: F401
 from search.trial import SEED_PARAM
 from space.errors import ConfigError
 
@@ -87,14 +87,20 @@ def header(cfg: StudyConfig) -> str:
     ])
 
 
-def prepare_study(cfg: StudyConfig, *, resume: bool) -> optuna.Study:
-    """Create the study (or load it with --resume); refuse to reuse one silently."""
-    storage = open_storage(cfg.storage_url)
+def _exists(cfg: StudyConfig, storage: optuna.storages.BaseStorage, resume: bool) -> bool:
+    """Whether the study exists in `storage`; ConfigError when it does and this is not a --resume."""
     exists = cfg.name in optuna.get_all_study_names(storage)
     if exists and not resume:
         raise ConfigError(f"study {cfg.name!r} already exists in {mask_url(cfg.storage_url)}; "
                           "pass --resume to continue it, or --out/--storage for a new one",
                           source=cfg.source, field="name")
+    return exists
+
+
+def prepare_study(cfg: StudyConfig, *, resume: bool) -> optuna.Study:
+    """Create the study (or load it with --resume); refuse to reuse one silently."""
+    storage = open_storage(cfg.storage_url)
+    exists = _exists(cfg, storage, resume)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study = optuna.create_study(study_name=cfg.name, storage=storage, sampler=build_sampler(cfg),
@@ -110,6 +116,14 @@ def prepare_study(cfg: StudyConfig, *, resume: bool) -> optuna.Study:
         study.set_user_attr("created", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         study.set_user_attr("softgate_version", version())
     return study
+
+
+def _refuse_early(cfg: StudyConfig, resume: bool) -> None:
+    """The "already exists" refusal before Ray starts, where that creates nothing: an SQLite file
+    that is already there (other storages are checked by prepare_study, once Ray is up)."""
+    path = sqlite_file(cfg.storage_url)
+    if not resume and path is not None and path.is_file():
+        _exists(cfg, open_storage(cfg.storage_url), resume)
 
 
 def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Callable[[str], None]) -> Any:
@@ -130,6 +144,7 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     space, train_set, val_set = _prepare_inputs(cfg, printer)
     from search.cluster import ray_up
 
+    _refuse_early(cfg, resume)
     ray_up(address, verbose)
     faults.fault_point("ray_up")
     study = prepare_study(cfg, resume=resume)
