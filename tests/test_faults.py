@@ -110,6 +110,7 @@ def check(out: Path, name: str, trials: int, complete_before: dict) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # about 30 s a round on an idle 2-core machine, 80 s on a loaded one
 def test_kill_9_at_random_points_then_resume(tmp_path: Path) -> None:
     rounds = int(os.environ.get("SOFTGATE_FAULT_ROUNDS", 20))
     path = study_file(tmp_path, "faults", trials=2, concurrency=2,
