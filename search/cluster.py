@@ -38,6 +38,10 @@ def ray_environment(address: str | None, verbose: bool) -> None:
         # `ray start` clusters use token auth by default; ray.init(address=...) does not pick up
         # the token by itself (Ray 2.60) unless told to
         os.environ["RAY_AUTH_MODE"] = "token"
+    if not address:
+        # a private Ray listens on loopback only: with this (Ray's own switch for laptops), the node
+        # address is 127.0.0.1 and GCS, raylet and workers bind to it, not to every interface
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     # Ctrl-C is a KeyboardInterrupt at once (the runner hands the trials back), not Tune's
     # "press again to force" that waits on the trials
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
@@ -76,7 +80,8 @@ def ray_init(address: str | None, verbose: bool) -> None:
                               field="--address") from None
     else:
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}}
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, runtime_env=env, **common)
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, runtime_env=env,
+                 _node_ip_address="127.0.0.1", **common)
         start_watchdog()
 
 

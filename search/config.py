@@ -387,17 +387,15 @@ def engine_url(url: str) -> str:
     return url
 
 
-# query keys whose values are never secrets; every other query value is masked
-_PLAIN_QUERY_KEYS = {"host", "port", "sslmode", "connect_timeout", "application_name", "charset", "driver",
-                     "check_same_thread", "timeout", "target_session_attrs"}
-
-
 def mask_url(url: str) -> str:
     """The URL safe to print and store, parsed by SQLAlchemy: the password and every query value
     that may be a secret become *** (postgresql://user:***@host/db?sslpassword=***); a URL
     SQLAlchemy cannot parse keeps only its scheme."""
     from sqlalchemy.engine import make_url
 
+    # query keys whose values are never secrets; every other query value is masked
+    plain_keys = {"host", "port", "sslmode", "connect_timeout", "application_name", "charset", "driver",
+                  "check_same_thread", "timeout", "target_session_attrs"}
     try:
         scheme, sep, rest = url.partition("://")
         if sep and "@" in rest:  # unquoted "@", "/" or "?" in a password: the last "@" ends it
@@ -405,7 +403,7 @@ def mask_url(url: str) -> str:
             user, colon, _ = userinfo.partition(":")
             url = f"{scheme}://{user}{':password' if colon else ''}@{hostpart}"
         parsed = make_url(url)
-        query = {k: v if k in _PLAIN_QUERY_KEYS else "***" for k, v in parsed.query.items()}
+        query = {k: v if k in plain_keys else "***" for k, v in parsed.query.items()}
         return parsed.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
     except Exception:  # not a URL SQLAlchemy can read: nothing after the scheme is safe to show
         scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url or "")
@@ -452,7 +450,7 @@ def _storage(url: Any, source: str, field_name: str = "storage") -> str | None:
     if url is None:
         return None
     if not isinstance(url, str) or not re.match(r"^[a-zA-Z0-9+]+://", url):
-        shown = mask_url(url) if isinstance(url, str) else url  # a malformed URL may still hold a password
-        raise ConfigError(f"must be an SQLAlchemy URL such as sqlite:///runs/x.db (got {shown!r})",
+        shown = mask_url(url) if isinstance(url, str) else repr(url)  # never echo a password
+        raise ConfigError(f"must be an SQLAlchemy URL such as sqlite:///runs/x.db (got {shown})",
                           source=source, field=field_name)
     return url

@@ -18,6 +18,7 @@ import optuna
 import yaml
 
 from search.config import STUDIES_DIR, StudyConfig, engine_url, mask_url  # noqa: F401  (mask_url is re-exported)
+from search.faults import fault_point
 from search.measures import measure_names
 from search.storage import scrub
 from space.errors import ConfigError
@@ -245,6 +246,7 @@ def _write_export(study: optuna.Study, best: list[optuna.trial.FrozenTrial], sto
                   f"Pareto rank {rank} of {len(by_arch)}\n")
         (folder / file).write_text(header + yaml.safe_dump(record, sort_keys=False))
         files.append(file)
+        fault_point("export_write")
         m = record["metrics"]
         rows.append({"rank": rank, "file": file, "trial": trial.number, "arch_id": arch_id,
                      **{n: m.get(n) for n in names},
@@ -263,14 +265,32 @@ def _swap_into_place(tmp: Path, out_dir: Path, old_files: set[str]) -> None:
     if others:  # a user's files beside the export stay: file by file, index.csv last
         _replace_files(tmp, out_dir, old_files, others)
         return
+    if out_dir.exists() and _exchange(tmp, out_dir):
+        fault_point("export_swap")
+        shutil.rmtree(tmp)  # now the old export
+        return
     # os.replace cannot replace a non-empty folder: move the old one aside first, then drop it
     old = None
     if out_dir.exists():
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
         os.replace(out_dir, old)
+    fault_point("export_swap")
     os.replace(tmp, out_dir)
     if old is not None:
         shutil.rmtree(old)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def _replace_files(tmp: Path, out_dir: Path, old_files: set[str], others: set[str]) -> None:

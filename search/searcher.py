@@ -27,6 +27,7 @@ from ray.tune.search import Searcher
 
 from search import storage
 from search.config import StudyConfig
+from search.faults import fault_point
 from search.progress import dur, fmt
 from search.samplers import SEED_PARAM
 from search.storage import SURPLUS, counts_toward_target, fail_stale_trials, finished, interrupt, one_line
@@ -46,6 +47,7 @@ class StorageSearcher(Searcher):
         self.start = time.time()
         self.done_here = 0
         self._full_until = 0.0
+        self._said_waiting = False
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, daemon=True)
         self._beat.start()
@@ -103,13 +105,19 @@ class StorageSearcher(Searcher):
             self._progress(trial.number, None, one_line(err))
             return None
         self.live[trial_id] = trial
-        return self._trial_config(trial, spec)
+        config = self._trial_config(trial, spec)
+        fault_point("suggested")
+        return config
 
     def _when_full(self, counted: list[optuna.trial.FrozenTrial]) -> str | None:
         """The count is reached: finish, or wait for this process's or others' running trials."""
         mine = {t._trial_id for t in self.live.values()}
         others_running = [t for t in counted if t.state == TrialState.RUNNING and t._trial_id not in mine]
         if others_running and not self.live:
+            if not self._said_waiting:  # say why nothing happens (a dead process's trials take GRACE_S)
+                self.printer(f"waiting for {len(others_running)} trial(s) running elsewhere; a dead "
+                             f"process's trials are re-run after {storage.GRACE_S} s without heartbeat")
+                self._said_waiting = True
             time.sleep(1.0)  # wait: they finish, or go stale and come back as WAITING
             return None
         self._full_until = time.time() + 1.0
@@ -120,6 +128,7 @@ class StorageSearcher(Searcher):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
             trial = self.study.ask()
+        fault_point("ask")  # between ask and the first heartbeat
         self.study._storage.record_heartbeat(trial._trial_id)
         rank = sum(1 for t in self._counted() if t.number < trial.number)
         if rank >= self.cfg.trials:  # another process took the last slot meanwhile
@@ -169,6 +178,7 @@ class StorageSearcher(Searcher):
             trial.set_user_attr(key, value)
         for key, value in (attrs.get("constraints") or {}).items():
             trial.set_constraint(key, value)
+        fault_point("tell")  # the result's attrs stored, the trial still RUNNING
         if reason:
             trial.set_user_attr("fail_reason", reason)
             self.study.tell(trial, state=TrialState.FAIL)
@@ -178,6 +188,7 @@ class StorageSearcher(Searcher):
         else:
             values = [float(attrs[name]) for name in self.cfg.objective_names]
             self.study.tell(trial, values)
+            fault_point("told")
             self._progress(trial.number, values, None)
 
     def _tell_pruned(self, trial: optuna.Trial, result: dict, curve: list[float]) -> None:

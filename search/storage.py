@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.config import engine_url, mask_url
+from search.faults import fault_point
 from space.errors import ConfigError
 
 # how often the driver marks its running trials alive in the storage, and after how long without a
@@ -60,19 +61,30 @@ def scrub(text: str, url: str) -> str:
     return text
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite URL; None for other storages, in-memory SQLite or a bad URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database)
+    return None
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """RDBStorage with heartbeats (how a dead process's RUNNING trials are found).
 
     A bad URL, an unreachable server, a missing driver or an SQLite file that cannot be made is a
     one-line ConfigError, and nothing is left behind: the SQLite file's folder is only created when
     the storage then opens."""
-    from sqlalchemy.engine import make_url
-
     made: list[Path] = []
     try:
-        parsed = make_url(url)
-        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
-            folder = Path(parsed.database).parent
+        file = sqlite_file(url)
+        if file is not None:
+            folder = file.parent
             made = [p for p in (folder, *folder.parents) if not p.exists()]
             folder.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
@@ -117,26 +129,55 @@ def fail_stale_trials(study: optuna.Study) -> int:
     Optuna's own `fail_stale_trials` cannot tag the trial with a reason (a finished trial's attrs
     are read-only), so the reason is set while the trial is still RUNNING, then it is failed; of
     several processes doing this at once only the one whose state change succeeds re-enqueues.
+    A process killed between the two (failed, not yet enqueued) is made good by `requeue_lost`.
     """
-    return sum(interrupt(study, trial_id) for trial_id in stale_trial_ids(study))
+    handed_back = sum(interrupt(study, trial_id) for trial_id in stale_trial_ids(study))
+    return handed_back + requeue_lost(study)
+
+
+def _rerun_key(t: optuna.trial.FrozenTrial) -> tuple[int | None, dict]:
+    """(the `rerun_of` its re-run carries, the parameters to re-run); (None, {}) for nothing to re-run.
+    A re-run killed before it was sampled has its parameters only in fixed_params: its re-run names
+    the same original trial."""
+    if t.params:
+        return t.number, t.params
+    fixed = t.system_attrs.get("fixed_params") or {}
+    return (t.user_attrs.get("rerun_of"), fixed) if fixed else (None, {})
 
 
 def interrupt(study: optuna.Study, trial_id: int) -> bool:
     """RUNNING -> FAIL "interrupted", and the same parameters enqueued for a re-run.
 
-    A trial killed before it was sampled has no parameters (unless it was itself an enqueued
-    re-run, whose parameters wait in its fixed_params): nothing to re-run, so nothing is enqueued;
-    "interrupted" does not count toward the target, so the searcher asks a fresh trial instead."""
+    A trial killed before it was sampled has no parameters: nothing to re-run, so nothing is
+    enqueued; "interrupted" does not count toward the target, so the searcher asks a fresh trial."""
     storage = study._storage
     try:
         storage.set_trial_user_attr(trial_id, "fail_reason", INTERRUPTED)
         if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-            old = storage.get_trial(trial_id)
-            params = old.params or old.system_attrs.get("fixed_params") or {}
+            fault_point("interrupt")
+            rerun_of, params = _rerun_key(storage.get_trial(trial_id))
             if params:
-                rerun_of = old.user_attrs.get("rerun_of", old.number) if not old.params else old.number
                 study.enqueue_trial(params, user_attrs={"rerun_of": rerun_of}, skip_if_exists=False)
             return True
     except optuna.exceptions.UpdateFinishedTrialError:
         pass  # another process got there first
     return False
+
+
+def requeue_lost(study: optuna.Study) -> int:
+    """Enqueue the re-run of trials failed "interrupted" over GRACE_S ago whose re-run was never
+    enqueued (their process died between failing them and enqueueing)."""
+    trials = study.get_trials(deepcopy=False)
+    enqueued = {(t.user_attrs.get("rerun_of"), t.number) for t in trials if "rerun_of" in t.user_attrs}
+    cutoff = dt.datetime.now() - dt.timedelta(seconds=GRACE_S)
+    lost = 0
+    for t in trials:
+        if t.state != TrialState.FAIL or t.user_attrs.get("fail_reason") != INTERRUPTED:
+            continue
+        rerun_of, params = _rerun_key(t)
+        if not params or (t.datetime_complete and t.datetime_complete > cutoff):
+            continue
+        if not any(key == rerun_of and number > t.number for key, number in enqueued):
+            study.enqueue_trial(params, user_attrs={"rerun_of": rerun_of}, skip_if_exists=False)
+            lost += 1
+    return lost

@@ -20,11 +20,12 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import TrialState
 
+from search import faults
 from search.config import StudyConfig, mask_url
 from search.progress import dur, fmt
 from search.samplers import build_sampler, effective_trials, grid_points  # noqa: F401  (build_sampler re-exported)
 from search.storage import (GRACE_S, HEARTBEAT_S, INTERRUPTED, SURPLUS, counts_toward_target,  # noqa: F401
-                            fail_stale_trials, interrupt, one_line, open_storage)
+                            fail_stale_trials, interrupt, one_line, open_storage, sqlite_file)
 from space.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,18 +57,25 @@ def header(cfg: StudyConfig) -> str:
     ])
 
 
-def prepare_study(cfg: StudyConfig, *, resume: bool) -> optuna.Study:
-    """Create the study (or load it with --resume); refuse to reuse one silently."""
-    storage = open_storage(cfg.storage_url)
+def _exists(cfg: StudyConfig, storage: optuna.storages.BaseStorage, resume: bool) -> bool:
+    """Whether the study exists in `storage`; ConfigError when it does and this is not a --resume."""
     exists = cfg.name in optuna.get_all_study_names(storage)
     if exists and not resume:
         raise ConfigError(f"study {cfg.name!r} already exists in {mask_url(cfg.storage_url)}; "
                           "pass --resume to continue it, or --out/--storage for a new one",
                           source=cfg.source, field="name")
+    return exists
+
+
+def prepare_study(cfg: StudyConfig, *, resume: bool) -> optuna.Study:
+    """Create the study (or load it with --resume); refuse to reuse one silently."""
+    storage = open_storage(cfg.storage_url)
+    exists = _exists(cfg, storage, resume)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study = optuna.create_study(study_name=cfg.name, storage=storage, sampler=build_sampler(cfg),
                                     directions=cfg.directions, load_if_exists=True)
+        faults.fault_point("created")  # the study exists, its attributes not yet
         if not exists or not study.metric_names:
             study.set_metric_names(cfg.objective_names)
     if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in cfg.directions]:
@@ -78,6 +86,14 @@ def prepare_study(cfg: StudyConfig, *, resume: bool) -> optuna.Study:
         study.set_user_attr("created", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         study.set_user_attr("softgate_version", version())
     return study
+
+
+def _refuse_early(cfg: StudyConfig, resume: bool) -> None:
+    """The "already exists" refusal before Ray starts, where that creates nothing: an SQLite file
+    that is already there (other storages are checked by prepare_study, once Ray is up)."""
+    path = sqlite_file(cfg.storage_url)
+    if not resume and path is not None and path.is_file():
+        _exists(cfg, open_storage(cfg.storage_url), resume)
 
 
 def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Callable[[str], None]) -> Any:
@@ -95,11 +111,14 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     Nothing is created (run folder, storage, study) before the space, the data and Ray are known
     to be good. Ctrl-C raises KeyboardInterrupt once the running trials are handed back."""
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    faults.arm()
     cfg, note = _with_effective_trials(cfg)
     space, train_set, val_set = _prepare_inputs(cfg)
     from search.cluster import ray_up
 
+    _refuse_early(cfg, resume)
     ray_up(address, verbose)
+    faults.fault_point("ray_up")
     study = prepare_study(cfg, resume=resume)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     # printed once everything is known to be good: a bad input is one line on stderr, nothing on stdout

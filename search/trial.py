@@ -10,7 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from search.faults import fault_point
 from search.storage import one_line
+
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,10 @@ def cost(spec: Any, job: TrialJob, latency: dict | None = None) -> dict:
     from search.measures import compute_costs
     from space.model import build_model
 
-    latency = latency or ray.get(job.meter.measure.remote(spec.to_dict()))
+    if not latency:
+        pending = job.meter.measure.remote(spec.to_dict())
+        fault_point("latency")  # the launcher dies while the meter measures
+        latency = ray.get(pending)
     model = build_model(spec)
     values = compute_costs(list(job.measures), spec, model, spec.input_size, latency)
     del model
@@ -71,6 +76,7 @@ def train(spec: Any, job: TrialJob, budget: dict, train_set: Any, val_set: Any) 
 
     def on_epoch(epoch: int, metrics: dict) -> None:
         curve.append(float(metrics["pck"]))
+        fault_point("epoch")
         tune.report({"pck": float(metrics["pck"]), "epoch": int(epoch)})
 
     device = "cuda" if job.gpus > 0 and torch.cuda.is_available() else "cpu"

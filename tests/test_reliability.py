@@ -273,6 +273,14 @@ def test_mask_url_shapes(url: str, shown: str) -> None:
         assert secret not in mask_url(url)
 
 
+def test_cli_storage_url_with_one_slash_is_not_echoed(tmp_path: Path) -> None:
+    proc = launch("--study", "smoke", "--out", str(tmp_path / "run"), "--storage", "postgresql:/user:s3cret@host/db",
+                  timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "s3cret" not in proc.stdout + proc.stderr and "postgresql:***" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_storage_errors_never_echo_the_password() -> None:
     for url in ("postgresql:/user:s3cret@host/db", "postgresql://user:s3cret@127.0.0.1:1/db?connect_timeout=1",
                 "nosuchdriver://user:s3cret@host/db"):
@@ -308,10 +316,12 @@ def _start(out: Path, **extra: str) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _wait_for_running(out: Path, timeout: float = 180) -> None:
+def _wait_for_running(proc: subprocess.Popen, out: Path, timeout: float = 180) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         time.sleep(0.5)
+        if proc.poll() is not None:
+            pytest.fail(f"the study ended early: {proc.communicate()[1][-2000:]}")
         try:
             trials = optuna.load_study(study_name="smoke", storage=f"sqlite:///{out / 'study.db'}").get_trials()
         except Exception:  # not created yet
@@ -342,7 +352,7 @@ def test_ctrl_c_stops_the_study_at_the_first_press(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = _start(out)
     try:
-        _wait_for_running(out)
+        _wait_for_running(proc, out)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole foreground group
         _, err = proc.communicate(timeout=60)
     finally:
@@ -361,9 +371,10 @@ def test_kill_9_of_the_launcher_takes_its_local_ray_along(tmp_path: Path) -> Non
     out = tmp_path / "run"
     proc = _start(out)
     try:
-        _wait_for_running(out)
+        _wait_for_running(proc, out)
         ray_pids = _descendants(proc.pid)
         assert len(ray_pids) >= 3, "no local Ray under the launcher"
+        assert {ip for ip in _listening(ray_pids)} == {"127.0.0.1"}  # the local Ray binds loopback only
         os.kill(proc.pid, signal.SIGKILL)  # the launcher alone, not its process group
         proc.wait()
         deadline = time.time() + 10
@@ -387,3 +398,17 @@ def _alive(pids: list[int]) -> list[int]:
         if state != "Z":
             alive.append(pid)
     return alive
+
+
+def _listening(pids: list[int]) -> list[str]:
+    import ray  # noqa: F401  (Ray's own psutil is on sys.path once ray is imported)
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            found += [c.laddr.ip.removeprefix("::ffff:") for c in psutil.Process(pid).net_connections(kind="inet")
+                      if c.status == psutil.CONN_LISTEN]
+        except psutil.Error:
+            pass
+    return found

@@ -39,7 +39,8 @@ def _export(cfg: StudyConfig, study: optuna.Study) -> None:
         print("export skipped: no COMPLETE trials")
         return
     try:
-        files = export_study(cfg.storage_url, cfg.name, cfg.export_dir, force=False)
+        # force: a resumed study refreshes its own earlier export (export only replaces its own files)
+        files = export_study(cfg.storage_url, cfg.name, cfg.export_dir, force=True)
     except ConfigError as err:
         print(f"export skipped: {err}", file=sys.stderr)
         return
