@@ -95,6 +95,7 @@ def sample_archs(space: Any, n: int, seed: int, sizes: Sequence[int]) -> list[An
     import optuna
 
     from space.errors import ConfigError
+    from space.spec import size_multiple
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
@@ -105,7 +106,7 @@ def sample_archs(space: Any, n: int, seed: int, sizes: Sequence[int]) -> list[An
             spec = space.sample(trial)
         except ConfigError:
             continue
-        if all(s % (4 * 2 ** spec.depth) == 0 for s in sizes):
+        if all(s % size_multiple(spec.depth) == 0 for s in sizes):
             archs.setdefault(spec.arch_id, spec)
         if len(archs) == n:
             break

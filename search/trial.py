@@ -56,6 +56,17 @@ def cost(spec: Any, job: TrialJob, latency: dict | None = None) -> dict:
     return {**latency, **values}
 
 
+def fits_memory(spec: Any, job: TrialJob, budget: dict) -> None:
+    """ConfigError (the trial fails with it) for an arch too large to train on this machine."""
+    import torch
+
+    from space.guard import check_memory
+
+    device = "cuda" if job.gpus > 0 and torch.cuda.is_available() else "cpu"
+    check_memory(spec, input_size=budget.get("input_size") or spec.input_size,
+                 batch_size=budget["batch_size"], training=True, device=device)
+
+
 def violations(attrs: dict, job: TrialJob) -> tuple[dict, list[str]]:
     """Optuna constraints `max_<name>` (value - limit, <= 0 is feasible) for the limits whose
     measure `attrs` has, and the limits `attrs` breaks, in words."""
@@ -104,6 +115,7 @@ def run_trial(config: dict, *, train_set: Any, val_set: Any, job: TrialJob) -> N
     try:
         spec = ArchSpec.from_dict(config["arch"])
         attrs.update(arch=spec.to_dict(), arch_id=spec.arch_id)
+        fits_memory(spec, job, budget)
         attrs.update(cost(spec, job, config.get("latency")))
         constraints, violated = violations(attrs, job)
         if violated:  # skip the training: the sampler sees pck=0 and an infeasible trial

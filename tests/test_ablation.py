@@ -17,8 +17,8 @@ from space.errors import ConfigError
 from space.registry import DOWNSAMPLE, FUSIONS, GATES, SKIPS, UPSAMPLE
 from space.search_space import SearchSpace
 from space.spec import load_arch
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 

@@ -11,25 +11,15 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-import yaml
 
 import launch
-from helpers import SMOKE
+from helpers import SMOKE, study_file
 
 SECRET = "p@ss/w?rd"
 
 
 def _study(tmp: Path, name: str = "bad", **changes) -> str:
-    d = json.loads(json.dumps(SMOKE))
-    d["name"] = name
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(d.get(key), dict):
-            d[key].update(value)
-        else:
-            d[key] = value
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(d))
-    return str(path)
+    return str(study_file(tmp, name, **changes))
 
 
 def _write(name: str, text: str) -> Callable[[Path], str]:
@@ -104,6 +94,8 @@ CASES: dict[str, tuple[Callable[[Path], str | None] | None, list[str]]] = {
     "profile --device tpu": (None, ["profile", "--arch", TINY, "--device", "tpu"]),
     "profile --input-size 30": (None, ["profile", "--arch", TINY, "--input-size", "30"]),
     "profile arch too large for memory": (_write("huge.yaml", HUGE_ARCH), ["profile", "--arch", "{p}"]),
+    "train arch too large for memory": (_write("huge.yaml", HUGE_ARCH), ["train", "--arch", "{p}", "--data",
+                                                                        "synthetic", "--out", "t"]),
     "arch YAML bad field": (_write("a.yaml", "version: 1\nstacks: 0\n"), ["profile", "--arch", "{p}"]),
     "arch YAML python object": (_write("a.yaml", "!!python/object:os.system {}\n"), ["profile", "--arch", "{p}"]),
     "train --batch-size 0": (None, ["train", "--arch", TINY, "--data", "synthetic", "--batch-size", "0",

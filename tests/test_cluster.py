@@ -25,9 +25,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from helpers import study_file, free_port
+from helpers import REPO, free_port, study_file
 
-REPO = Path(__file__).resolve().parents[1]
 LSPET = REPO.parent / "shared" / "datasets" / "lspet"
 PG_URL = os.environ.get("SOFTGATE_TEST_POSTGRES")
 RAY = str(Path(sys.executable).with_name("ray"))

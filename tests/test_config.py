@@ -10,9 +10,7 @@ import yaml
 import launch
 from search.config import StudyConfig, mask_url
 from space.errors import ConfigError
-
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = yaml.safe_load((REPO / "studies/smoke.yaml").read_text())
+from helpers import REPO, SMOKE
 
 
 def write(tmp_path: Path, d: dict, name: str = "study.yaml") -> Path:

@@ -13,9 +13,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from helpers import free_port
+from helpers import REPO, free_port
 
-REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -18,12 +18,7 @@ from space.model import build_model
 from space.spec import ArchSpec
 from trainers.data import clear_memo, load_poses
 from trainers.engine import Batcher, Callback, Engine, NonFiniteLossError
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = {"version": 1, "stacks": 2, "width": 16, "depth": 2, "joints": 14, "input_size": 32,
-        "intermediate_supervision": True, "block": "multibranch", "branch_split": ["1/2", "1/4", "1/4"],
-        "gate": "channel", "gate_init": 1.0, "down": "maxpool", "up": "nearest",
-        "fusion": "concat_conv3x3", "skip": "identity"}
+from helpers import REPO, TINY
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from space.errors import ConfigError
 from space.model import build_model
 from space.profile import count_params
 from space.spec import load_arch
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 # (arch changes from the bulat-sgsc-tiny preset, pck, latency_ms). Trials 0, 1 and 3 are the Pareto

@@ -24,9 +24,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from helpers import SMOKE, study_file
+from helpers import REPO, SMOKE, study_file
 
-REPO = Path(__file__).resolve().parents[1]
 POINTS = ["ask", "suggested", "tell", "told", "latency", "epoch", "interrupt", "ray_up", "created",
           "export_write", "export_swap", "delay"]
 ONCE = {"ray_up", "created", "export_swap", "interrupt"}  # passed once per launch (or seldom): kill at the first

@@ -4,9 +4,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
 
 
 def test_prints_idle_loaded_and_paused_latency() -> None:

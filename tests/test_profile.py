@@ -14,9 +14,9 @@ from space.errors import ConfigError
 from space.model import build_model
 from space.profile import count_flops, count_params, measure_latency
 from space.spec import load_arch
+from helpers import REPO
 
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_flops_count_a_multiply_add_as_two() -> None:

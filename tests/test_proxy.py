@@ -9,10 +9,7 @@ from trainers.heatmaps import crop_to_heatmap, render_heatmaps
 from trainers.engine import evaluate, predict
 from trainers.proxy import NonFiniteLossError, ProxyBudget, train_proxy
 
-TINY = {"version": 1, "stacks": 2, "width": 16, "depth": 2, "joints": 14, "input_size": 32,
-        "intermediate_supervision": True, "block": "multibranch", "branch_split": ["1/2", "1/4", "1/4"],
-        "gate": "channel", "gate_init": 1.0, "down": "maxpool", "up": "nearest",
-        "fusion": "concat_conv3x3", "skip": "identity"}
+from helpers import TINY
 
 
 @pytest.fixture(scope="module")

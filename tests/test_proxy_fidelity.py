@@ -10,8 +10,8 @@ import pytest
 
 from space.errors import ConfigError
 from space.search_space import SearchSpace
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("proxy_fidelity", REPO / "benchmarks/proxy_fidelity.py")
 pf = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pf)

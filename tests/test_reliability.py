@@ -23,10 +23,9 @@ from search.config import StudyConfig, mask_url
 from search.export import export_study
 from space.errors import ConfigError
 
-from helpers import SMOKE, study_file
+from helpers import REPO, SMOKE, study_file
 from test_export import make_study
 
-REPO = Path(__file__).resolve().parents[1]
 RESULT = {"final": True, "attrs_json": '{"pck": 0.5, "latency_ms": 2.0}'}
 
 

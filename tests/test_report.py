@@ -16,8 +16,8 @@ from PIL import Image
 from search.report import (ablation_axis, ablation_table, default_reference_point, hypervolume_history,
                            trials_frame, write_report)
 from space.errors import ConfigError
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 CHOICES = {"width": [32, 64, 128], "gate": ["channel", "se", "eca"]}

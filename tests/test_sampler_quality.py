@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import study_file
+from helpers import REPO, study_file
 
-REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("sampler_quality", REPO / "benchmarks/sampler_quality.py")
 sq = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sq)

@@ -10,17 +10,13 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 
 import launch
 from search.config import StudyConfig
 from search.samplers import SAMPLERS, build_sampler, effective_trials
 from space.errors import ConfigError
 
-from helpers import study_file
-
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = yaml.safe_load((REPO / "studies/smoke.yaml").read_text())
+from helpers import REPO, SMOKE, study_file
 
 
 PLUGIN = "tests.plugin_sampler:FixedChoiceSampler"  # importable from the repository root (launch.py's folder)

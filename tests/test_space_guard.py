@@ -14,9 +14,9 @@ from space.errors import ConfigError
 from space.guard import LIMIT_ENV, check_memory, memory_limit
 from space.model import build_model
 from space.spec import ArchSpec, load_arch
+from helpers import REPO
 
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[1]
 HUGE = ArchSpec(stacks=8, width=2048, input_size=4096)   # 4.6 G parameters
 
 
@@ -83,3 +83,25 @@ def test_the_profile_command_refuses_a_spec_over_the_limit() -> None:
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: <arg>: --arch: inference at batch 1, 64 px needs about")
     assert f"over the 0.1 MB limit ({LIMIT_ENV}" in lines[0]
+
+
+def test_a_study_trial_fails_an_arch_over_the_limit_before_measuring_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from search.trial import TrialJob, fits_memory
+
+    job = TrialJob(cpus=1, gpus=0, data="synthetic", budget={"batch_size": 16, "input_size": 64}, limits={},
+                   measures=(), meter=None)
+    fits_memory(load_arch("bulat-sgsc-tiny"), job, job.budget)  # fits
+    monkeypatch.setenv("SOFTGATE_MAX_MEMORY_GB", "0.001")
+    with pytest.raises(ConfigError, match="training at batch 16, 64 px needs about"):
+        fits_memory(load_arch("bulat-sgsc-tiny"), job, job.budget)
+
+
+def test_train_refuses_an_arch_over_the_limit_before_reading_data(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainers.fit import fit
+
+    monkeypatch.setenv("SOFTGATE_MAX_MEMORY_GB", "0.001")
+    with pytest.raises(ConfigError) as err:
+        fit(load_arch("bulat-sgsc-tiny"), "no/such/data", tmp_path / "run", epochs=1, input_size=64, progress=False)
+    assert err.value.field == "--arch" and "over the" in err.value.message
+    assert not (tmp_path / "run").exists()

@@ -15,15 +15,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 from optuna.trial import TrialState
 
 from search.config import StudyConfig
 
-from helpers import study_file
+from helpers import REPO, SMOKE, study_file
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = yaml.safe_load((REPO / "studies/smoke.yaml").read_text())
 CONTRACT_ATTRS = {"arch", "arch_id", "params", "flops", "latency_ms", "latency_p25_ms", "latency_p75_ms",
                   "latency_cv", "images_per_s", "wall_s", "epochs", "data", "budget", "node_id", "per_joint_pck"}
 

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from space.errors import ConfigError
+from space.guard import check_memory
 from space.model import build_model, validate_input_size
 from space.profile import resolve_device
 from space.spec import ArchSpec
@@ -30,16 +31,6 @@ from trainers.proxy import check_input_size
 
 LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.json"
 HISTORY_KEYS = ("epoch", "loss", "val", "metric", "per_joint", "lr", "images_per_s", "epoch_s")
-
-
-def load_val(data: str, size: int, **kw: Any) -> PoseSet:
-    """The validation split: 'val' where the dataset has one, else 'test' (LSP)."""
-    try:
-        return load_poses(data, "val", size, **kw)
-    except ConfigError as err:
-        if err.field != "split":
-            raise
-        return load_poses(data, "test", size, **kw)
 
 
 def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_size: int = 16,
@@ -58,6 +49,10 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
         validate_input_size(spec, size)
     except ConfigError as err:
         raise ConfigError(err.message, source="<arg>", field="--input-size") from None
+    try:  # and so does an arch too large for the machine (instead of dying in the allocator)
+        check_memory(spec, input_size=size, batch_size=batch_size, training=True, device=dev)
+    except ConfigError as err:
+        raise ConfigError(err.message, source="<arg>", field="--arch") from None
     train, val = _load_data(data, size, seed=seed, skip_bad=skip_bad, workers=workers)
     spec = match_joints(spec, train)
     check_input_size(spec, train, size)
@@ -108,7 +103,7 @@ def _load_data(data: str, size: int, *, seed: int, skip_bad: bool, workers: int 
     if workers is not None:
         kw["workers"] = workers
     train = load_poses(data, "train", size, **kw)
-    val = load_val(data, size, **kw)
+    val = load_poses(data, "val", size, **kw)  # datasets without a val split carve one from train
     for name, poses in (("train", train), ("val", val)):
         skipped = poses.meta.get("skipped", 0)
         if skipped:

@@ -96,6 +96,24 @@ def bad_record(what: str, err: Exception, src: str, field: str) -> DataError:
     return DataError(f"{what} ({type(err).__name__}: {detail})", source=src, field=field)
 
 
+def read_entries(entries: list, make: Callable[[Any], Record | None], what: str, src: str, field: str,
+                 skip_bad: bool) -> tuple[list[Record], int]:
+    """`make(entry)` for each entry of a JSON list (None: not a record of this split); a bad entry
+    raises `bad_record` naming `field.format(i)`, or with `skip_bad` is skipped and counted."""
+    records, skipped = [], 0
+    for i, entry in enumerate(entries):
+        try:
+            rec = make(entry)
+        except (KeyError, TypeError, ValueError) as err:
+            if not skip_bad:
+                raise bad_record(what, err, src, field.format(i)) from err
+            skipped += 1
+            continue
+        if rec is not None:
+            records.append(rec)
+    return records, skipped
+
+
 def clean_joints(j: np.ndarray) -> np.ndarray:
     """(J, 3) joints with v in {0, 1}; non-finite or unannotated joints become (0, 0, 0)."""
     j = np.asarray(j, dtype=np.float64).copy()
@@ -466,17 +484,8 @@ class MpiiFormat(DatasetFormat):
         if split not in ("train", "val", "valid", "test"):
             raise ConfigError(f"unknown split {split!r} for mpii (train, val, test)", source=src, field="split")
         images, want_val = _mpii_images_dir(path), split != "train"
-        records, skipped = [], 0
-        for i, e in enumerate(data):
-            try:
-                rec = _mpii_json_entry(e, want_val, images)
-            except (KeyError, TypeError, ValueError) as err:
-                if not skip_bad:
-                    raise bad_record("bad MPII entry", err, src, f"record {i}") from err
-                skipped += 1
-                continue
-            if rec is not None:
-                records.append(rec)
+        records, skipped = read_entries(data, lambda e: _mpii_json_entry(e, want_val, images), "bad MPII entry",
+                                        src, "record {}", skip_bad)
         return self.annotations(records, "MPII JSON: isValidation 0 = train, 1 = val = test", skipped)
 
     def read_h5(self, path: Path, skip_bad: bool) -> Annotations:
@@ -601,17 +610,8 @@ class CocoFormat(DatasetFormat):
         image_list, ann_list = _coco_lists(load_json(annot), src)
         files = _coco_files(image_list, src)
         images = _coco_images_dir(annot)
-        records, skipped = [], 0
-        for i, a in enumerate(ann_list):
-            try:
-                rec = _coco_record(a, files, images)
-            except (KeyError, TypeError, ValueError) as err:
-                if not skip_bad:
-                    raise bad_record("bad annotation", err, src, f"annotations[{i}]") from err
-                skipped += 1
-                continue
-            if rec is not None:
-                records.append(rec)
+        records, skipped = read_entries(ann_list, lambda a: _coco_record(a, files, images), "bad annotation",
+                                        src, "annotations[{}]", skip_bad)
         return self.annotations(records, "COCO: the file is the split", skipped, coco_annotation_file=src)
 
 

@@ -18,8 +18,6 @@ def main(args: argparse.Namespace) -> int:
     print(format_table(result))
     if result["skipped"]:
         print(f"skipped {result['skipped']} bad records")
-    if result["metric"] == "oks" and "oks_ap" not in result["metrics"]:
-        print("OKS AP skipped: pycocotools is not installed (pip install pycocotools)")
     weights = Path(args.weights)
     out = Path(args.out) if args.out else weights.with_name(f"{weights.stem}.eval-{args.split}.json")
     save_json(result, out)
