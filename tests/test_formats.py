@@ -273,7 +273,7 @@ def test_coco_oks_ap_is_cocoeval_on_the_annotation_file(tmp_path):
     path = write_coco(tmp_path)
     ps = load_poses(str(tmp_path), "val", 32, cache_dir=tmp_path / "c")   # COCO folder, val2017
     assert ps.meta["annotation_ids"] == [1, 2, 3, 4, 5] and ps.meta["image_ids"] == [1, 1, 2, 3, 3]
-    assert ps.meta["coco_annotation_file"] == str(path)
+    assert ps.meta["coco_annotation_file"] == str(path.resolve())
     gt = ps.joints_orig[..., :2]
     ones = np.ones(gt.shape[:2])
     perfect = score_poses(gt, ps.joints_orig, ps.norm, "oks", ones, full=True, meta=ps.meta)

@@ -612,7 +612,9 @@ class CocoFormat(DatasetFormat):
                 continue
             if rec is not None:
                 records.append(rec)
-        return self.annotations(records, "COCO: the file is the split", skipped, coco_annotation_file=src)
+        # resolved: the cache may hand this meta to a process started in another folder
+        return self.annotations(records, "COCO: the file is the split", skipped,
+                                coco_annotation_file=str(annot.resolve()))
 
 
 # ---------------------------------------------------------------- synthetic (no files)
