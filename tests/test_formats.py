@@ -21,8 +21,8 @@ from space.spec import load_arch
 from trainers.data import DataError, clear_memo, load_poses, parse_data
 from trainers.metrics import oks_ap, score_poses
 from trainers.proxy import ProxyBudget, train_proxy
-from trainers.readers import (FORMATS, VAL_FRACTION, DatasetFormat, Record, box_from_joints, clean_joints,
-                              detection_order, read_annotations)
+from trainers.readers import (FORMATS, VAL_FRACTION, Annotations, DatasetFormat, LspFormat, Record,
+                              box_from_joints, clean_joints, detection_order, read_annotations)
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +60,7 @@ class ToyCsvFormat(DatasetFormat):
     def annotation_file(self, path: Path, split: str) -> Path:
         return path / "labels.csv" if path.is_dir() else path
 
-    def read(self, annot: Path, split: str, *, skip_bad: bool = False) -> object:
+    def read(self, annot: Path, split: str, *, skip_bad: bool = False) -> Annotations:
         if split not in self.splits:
             raise ConfigError(f"unknown split {split!r}", source=str(annot), field="split")
         records = []
@@ -141,15 +141,16 @@ def write_lsp(root: Path, n: int = 1020, images=range(0)) -> np.ndarray:
 
 
 def test_lsp_val_is_carved_from_train_and_never_test(tmp_path):
-    write_lsp(tmp_path, images=range(900, 1000))
-    from trainers.readers import LspFormat
+    write_lsp(tmp_path, images=range(1000))
     names = {s: [r.name for r in read_annotations(LspFormat(), tmp_path / "joints.mat", s).records]
              for s in ("train", "val", "test")}
     assert len(names["val"]) == int(1000 * VAL_FRACTION) == 100 and len(names["train"]) == 900
     assert names["train"] + names["val"] == [f"im{i:04d}.jpg" for i in range(1, 1001)]   # the last 10 %
     assert not set(names["val"]) & set(names["train"]) and not set(names["val"]) & set(names["test"])
     val = load_poses(str(tmp_path), "val", 32, cache_dir=tmp_path / "c")
-    assert val.names == names["val"] and "no val split" in val.meta["split_note"]
+    train = load_poses(f"lsp:{tmp_path}", "train", 32, cache_dir=tmp_path / "c")
+    assert val.names == names["val"] and train.names == names["train"] and not set(val.names) & set(train.names)
+    assert "no val split" in val.meta["split_note"] and "no val split" in train.meta["split_note"]
     assert val.meta["val_carved"] == {"fraction": 0.1, "train": 900, "val": 100}
     sub = load_poses(f"lspet:{tmp_path}", "val", 32, subset=5, seed=1, cache_dir=tmp_path / "c")
     assert set(sub.names) <= set(names["val"])
@@ -161,7 +162,6 @@ def test_real_val_splits_are_kept(tmp_path):
     rng = np.random.default_rng(0)
     j = np.concatenate([rng.uniform(6, 34, (n, 14, 2)), np.ones((n, 14, 1))], -1)
     scipy.io.savemat(tmp_path / "joints.mat", {"joints": j.transpose(1, 2, 0)})  # (14, 3, N): LSPET
-    from trainers.readers import LspFormat
     fmt, annot = LspFormat(), tmp_path / "joints.mat"
     assert len(read_annotations(fmt, annot, "train").records) == 10
     assert [r.name for r in read_annotations(fmt, annot, "val").records][0] == "im00011.jpg"
@@ -273,7 +273,7 @@ def test_coco_oks_ap_is_cocoeval_on_the_annotation_file(tmp_path):
     path = write_coco(tmp_path)
     ps = load_poses(str(tmp_path), "val", 32, cache_dir=tmp_path / "c")   # COCO folder, val2017
     assert ps.meta["annotation_ids"] == [1, 2, 3, 4, 5] and ps.meta["image_ids"] == [1, 1, 2, 3, 3]
-    assert ps.meta["coco_annotation_file"] == str(path)
+    assert ps.meta["coco_annotation_file"] == str(path.resolve())
     gt = ps.joints_orig[..., :2]
     ones = np.ones(gt.shape[:2])
     perfect = score_poses(gt, ps.joints_orig, ps.norm, "oks", ones, full=True, meta=ps.meta)

@@ -119,6 +119,8 @@ def coco_oks_ap(pred: np.ndarray, scores: np.ndarray, annotation_file: str | Pat
     and the number is exactly COCOeval's.
     """
     coco, cocoeval = _pycocotools(str(annotation_file))
+    if any(a is None for a in annotation_ids):
+        raise ConfigError("COCOeval needs every annotation's 'id'", source=str(annotation_file), field="annotations")
     with contextlib.redirect_stdout(io.StringIO()):
         gt = coco(str(annotation_file))
     images, kept = set(image_ids), set(annotation_ids)

@@ -612,7 +612,9 @@ class CocoFormat(DatasetFormat):
         images = _coco_images_dir(annot)
         records, skipped = read_entries(ann_list, lambda a: _coco_record(a, files, images), "bad annotation",
                                         src, "annotations[{}]", skip_bad)
-        return self.annotations(records, "COCO: the file is the split", skipped, coco_annotation_file=src)
+        # resolved: the cache may hand this meta to a process started in another folder
+        return self.annotations(records, "COCO: the file is the split", skipped,
+                                coco_annotation_file=str(annot.resolve()))
 
 
 # ---------------------------------------------------------------- synthetic (no files)

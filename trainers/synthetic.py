@@ -13,7 +13,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from trainers.readers import LSP_FLIP, LSP_JOINTS
+from trainers.readers import SyntheticFormat
 
 _SPLIT_STREAM = {"train": 0, "val": 1, "valid": 1, "test": 2}
 DEFAULT_SIZE = {"train": 2000, "val": 500, "valid": 500, "test": 500}
@@ -142,5 +142,7 @@ def render_sample(seed: int, split: str, index: int, size: int) -> tuple[np.ndar
 
 
 def synthetic_meta() -> dict:
-    return {"dataset": "synthetic", "joint_names": list(LSP_JOINTS), "flip_pairs": [list(p) for p in LSP_FLIP],
-            "metric": "pck", "norm_kind": "torso"}
+    """The registered `synthetic` format's joint names, flip pairs and metric, as PoseSet.meta entries."""
+    fmt = SyntheticFormat()
+    return {"dataset": fmt.name, "joint_names": list(fmt.joint_names), "flip_pairs": [list(p) for p in fmt.flip_pairs],
+            "metric": fmt.metric, "norm_kind": fmt.norm_kind}
