@@ -56,15 +56,21 @@ def cost(spec: Any, job: TrialJob, latency: dict | None = None) -> dict:
     return {**latency, **values}
 
 
-def fits_memory(spec: Any, job: TrialJob, budget: dict) -> None:
-    """ConfigError (the trial fails with it) for an arch too large to train on this machine."""
+def fits_memory(spec: Any, job: TrialJob, budget: dict | None = None) -> None:
+    """ConfigError (the trial fails with it) for an arch too large for this machine: at batch 1 and
+    the spec's size for measuring it, or with `budget` at its batch and size for training it."""
     import torch
 
     from space.guard import check_memory
+    from space.spec import size_multiple
 
     device = "cuda" if job.gpus > 0 and torch.cuda.is_available() else "cpu"
-    check_memory(spec, input_size=budget.get("input_size") or spec.input_size,
-                 batch_size=budget["batch_size"], training=True, device=device)
+    if budget is None:
+        check_memory(spec, device=device)
+        return
+    size = budget.get("input_size") or spec.input_size
+    if size % size_multiple(spec.depth) == 0:  # else the proxy refuses the size itself, saying why
+        check_memory(spec, input_size=size, batch_size=budget["batch_size"], training=True, device=device)
 
 
 def violations(attrs: dict, job: TrialJob) -> tuple[dict, list[str]]:
@@ -115,13 +121,14 @@ def run_trial(config: dict, *, train_set: Any, val_set: Any, job: TrialJob) -> N
     try:
         spec = ArchSpec.from_dict(config["arch"])
         attrs.update(arch=spec.to_dict(), arch_id=spec.arch_id)
-        fits_memory(spec, job, budget)
+        fits_memory(spec, job)  # cost() builds the network and the meter runs it
         attrs.update(cost(spec, job, config.get("latency")))
         constraints, violated = violations(attrs, job)
         if violated:  # skip the training: the sampler sees pck=0 and an infeasible trial
             attrs.update(**trained_values(list(job.measures), None), per_joint_pck=[], images_per_s=0.0,
                          epochs=0, pck_curve=[], skipped="; ".join(violated))
         else:
+            fits_memory(spec, job, budget)
             attrs.update(train(spec, job, budget, train_set, val_set))
             constraints = violations(attrs, job)[0]  # limits on trained measures are known now
         if constraints:

@@ -90,7 +90,10 @@ def test_a_study_trial_fails_an_arch_over_the_limit_before_measuring_it(monkeypa
 
     job = TrialJob(cpus=1, gpus=0, data="synthetic", budget={"batch_size": 16, "input_size": 64}, limits={},
                    measures=(), meter=None)
-    fits_memory(load_arch("bulat-sgsc-tiny"), job, job.budget)  # fits
+    fits_memory(load_arch("bulat-sgsc-tiny"), job)  # fits, to measure
+    fits_memory(load_arch("bulat-sgsc-tiny"), job, job.budget)  # and to train
+    with pytest.raises(ConfigError, match="inference at batch 1, 4096 px needs about"):
+        fits_memory(HUGE, job)
     monkeypatch.setenv("SOFTGATE_MAX_MEMORY_GB", "0.001")
     with pytest.raises(ConfigError, match="training at batch 16, 64 px needs about"):
         fits_memory(load_arch("bulat-sgsc-tiny"), job, job.budget)
