@@ -247,7 +247,7 @@ class StudyConfig:
     export: ExportConfig
     seeds: tuple[int, ...] | None = None  # grid only: every grid point trained once per proxy seed
     source: str = "<dict>"
-    run_dir: Path | None = None  # None: runs/<name>
+    out: Path | None = None  # the --out folder given; None: runs/<name> (use `run_dir`)
     proxy_keys: tuple[str, ...] = ()  # the proxy keys the file gave (the stored config lists those)
 
     # -- loading -----------------------------------------------------------------------------------
@@ -304,21 +304,21 @@ class StudyConfig:
         if storage is not None:
             changes["storage"] = _storage(storage, "<arg>", field_name="--storage")
         if out is not None:
-            changes["run_dir"] = Path(out)
+            changes["out"] = Path(out)
         return dataclasses.replace(self, **changes)
 
     # -- derived values ----------------------------------------------------------------------------
     @property
-    def out_dir(self) -> Path:
-        return self.run_dir if self.run_dir is not None else Path("runs") / self.name
+    def run_dir(self) -> Path:
+        return self.out if self.out is not None else Path("runs") / self.name
 
     @property
     def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{self.out_dir / 'study.db'}"
+        return self.storage or f"sqlite:///{self.run_dir / 'study.db'}"
 
     @property
     def export_dir(self) -> Path:
-        return Path(self.export.dir) if self.export.dir else self.out_dir / "export"
+        return Path(self.export.dir) if self.export.dir else self.run_dir / "export"
 
     @property
     def objective_names(self) -> list[str]:

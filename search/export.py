@@ -73,7 +73,7 @@ def locate_study(study: str, storage: str | None = None, out: str | None = None)
     file = _study_file(study)
     if file is not None:
         cfg = StudyConfig.load(str(file)).with_overrides(storage=storage, out=out)
-        return StudyLocation(name=cfg.name, storage=cfg.storage_url, run_dir=cfg.out_dir,
+        return StudyLocation(name=cfg.name, storage=cfg.storage_url, run_dir=cfg.run_dir,
                              export_dir=cfg.export_dir, source=str(file))
     run_dir = Path(out) if out else Path("runs") / study
     url = storage or f"sqlite:///{run_dir / 'study.db'}"

@@ -120,7 +120,7 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     ray_up(address, verbose)
     faults.fault_point("ray_up")
     study = prepare_study(cfg, resume=resume)
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
     # printed once everything is known to be good: a bad input is one line on stderr, nothing on stdout
     printer("\n".join(filter(None, [note, header(cfg)])))
     searcher = make_searcher(study, cfg, space, printer)
@@ -200,7 +200,7 @@ def _tuner(cfg: StudyConfig, searcher: Any, train_set: Any, val_set: Any, verbos
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=cfg.trials,
                                     max_concurrent_trials=cfg.concurrency, reuse_actors=True),
-        run_config=tune.RunConfig(name=f"ray-{int(time.time())}", storage_path=str((cfg.out_dir / "ray").resolve()),
+        run_config=tune.RunConfig(name=f"ray-{int(time.time())}", storage_path=str((cfg.run_dir / "ray").resolve()),
                                   verbose=2 if verbose else 0,
                                   # a worker or node that dies is Ray's to retry, once; the trial's own
                                   # errors never reach Ray (run_trial reports them as fail_reason)
