@@ -24,17 +24,21 @@ def _config(args: argparse.Namespace) -> StudyConfig:
 
 
 def _check_data(data: str, size: int | None, sizes: set[int]) -> tuple[str, str]:
-    """The selection splits; the test split loaded once here (a bad dataset fails before anything is
-    written, and the workers find the prepared sets in the cache)."""
+    """The selection splits; every split loaded once here, the test split first (a bad dataset fails
+    before anything is written, and the workers find the prepared sets in the cache)."""
     from trainers.data import load_poses, selection_splits
 
-    splits = selection_splits(data)
-    for px in ([size] if size else sorted(sizes)):
-        for split in (*splits, "test"):
+    def load(split: str) -> None:
+        for px in ([size] if size else sorted(sizes)):
             try:
                 load_poses(data, split, px)
             except ConfigError as err:
                 raise ConfigError(f"{split} split: {err.message}", source=data, field="--data") from None
+
+    load("test")
+    splits = selection_splits(data)
+    for split in splits:
+        load(split)
     return splits
 
 
