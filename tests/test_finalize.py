@@ -114,7 +114,7 @@ def _check_outputs(out: Path) -> None:
         # selection on val, score on test: never the same split
         assert record["val_split"] == "val" and record["test_split"] == "test"
         assert (final / f"{row['arch_id']}-s0" / "best.pt").is_file()
-    assert (final / "final.md").read_text().count("\n|") == len(rows) + 1
+    assert (final / "final.md").read_text().count("\n|") == len(rows) + 2  # header, rule, rows
     assert (final / "final_pareto.png").read_bytes()[:4] == b"\x89PNG"
     storage = f"sqlite:///{out / 'study.db'}"
     study = optuna.load_study(study_name="smoke", storage=storage)
