@@ -10,7 +10,7 @@ import argparse
 import sys
 
 
-STUDY_COMMANDS = ("export", "report", "dashboard")  # the subcommands that take --study/--storage/--out
+STUDY_COMMANDS = ("export", "report", "dashboard", "finalize")  # the subcommands that take --study/--storage/--out
 
 
 def _study_args(default: object) -> argparse.ArgumentParser:
@@ -73,6 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("report", help="trials as CSV, Pareto front plot, hypervolume history, ablation tables",
                    parents=[study_args])
+
+    p = sub.add_parser("finalize", help="retrain the exported front and the reference designs; score on test",
+                       parents=[study_args])
+    p.add_argument("--top", type=int, help="only the first K exported architectures")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--input-size", type=int, help="training resolution (default: each arch's)")
+    p.add_argument("--data", help="dataset (default: the study's data.source)")
+    p.add_argument("--seeds", type=int, default=1, help="runs per architecture, seeds 0..N-1")
+    p.add_argument("--references", default="paper,newell", help="paper,newell or none")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted finalize")
 
     p = sub.add_parser("dashboard", help="optuna-dashboard on the study's storage", parents=[study_args])
     p.add_argument("--host", default="127.0.0.1")

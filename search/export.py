@@ -164,6 +164,32 @@ def export_files(out_dir: Path) -> set[str] | None:
     return listed | {INDEX_NAME}
 
 
+def add_index_columns(out_dir: str | Path, columns: dict[str, dict[str, object]]) -> bool:
+    """Add (or replace) columns of an export's index.csv: `columns` maps an arch_id to its new cells.
+    Rewritten atomically; the export's own columns and files stay, so `export_files` still knows it.
+    False when `out_dir` holds no export."""
+    from trainers.io import atomic_write
+
+    out_dir = Path(out_dir)
+    if export_files(out_dir) is None:
+        return False
+    with open(out_dir / INDEX_NAME, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    names = list(rows[0]) if rows else []
+    for row in rows:
+        for key, value in columns.get(row["arch_id"], {}).items():
+            row[key] = "" if value is None else value
+            names += [key] if key not in names else []
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=names, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+    atomic_write(out_dir / INDEX_NAME, write)
+    return True
+
+
 def _check_target(out_dir: Path, force: bool) -> set[str]:
     """What may be replaced in `out_dir` (an earlier export's files); ConfigError when the folder
     holds anything else than an export, or an export and no `force`."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import yaml
 
 import launch
 from helpers import SMOKE, study_file
@@ -45,6 +46,24 @@ def _mpii_valid_only(tmp: Path) -> str:
         f["part"] = np.zeros((1, 16, 2))
         f["imgname"] = np.array([b"a.jpg"])
     return str(tmp / "mpii")
+
+
+def _smoke_export(tmp: Path) -> Path:
+    """A one-arch export of the `smoke` study where finalize looks for it (runs/smoke/export)."""
+    from search.export import EXPORT_HEADER
+    from space.spec import load_arch
+
+    folder = tmp / "runs" / "smoke" / "export"
+    folder.mkdir(parents=True)
+    arch = load_arch("bulat-sgsc-tiny").to_dict()
+    (folder / "01-x.yaml").write_text(f"{EXPORT_HEADER} test\n" + yaml.safe_dump({"arch": arch, "metrics": {}}))
+    (folder / "index.csv").write_text("rank,file,trial,arch_id\n1,01-x.yaml,0,x\n")
+    return folder
+
+
+def _export_and_coco_without_test(tmp: Path) -> str:
+    _smoke_export(tmp)
+    return _coco([], [])(tmp)
 
 
 HUGE_ARCH = ("version: 1\nstacks: 8\nwidth: 2048\ndepth: 4\njoints: 14\ninput_size: 4096\n"
@@ -123,6 +142,15 @@ CASES: dict[str, tuple[Callable[[Path], str | None] | None, list[str]]] = {
     "dashboard of a study never run": (None, ["dashboard", "--study", "never-ran"]),
     "dashboard --port 99999": (None, ["dashboard", "--study", "smoke", "--port", "99999"]),
     "dashboard --port -1": (None, ["dashboard", "--study", "smoke", "--port", "-1"]),
+    "finalize of a study never run": (None, ["finalize", "--study", "smoke", "--epochs", "1"]),
+    "finalize unknown reference": (None, ["finalize", "--study", "smoke", "--references", "paper,vgg"]),
+    "finalize --epochs 0": (None, ["finalize", "--study", "smoke", "--epochs", "0"]),
+    "finalize --epochs 10001": (None, ["finalize", "--study", "smoke", "--epochs", "10001"]),
+    "finalize --seeds 0": (None, ["finalize", "--study", "smoke", "--seeds", "0"]),
+    "finalize --top 0": (None, ["finalize", "--study", "smoke", "--top", "0"]),
+    "finalize dataset without a test split": (_export_and_coco_without_test,
+                                              ["finalize", "--study", "smoke", "--epochs", "1", "--data",
+                                               "{p}"]),
 }
 
 

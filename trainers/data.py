@@ -27,7 +27,7 @@ import numpy as np
 from space.errors import ConfigError
 from trainers.crop import (crop_affine, crop_to_original, invert_affine, load_crop,  # noqa: F401 (re-exported)
                            original_to_crop)
-from trainers.readers import (FORMATS, VAL_FRACTION, DataError, DatasetFormat, Record,  # noqa: F401
+from trainers.readers import (CARVED_SPLITS, FORMATS, VAL_FRACTION, DataError, DatasetFormat, Record,  # noqa: F401
                               carves_val, read_annotations, resolve)
 from trainers.synthetic import DEFAULT_SIZE, render_sample, synthetic_meta
 
@@ -106,6 +106,26 @@ def parse_data(data: str) -> tuple[str, Path | None, int | None]:
     return "", path, None
 
 
+def split_names(data: str, split: str) -> list[str] | None:
+    """The record names of `split` of `data` without decoding an image; None for synthetic data."""
+    fmt, path, _ = parse_data(data)
+    if fmt == "synthetic":
+        return None
+    assert path is not None
+    fmt_obj, annot = resolve(fmt or None, path, "train" if split in CARVED_SPLITS else split)
+    return [r.name for r in read_annotations(fmt_obj, annot, split).records]
+
+
+def selection_splits(data: str) -> tuple[str, str]:
+    """(train split, val split) for choosing a checkpoint that will be scored on the test split:
+    ("train", "val"), or the carved ("train_carved", "val_carved") where val and test hold the same
+    records (LSPET), so that selection never sees a test image. Synthetic val and test differ."""
+    val = split_names(data, "val")
+    if val is not None and set(val) & set(split_names(data, "test") or ()):
+        return "train_carved", "val_carved"
+    return "train", "val"
+
+
 def subset_indices(n: int, subset: int | None, seed: int) -> np.ndarray:
     """Sorted indices of a seeded `subset` of range(n) (all of it when subset is None or >= n)."""
     if subset is None or subset >= n:
@@ -136,7 +156,7 @@ def load_poses(data: str, split: str, size: int, *, subset: int | None = None, s
         return _MEMO[key]
 
     assert path is not None
-    fmt_obj, annot = resolve(fmt or None, path, split)
+    fmt_obj, annot = resolve(fmt or None, path, "train" if split in CARVED_SPLITS else split)
     ident = _identity(fmt_obj, annot, split, size, subset, seed, skip_bad)
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     if key in _MEMO:
@@ -165,7 +185,7 @@ def _identity(fmt: DatasetFormat, annot: Path, split: str, size: int, subset: in
              "skip_bad": bool(skip_bad)}
     if fmt.version:
         ident["format_version"] = fmt.version
-    if carves_val(fmt, annot, split):
+    if carves_val(fmt, annot, split) or split in CARVED_SPLITS:
         ident["val_carve"] = VAL_FRACTION
     return ident
 

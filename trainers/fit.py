@@ -36,11 +36,13 @@ HISTORY_KEYS = ("epoch", "loss", "val", "metric", "per_joint", "lr", "images_per
 def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_size: int = 16,
         lr: float = 2.5e-4, input_size: int | None = None, resume: bool = False,
         device: str | None = None, skip_bad: bool = False, seed: int = 0, workers: int | None = None,
-        progress: bool = True) -> dict:
+        progress: bool = True, train_split: str = "train", val_split: str = "val") -> dict:
     """Train `spec` on `data` for `epochs`, checkpointing into `out` after every epoch; returns metrics.json's content.
 
     The heads are built for the data's joint count (see `match_joints`); Adam with a cosine schedule over
-    `epochs`, the proxy's augmentation. Raises NonFiniteLossError when the run diverges."""
+    `epochs`, the proxy's augmentation; best.pt is chosen on `val_split` (finalize passes the carved
+    splits of `trainers.data.selection_splits` where val is the test split). Raises NonFiniteLossError
+    when the run diverges."""
     out = Path(out)
     size = input_size or spec.input_size
     ckpt = _checkpoint_to_resume(out, resume)
@@ -53,7 +55,8 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
         check_memory(spec, input_size=size, batch_size=batch_size, training=True, device=dev)
     except ConfigError as err:
         raise ConfigError(err.message, source="<arg>", field="--arch") from None
-    train, val = _load_data(data, size, seed=seed, skip_bad=skip_bad, workers=workers)
+    train, val = _load_data(data, size, seed=seed, skip_bad=skip_bad, workers=workers,
+                            splits=(train_split, val_split))
     spec = match_joints(spec, train)
     check_input_size(spec, train, size)
     if ckpt is not None:
@@ -98,12 +101,13 @@ def _check_resumable(ckpt: dict, spec: ArchSpec, size: int, path: Path) -> None:
                           source=str(path), field="input_size")
 
 
-def _load_data(data: str, size: int, *, seed: int, skip_bad: bool, workers: int | None) -> tuple[PoseSet, PoseSet]:
+def _load_data(data: str, size: int, *, seed: int, skip_bad: bool, workers: int | None,
+               splits: tuple[str, str] = ("train", "val")) -> tuple[PoseSet, PoseSet]:
     kw: dict[str, Any] = {"seed": seed, "skip_bad": skip_bad}
     if workers is not None:
         kw["workers"] = workers
-    train = load_poses(data, "train", size, **kw)
-    val = load_poses(data, "val", size, **kw)  # datasets without a val split carve one from train
+    train = load_poses(data, splits[0], size, **kw)
+    val = load_poses(data, splits[1], size, **kw)  # datasets without a val split carve one from train
     for name, poses in (("train", train), ("val", val)):
         skipped = poses.meta.get("skipped", 0)
         if skipped:

@@ -60,6 +60,9 @@ HEAD_PER_SEGMENT = 0.75
 # A dataset without a val split (LSP) gets the last VAL_FRACTION of its train records as val, and
 # train keeps the rest, so model selection never looks at the test split.
 VAL_FRACTION = 0.1
+# Splits carved from train on request, for datasets whose val split IS their test split (LSPET):
+# selecting a checkpoint on them never looks at the test images (`launch.py finalize`, docs/data.md).
+CARVED_SPLITS = {"train_carved": "train", "val_carved": "val"}
 
 
 @dataclass
@@ -293,6 +296,8 @@ def read_annotations(fmt: DatasetFormat | str, annot: Path, split: str, *, skip_
     """`split` of `annot` in `fmt` (an instance or a registered name), carving val where needed."""
     if isinstance(fmt, str):
         fmt = FORMATS.create(fmt)
+    if split in CARVED_SPLITS:
+        return carve_val(fmt.read(annot, "train", skip_bad=skip_bad), CARVED_SPLITS[split])
     if carves_val(fmt, annot, split):
         return carve_val(fmt.read(annot, "train", skip_bad=skip_bad), split)
     return fmt.read(annot, split, skip_bad=skip_bad)

@@ -16,6 +16,7 @@ COMMANDS = {
     "export": "export",
     "report": "report",
     "dashboard": "dashboard",
+    "finalize": "finalize",
 }
 
 
