@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="checkpoint or state_dict (default: the initial weights)")
     p.add_argument("--input-size", type=int, help="input resolution (default: the spec's)")
     p.add_argument("--out", help="ONNX file to write (default: <arch id>.onnx)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 to 20")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 to 20 (default 17, space.onnx_export.DEFAULT_OPSET)")
     p.add_argument("--heads", choices=("last", "all"), default="last",
                    help="last: the last stack's heatmaps (default); all: every stack's")
 

@@ -3,7 +3,7 @@
 Four things keep the number stable (docs/search.md, "Latency"):
   0. On CPU with one thread (the default target) the clock is the inference thread's CPU time
      (time.thread_time), not the wall clock (wherever the latency backend, space.latency_backends,
-     says that clock covers a whole inference; torch: CPU, one thread): while other trials'
+     says that clock covers a whole inference; torch and onnxruntime: CPU, one thread): while other trials'
      processes take turns on the same cores, the time this thread waits for a core is not
      counted, so the number is the latency on an idle core. Wall-clock time under load measured 3x too high here; CPU time
      moved by a fraction of that. Multi-threaded and CUDA measurements use the wall clock

@@ -20,7 +20,7 @@ from search.latency import LATENCY_KEYS, LatencyMeter
 from space.errors import ConfigError
 from space.latency_backends import latency_backend
 from space.model import build_model
-from space.onnx_export import compare_with_torch, export_onnx, ort_session, ort_providers
+from space.onnx_export import compare_with_torch, export_onnx, ort_providers, ort_session
 from space.registry import BLOCKS, DOWNSAMPLE, FUSIONS, GATES, SKIPS, UPSAMPLE
 from space.spec import ArchSpec, load_arch
 

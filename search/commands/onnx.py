@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from torch import nn
+
 from search.commands.flags import check_int
 from space.errors import ConfigError
 from space.guard import check_memory
 from space.model import build_model
-from space.onnx_export import (DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, check_onnx, compare_with_torch, export_onnx,
-                               ort_session, require, write_onnx)
+from space.onnx_export import (MAX_OPSET, MIN_OPSET, check_onnx, compare_with_torch, export_onnx, ort_session,
+                               require, write_onnx)
 from space.spec import RANGES, ArchSpec, load_arch
 
 TOLERANCE = 1e-4   # float32: ONNX Runtime's fused kernels differ from PyTorch's by rounding only
@@ -25,7 +27,8 @@ def _out_path(args: argparse.Namespace, spec: ArchSpec) -> Path:
     return out
 
 
-def _model(args: argparse.Namespace, spec: ArchSpec, size: int):
+def _model(args: argparse.Namespace, spec: ArchSpec, size: int) -> tuple[nn.Module, ArchSpec]:
+    """The network for `spec` with `--weights` loaded (the spec of the weights' joint count)."""
     try:
         check_memory(spec, size, device="cpu")
         model = build_model(spec, input_size=size)
@@ -45,7 +48,8 @@ def _model(args: argparse.Namespace, spec: ArchSpec, size: int):
 def main(args: argparse.Namespace) -> int:
     check_int(args, "input_size", *RANGES["input_size"])
     check_int(args, "opset", MIN_OPSET, MAX_OPSET)
-    require("onnx"), require("onnxruntime")
+    for module in ("onnx", "onnxruntime"):   # a missing extra fails before any work
+        require(module)
     spec = load_arch(args.arch)
     size = args.input_size or spec.input_size
     out = _out_path(args, spec)
@@ -59,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"arch        {args.arch} (id {spec.arch_id}){', weights ' + args.weights if args.weights else ''}")
     print(f"exported    input image Bx3x{size}x{size} (dynamic batch B) -> {heads}, "
           f"{spec.joints}x{size // 4}x{size // 4} each; opset {args.opset}, TorchScript exporter")
-    print(f"checked     onnx.checker.check_model (full check): ok")
+    print("checked     onnx.checker.check_model (full check): ok")
     print("compared    ONNX Runtime (CPUExecutionProvider) vs PyTorch, same random inputs: max abs diff "
           + ", ".join(f"batch {b} {d:.2e}" for b, d in diffs.items()))
     if worst > TOLERANCE:
