@@ -225,14 +225,13 @@ def test_kill_9_then_resume_reaches_the_count_without_duplicates(tmp_path):
 
 
 @pytest.mark.slow
-# thread CPU time; wall clock with the trials paused; ONNX Runtime on the thread clock
-@pytest.mark.parametrize("clock,backend", [("auto", "torch"), ("wall", "torch"), ("auto", "onnxruntime")])
-def test_latency_of_one_arch_is_stable_across_concurrent_trials(tmp_path, clock, backend):
+@pytest.mark.parametrize("clock", ["auto", "wall"])  # thread CPU time; wall clock with the trials paused
+def test_latency_of_one_arch_is_stable_across_concurrent_trials(tmp_path, clock):
     # 4 trials of the same arch, 2 training at a time, the cache off: every trial measures under load
     space = {**SMOKE["space"], "width": 32, "gate": "channel"}
     path = study_file(tmp_path, "latcv", space=space, sampler={"name": "random", "seed": 0, "options": {}},
                       proxy={**SMOKE["proxy"], "epochs": 4},
-                      latency={**SMOKE["latency"], "cache": False, "clock": clock, "backend": backend})
+                      latency={**SMOKE["latency"], "cache": False, "clock": clock})
     out = tmp_path / "run"
     proc = launch("--study", str(path), "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
