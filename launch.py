@@ -42,6 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--runs", type=int, default=30, help="timed runs (at least 20)")
+    p.add_argument("--backend", default="torch", help="latency backend: torch (eager) or onnxruntime")
+
+    p = sub.add_parser("onnx", help="export one architecture to ONNX and check it against PyTorch")
+    p.add_argument("--arch", required=True, help="preset name or path to an arch YAML")
+    p.add_argument("--weights", help="checkpoint or state_dict (default: the initial weights)")
+    p.add_argument("--input-size", type=int, help="input resolution (default: the spec's)")
+    p.add_argument("--out", help="ONNX file to write (default: <arch id>.onnx)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 to 20 (default 17, space.onnx_export.DEFAULT_OPSET)")
+    p.add_argument("--heads", choices=("last", "all"), default="last",
+                   help="last: the last stack's heatmaps (default); all: every stack's")
 
     p = sub.add_parser("train", help="train one architecture fully, with checkpoints")
     p.add_argument("--arch", required=True)

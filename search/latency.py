@@ -3,7 +3,7 @@
 Four things keep the number stable (docs/search.md, "Latency"):
   0. On CPU with one thread (the default target) the clock is the inference thread's CPU time
      (time.thread_time), not the wall clock (wherever the latency backend, space.latency_backends,
-     says that clock covers a whole inference; torch: CPU, one thread): while other trials'
+     says that clock covers a whole inference; torch and onnxruntime: CPU, one thread): while other trials'
      processes take turns on the same cores, the time this thread waits for a core is not
      counted, so the number is the latency on an idle core. Wall-clock time under load measured 3x too high here; CPU time
      moved by a fraction of that. Multi-threaded and CUDA measurements use the wall clock
@@ -15,7 +15,7 @@ Four things keep the number stable (docs/search.md, "Latency"):
   2. A fixed thread count (latency.threads), warm-up runs, and enough timed runs to fill at least
      `latency.min_seconds` (a median over a second of runs spans many scheduler time slices, so
      a burst of load from a training trial moves it little), and the median.
-  3. A cache by (arch_id, input size): in the meter for this run, and in the storage (the runner
+  3. A cache by (arch_id, input size) and the meter's settings (backend, device, threads): in the meter for this run, and in the storage (the runner
      looks up earlier COMPLETE trials of the same arch) across runs and `--resume`, so a repeated
      architecture reuses its measurement instead of being measured again under different load.
 """
@@ -62,7 +62,7 @@ class LatencyMeter:
         # the thread clock already ignores other processes; only wall-clock measurements pause them
         self.quiet = None if self.thread_clock else quiet
         self.min_seconds, self.use_cache = min_seconds, cache
-        self.cache: dict[tuple[str, int], dict[str, float]] = {}
+        self.cache: dict[tuple, dict[str, float]] = {}
 
     def measure(self, arch: dict, input_size: int | None = None) -> dict[str, float]:
         from space.model import build_model
@@ -71,7 +71,7 @@ class LatencyMeter:
 
         spec = ArchSpec.from_dict(arch)
         size = int(input_size or spec.input_size)
-        key = (spec.arch_id, size)
+        key = (spec.arch_id, size, self.backend, self.device, self.threads)
         if self.use_cache and key in self.cache:
             return self.cache[key]
         model = build_model(spec, input_size=size).eval()

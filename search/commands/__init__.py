@@ -11,6 +11,7 @@ from space.errors import ConfigError
 COMMANDS = {
     None: "study",
     "profile": "profile",
+    "onnx": "onnx",
     "train": "train",
     "evaluate": "evaluate",
     "export": "export",

@@ -8,6 +8,7 @@ import torch
 from search.commands.flags import check_int
 from space.errors import ConfigError
 from space.guard import check_memory
+from space.latency_backends import latency_backend
 from space.model import build_model
 from space.profile import MIN_RUNS, WARMUP, count_flops, count_params, measure_latency, resolve_device
 from space.spec import RANGES, load_arch
@@ -20,6 +21,11 @@ def main(args: argparse.Namespace) -> int:
     check_int(args, "runs", MIN_RUNS, MAX_RUNS)  # fewer give no meaningful median and spread
     check_int(args, "threads", 1, MAX_THREADS)
     check_int(args, "input_size", *RANGES["input_size"])
+    backend = getattr(args, "backend", "torch")
+    try:
+        latency_backend(backend)
+    except ConfigError as err:
+        raise ConfigError(err.message, source="<arg>", field="--backend") from None
     spec = load_arch(args.arch)
     size = args.input_size or spec.input_size
     try:
@@ -36,7 +42,11 @@ def main(args: argparse.Namespace) -> int:
     params = count_params(model)
     with torch.device("meta"):   # FLOPs from shapes alone: no compute, no memory
         flops = count_flops(build_model(spec), size)
-    lat = measure_latency(model, size, device=device, threads=args.threads, warmup=WARMUP, runs=args.runs)
+    try:
+        lat = measure_latency(model, size, device=device, threads=args.threads, warmup=WARMUP, runs=args.runs,
+                              backend=backend)
+    except ConfigError as err:   # e.g. the onnx extra missing, or no CUDA provider in onnxruntime
+        raise ConfigError(err.message, source="<arg>", field=f"--{err.field or 'backend'}") from None
 
     print(f"arch        {args.arch} (id {spec.arch_id})")
     print(f"input       1x3x{size}x{size} -> {spec.stacks if spec.intermediate_supervision else 1} x "
@@ -45,6 +55,16 @@ def main(args: argparse.Namespace) -> int:
     print(f"FLOPs       {flops:,} ({flops / 1e9:.2f} GFLOPs; 1 multiply-add = 2 FLOPs, torch.utils.flop_counter)")
     print(f"latency     median {lat.median_ms:.2f} ms, IQR {lat.p25_ms:.2f}-{lat.p75_ms:.2f} ms, "
           f"mean {lat.mean_ms:.2f} +- {lat.std_ms:.2f} ms, CV {lat.cv:.1%}")
-    print(f"measured    {lat.runs} timed runs after {WARMUP} warm-up runs, batch 1, torch.inference_mode, "
-          f"device {lat.device}, torch threads {lat.threads}, torch {torch.__version__}")
+    print(f"measured    {lat.runs} timed runs after {WARMUP} warm-up runs, batch 1, {_how(backend)}, "
+          f"device {lat.device}, {backend} threads {lat.threads}, torch {torch.__version__}")
     return 0
+
+
+def _how(backend: str) -> str:
+    if backend == "torch":
+        return "backend torch (eager, torch.inference_mode)"
+    if backend == "onnxruntime":
+        import onnxruntime
+
+        return f"backend onnxruntime {onnxruntime.__version__} (ORT_ENABLE_ALL, sequential, 1 inter-op thread)"
+    return f"backend {backend}"

@@ -1,0 +1,74 @@
+"""`launch.py onnx`: export one architecture to ONNX, check the file, and compare ONNX Runtime's
+outputs with PyTorch's at batch 1 and 3 (space.onnx_export; needs the `onnx` extra)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from torch import nn
+
+from search.commands.flags import check_int
+from space.errors import ConfigError
+from space.guard import check_memory
+from space.model import build_model
+from space.onnx_export import (MAX_OPSET, MIN_OPSET, check_onnx, compare_with_torch, export_onnx, ort_session,
+                               require, write_onnx)
+from space.spec import RANGES, ArchSpec, load_arch
+
+TOLERANCE = 1e-4   # float32: ONNX Runtime's fused kernels differ from PyTorch's by rounding only
+
+
+def _out_path(args: argparse.Namespace, spec: ArchSpec) -> Path:
+    out = Path(args.out or f"{spec.arch_id}.onnx")
+    if not out.parent.is_dir():
+        raise ConfigError(f"folder {str(out.parent)!r} does not exist", source="<arg>", field="--out")
+    if out.is_dir():
+        raise ConfigError(f"{str(out)!r} is a folder, give a file name", source="<arg>", field="--out")
+    return out
+
+
+def _model(args: argparse.Namespace, spec: ArchSpec, size: int) -> tuple[nn.Module, ArchSpec]:
+    """The network for `spec` with `--weights` loaded (the spec of the weights' joint count)."""
+    try:
+        check_memory(spec, size, device="cpu")
+        model = build_model(spec, input_size=size)
+    except ConfigError as err:
+        raise ConfigError(err.message, source="<arg>",
+                          field="--input-size" if err.field == "input_size" else "--arch") from None
+    if args.weights:
+        from trainers.fit import load_weights   # the command may use trainers/; space/ may not
+
+        state, weights_spec = load_weights(args.weights, spec)
+        if weights_spec != spec:   # weights for the data's joint count: the net with those heads
+            spec, model = weights_spec, build_model(weights_spec, input_size=size)
+        model.load_state_dict(state)
+    return model.eval(), spec
+
+
+def main(args: argparse.Namespace) -> int:
+    check_int(args, "input_size", *RANGES["input_size"])
+    check_int(args, "opset", MIN_OPSET, MAX_OPSET)
+    for module in ("onnx", "onnxruntime"):   # a missing extra fails before any work
+        require(module)
+    spec = load_arch(args.arch)
+    size = args.input_size or spec.input_size
+    out = _out_path(args, spec)
+    model, spec = _model(args, spec, size)
+    model_bytes = export_onnx(model, size, opset=args.opset, heads=args.heads)
+    check_onnx(model_bytes)
+    diffs = compare_with_torch(model, ort_session(model_bytes, threads=1), size, heads=args.heads)
+    worst = max(diffs.values())
+    heads = f"every stack's heatmaps ({spec.stacks if spec.intermediate_supervision else 1} outputs)" if args.heads == "all" \
+        else "the last stack's heatmaps"
+    print(f"arch        {args.arch} (id {spec.arch_id}){', weights ' + args.weights if args.weights else ''}")
+    print(f"exported    input image Bx3x{size}x{size} (dynamic batch B) -> {heads}, "
+          f"{spec.joints}x{size // 4}x{size // 4} each; opset {args.opset}, TorchScript exporter")
+    print("checked     onnx.checker.check_model (full check): ok")
+    print("compared    ONNX Runtime (CPUExecutionProvider) vs PyTorch, same random inputs: max abs diff "
+          + ", ".join(f"batch {b} {d:.2e}" for b, d in diffs.items()))
+    if worst > TOLERANCE:
+        print(f"error: max abs diff {worst:.2e} is above {TOLERANCE:.0e}; nothing written")
+        return 1
+    write_onnx(model_bytes, out)
+    print(f"wrote       {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return 0
