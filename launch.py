@@ -2,13 +2,12 @@
 
     python launch.py --study softgate            run a study (the main job)
     python launch.py profile --arch bulat-sgsc   params, FLOPs, latency
-    python launch.py train / evaluate / export / report / dashboard ...
+    python launch.py onnx / train / evaluate / export / report / finalize / dashboard ...
 """
 from __future__ import annotations
 
 import argparse
 import sys
-
 
 STUDY_COMMANDS = ("export", "report", "dashboard", "finalize")  # the subcommands that take --study/--storage/--out
 
@@ -26,7 +25,6 @@ def _study_args(default: object) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    study_args = _study_args(argparse.SUPPRESS)
     parser = argparse.ArgumentParser(prog="launch.py", description=__doc__, parents=[_study_args(None)],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, help="number of trials (overrides the study file)")
@@ -35,7 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted study")
     parser.add_argument("--verbose", action="store_true", help="show Ray's own progress tables")
     sub = parser.add_subparsers(dest="command")
+    _network_commands(sub)
+    _study_commands(sub, _study_args(argparse.SUPPRESS))
+    return parser
 
+
+def _network_commands(sub: argparse._SubParsersAction) -> None:
+    """The commands about one architecture: profile, onnx, train, evaluate."""
     p = sub.add_parser("profile", help="params, FLOPs and latency of one architecture")
     p.add_argument("--arch", required=True, help="preset name or path to an arch YAML")
     p.add_argument("--input-size", type=int, help="input resolution (default: the spec's)")
@@ -78,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="JSON file for the results (default: next to the weights)")
     p.add_argument("--skip-bad", action="store_true")
 
+
+def _study_commands(sub: argparse._SubParsersAction, study_args: argparse.ArgumentParser) -> None:
+    """The commands about a study that ran: export, report, finalize, dashboard."""
     p = sub.add_parser("export", help="write the Pareto-optimal architectures as YAML", parents=[study_args])
     p.add_argument("--force", action="store_true", help="replace an existing export")
 
@@ -97,14 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dashboard", help="optuna-dashboard on the study's storage", parents=[study_args])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None and not args.study:
-        parser.error("give --study NAME to run a study, or a command (profile, train, evaluate, export, report, dashboard)")
+        parser.error("give --study NAME to run a study, or a command (profile, onnx, train, evaluate, export, "
+                     "report, finalize, dashboard)")
     if args.command in STUDY_COMMANDS and not args.study:
         parser.error(f"{args.command} needs --study NAME")
     from search.commands import run_command
