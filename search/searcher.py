@@ -42,6 +42,7 @@ class StorageSearcher(Searcher):
         super().__init__(metric=None, mode=None)
         self.study, self.cfg, self.space, self.printer = study, cfg, space, printer
         self.live: dict[str, optuna.Trial] = {}
+        self._asking: optuna.Trial | None = None  # asked, not yet in live
         self.last: dict[str, dict] = {}
         self.curves: dict[str, list[float]] = {}  # per-epoch pck as reported, for pruned trials
         self.start = time.time()
@@ -64,9 +65,11 @@ class StorageSearcher(Searcher):
     def close(self) -> None:
         """Stop the heartbeats; trials still live (Ctrl-C, a crash) are handed back for re-running."""
         self._stop.set()
-        for trial in list(self.live.values()):
+        asking = [self._asking] if self._asking is not None else []
+        for trial in list(self.live.values()) + asking:  # a finished one is left alone by interrupt
             interrupt(self.study, trial._trial_id)
         self.live.clear()
+        self._asking = None
 
     # Tune pickles its searcher for its own restore; the storage (not Ray) is what we resume from
     def __getstate__(self) -> dict:
@@ -105,6 +108,7 @@ class StorageSearcher(Searcher):
             self._progress(trial.number, None, one_line(err))
             return None
         self.live[trial_id] = trial
+        self._asking = None
         config = self._trial_config(trial, spec)
         fault_point("suggested")
         return config
@@ -128,6 +132,9 @@ class StorageSearcher(Searcher):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
             trial = self.study.ask()
+        # until suggest hands it to Tune (self.live), close() must still find it: a Ctrl-C in between
+        # would otherwise leave it RUNNING without params or heartbeats
+        self._asking = trial
         fault_point("ask")  # between ask and the first heartbeat
         self.study._storage.record_heartbeat(trial._trial_id)
         rank = sum(1 for t in self._counted() if t.number < trial.number)
