@@ -14,12 +14,14 @@ there. This one is pickled by reference, and its `__getstate__` returns {}.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import signal
 import threading
 import time
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import optuna
 from optuna.trial import TrialState
@@ -33,6 +35,22 @@ from search.samplers import SEED_PARAM
 from search.storage import SURPLUS, counts_toward_target, fail_stale_trials, finished, interrupt, one_line
 
 log = logging.getLogger("softgate.study")
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until its end, then raise it."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 class StorageSearcher(Searcher):
@@ -129,12 +147,13 @@ class StorageSearcher(Searcher):
 
     def _ask(self) -> optuna.Trial | None:
         """A new trial, heartbeat recorded at once; None when another process took the last slot."""
-        with warnings.catch_warnings():
+        # until suggest hands it to Tune (self.live), close() must still find it: a Ctrl-C inside ask
+        # (the trial row exists, the sampler still runs) or before it reaches live would otherwise
+        # leave it RUNNING without params or heartbeats; so Ctrl-C waits for the end of the ask
+        with warnings.catch_warnings(), sigint_deferred():
             warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
             trial = self.study.ask()
-        # until suggest hands it to Tune (self.live), close() must still find it: a Ctrl-C in between
-        # would otherwise leave it RUNNING without params or heartbeats
-        self._asking = trial
+            self._asking = trial
         fault_point("ask")  # between ask and the first heartbeat
         self.study._storage.record_heartbeat(trial._trial_id)
         rank = sum(1 for t in self._counted() if t.number < trial.number)
