@@ -6,8 +6,10 @@ Slow: Ctrl-C, kill -9 of the launcher (its local Ray goes with it), the secrets 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -321,11 +323,14 @@ def _wait_for_running(proc: subprocess.Popen, out: Path, timeout: float = 180) -
         time.sleep(0.5)
         if proc.poll() is not None:
             pytest.fail(f"the study ended early: {proc.communicate()[1][-2000:]}")
+        # read-only and through sqlite3 itself: optuna.load_study would create the tables the
+        # launcher is creating at that moment (and the two then race)
         try:
-            trials = optuna.load_study(study_name="smoke", storage=f"sqlite:///{out / 'study.db'}").get_trials()
-        except Exception:  # not created yet
+            with contextlib.closing(sqlite3.connect(f"file:{out / 'study.db'}?mode=ro", uri=True)) as db:
+                running = db.execute("SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0]
+        except sqlite3.Error:  # not created yet
             continue
-        if any(t.state == TrialState.RUNNING for t in trials):
+        if running:
             return
     pytest.fail("no trial started")
 
