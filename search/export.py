@@ -52,7 +52,7 @@ class StudyLocation:
     source: str  # the study file, or "<arg>" when the study was named directly
 
 
-def _study_file(study: str) -> Path | None:
+def find_study_file(study: str) -> Path | None:
     """The study file `--study` names, or None for a bare name with no file in studies/."""
     if Path(study).suffix in (".yaml", ".yml") or "/" in study:
         return Path(study)  # a path: StudyConfig.load reports it if it is missing
@@ -70,7 +70,7 @@ def locate_study(study: str, storage: str | None = None, out: str | None = None)
     default run folder runs/<name> and storage sqlite:///runs/<name>/study.db. `--out` is the run
     folder; `--storage` overrides the storage URL.
     """
-    file = _study_file(study)
+    file = find_study_file(study)
     if file is not None:
         cfg = StudyConfig.load(str(file)).with_overrides(storage=storage, out=out)
         return StudyLocation(name=cfg.name, storage=cfg.storage_url, run_dir=cfg.run_dir,

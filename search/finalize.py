@@ -227,7 +227,7 @@ def run_tune(runs: list[Run], job: RunJob, resources: dict, concurrency: int, ou
 # -- results ----------------------------------------------------------------------------------------------
 def measure(cand: Candidate, input_size: int | None, latency: dict) -> dict:
     """params, FLOPs (space.profile) and latency with the study's meter settings, at the final size."""
-    from search.latency import LatencyMeter
+    from search.latency import LatencyMeter, meter_settings
     from space.model import build_model
     from space.profile import count_flops, count_params
     from space.spec import ArchSpec
@@ -235,8 +235,7 @@ def measure(cand: Candidate, input_size: int | None, latency: dict) -> dict:
     spec = ArchSpec.from_dict(cand.arch)
     size = int(input_size or spec.input_size)
     model = build_model(spec, input_size=size).eval()
-    settings = {k: v for k, v in latency.items() if k != "pause_trials"}  # no other trial runs now
-    lat = LatencyMeter(**settings).measure(cand.arch, size)
+    lat = LatencyMeter(**meter_settings(latency)).measure(cand.arch, size)  # no trial runs now: no pause
     return {"params": count_params(model), "flops": count_flops(model, size), "latency_ms": lat["latency_ms"]}
 
 

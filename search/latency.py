@@ -111,6 +111,10 @@ def start_meter(study_name: str, latency: dict, quiet: QuietWindow | None = None
     actor = ray.remote(LatencyMeter).options(
         name=f"softgate-latency-{study_name}", get_if_exists=True, num_cpus=0, num_gpus=gpus,
         max_concurrency=1, scheduling_strategy=here, max_restarts=-1, max_task_retries=-1)
-    return actor.remote(device=latency["device"], threads=latency["threads"], warmup=latency["warmup"],
-                        runs=latency["runs"], min_seconds=latency["min_seconds"], cache=latency["cache"],
-                        clock=latency["clock"], quiet=quiet, backend=backend_name(latency))
+    return actor.remote(**meter_settings(latency), quiet=quiet)
+
+
+def meter_settings(latency: dict) -> dict:
+    """`LatencyMeter`'s arguments from a study's latency section (`pause_trials` is the study's own)."""
+    keys = ("device", "threads", "warmup", "runs", "min_seconds", "cache", "clock")
+    return {k: latency[k] for k in keys} | {"backend": backend_name(latency)}

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from search import finalize as fin
 from search.config import StudyConfig
-from search.export import _study_file, add_index_columns, locate_study, mask_url
+from search.export import find_study_file, add_index_columns, locate_study, mask_url
 from search.progress import dur
 from space.errors import ConfigError
 
 
 def _config(args: argparse.Namespace) -> StudyConfig:
     """The study's config (resources, latency, data): its file, else the one the runner stored."""
-    file = _study_file(args.study)
+    file = find_study_file(args.study)
     if file is not None:
         return StudyConfig.load(str(file)).with_overrides(storage=args.storage, out=args.out)
     raise ConfigError("finalize needs the study's file (studies/NAME.yaml or a path) for its data, "
