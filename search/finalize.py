@@ -21,19 +21,11 @@ import yaml
 
 from search.export import INDEX_NAME, StudyLocation, export_files, open_study, pareto_trials
 from space.errors import ConfigError
+from space.references import DESIGN_KEYS, REFERENCES, SHAPE_KEYS, project_reference
 from trainers.io import save_json
 
 FINAL_DIR = "final"
 RECORD = "final.json"  # a finished run: written last, atomically; its presence means "never retrain"
-SHAPE_KEYS = ("version", "stacks", "width", "depth", "joints", "input_size", "intermediate_supervision")
-DESIGN_KEYS = ("block", "branch_split", "gate", "gate_init", "down", "up", "fusion", "skip")
-# the designs the search is meant to beat, as the choices they make at any size
-REFERENCES: dict[str, dict[str, Any]] = {
-    "paper": {"block": "multibranch", "branch_split": ["1/2", "1/4", "1/4"], "gate": "channel", "gate_init": 1.0,
-              "down": "maxpool", "up": "nearest", "fusion": "concat_conv3x3", "skip": "identity"},
-    "newell": {"block": "bottleneck", "branch_split": None, "gate": "identity", "gate_init": None,
-               "down": "maxpool", "up": "nearest", "fusion": "add", "skip": "block"},
-}
 MAX_EPOCHS = 10000
 
 
@@ -120,14 +112,6 @@ def found_candidates(loc: StudyLocation, top: int | None) -> list[Candidate]:
             raise ConfigError(f"no export in {loc.export_dir} and no study to read ({err.message})",
                               source=loc.source, field="study") from None
     return found[:top] if top else found
-
-
-def project_reference(arch: dict, name: str) -> dict:
-    """Reference `name` at the sizes of `arch` (stacks, width, depth, input size, supervision, joints)."""
-    from space.spec import ArchSpec
-
-    point = {k: arch[k] for k in SHAPE_KEYS if k in arch} | REFERENCES[name]
-    return ArchSpec.from_dict(point).to_dict()
 
 
 def with_references(found: list[Candidate], references: list[str]) -> list[Candidate]:

@@ -56,6 +56,17 @@ def random_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=cfg.sampler.seed, **cfg.sampler.options)
 
 
+@SAMPLERS.register("costaware")
+def costaware_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
+    """Reference designs first, then expected hypervolume improvement at known cost (search.strategy)."""
+    from search.strategy import CostAwareSampler
+    from space.search_space import SearchSpace
+
+    return CostAwareSampler(SearchSpace.from_dict(cfg.space, source=cfg.source),
+                            [(o.name, o.direction) for o in cfg.objectives], cfg.constraints.limits,
+                            seed=cfg.sampler.seed, **cfg.sampler.options)
+
+
 @SAMPLERS.register("grid")
 def grid_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
     """Every valid point of the space once (one categorical index into SearchSpace.grid()), per proxy seed."""

@@ -1,0 +1,64 @@
+"""The hand designs the search is meant to beat, as the choices they make at any size.
+
+`paper`: Bulat et al. (FG 2020), the soft-gated block: three 3x3 branches C/2, C/4, C/4, a learnable
+per-channel gate on the skip, maxpool down, nearest up, levels fused by concatenation and a 3x3 conv,
+an identity skip at every level. `newell`: the stacked hourglass (ECCV 2016): bottleneck residual
+blocks, plain identity shortcuts, maxpool, nearest, add, a residual block on the skip branch.
+
+A reference has no size of its own: `project_reference` puts it at the stacks/width/depth of an
+arch, `references_in_space` at every size a search space allows (what a warm start enqueues and
+what `launch.py finalize` trains beside the found architectures).
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Mapping, Sequence
+
+from space.search_space import SearchSpace
+from space.spec import ArchSpec, split_key
+
+SHAPE_KEYS = ("version", "stacks", "width", "depth", "joints", "input_size", "intermediate_supervision")
+DESIGN_KEYS = ("block", "branch_split", "gate", "gate_init", "down", "up", "fusion", "skip")
+SIZE_AXES = ("stacks", "width", "depth")
+REFERENCES: dict[str, dict[str, Any]] = {
+    "paper": {"block": "multibranch", "branch_split": ["1/2", "1/4", "1/4"], "gate": "channel", "gate_init": 1.0,
+              "down": "maxpool", "up": "nearest", "fusion": "concat_conv3x3", "skip": "identity"},
+    "newell": {"block": "bottleneck", "branch_split": None, "gate": "identity", "gate_init": None,
+               "down": "maxpool", "up": "nearest", "fusion": "add", "skip": "block"},
+}
+
+
+def project_reference(arch: Mapping[str, Any], name: str) -> dict:
+    """Reference `name` at the sizes of `arch` (stacks, width, depth, input size, supervision, joints)."""
+    point = {k: arch[k] for k in SHAPE_KEYS if k in arch} | REFERENCES[name]
+    return ArchSpec.from_dict(point).to_dict()
+
+
+def _allowed(space: SearchSpace, arch: Mapping[str, Any]) -> bool:
+    # a reference whose choice the space does not offer (a study without channel gates) is not in it
+    for key, choices in space.axes.items():
+        value = arch.get(key)
+        if key == "branch_split":
+            value = None if value is None else split_key(value)
+            choices = tuple(split_key(c) for c in choices)
+        if value is not None and value not in choices:
+            return False
+    return True
+
+
+def references_in_space(space: SearchSpace, names: Sequence[str] = tuple(REFERENCES),
+                        depths: str = "all") -> list[dict]:
+    """Each reference at each stacks x width (x depth) the space allows, smallest sizes first, as
+    ArchSpec dicts; references the space cannot express are left out. `depths="deepest"` keeps only
+    the space's largest depth (the hourglass's own; halves a warm start)."""
+    sizes = {k: list(space.axes.get(k, (getattr(ArchSpec, k),))) for k in SIZE_AXES}
+    if depths == "deepest":
+        sizes["depth"] = [max(sizes["depth"])]
+    fixed = {k: vs[0] for k, vs in space.axes.items() if k in SHAPE_KEYS and k not in SIZE_AXES and len(vs) == 1}
+    out: dict[str, dict] = {}
+    for stacks, width, depth in itertools.product(sizes["stacks"], sizes["width"], sizes["depth"]):
+        for name in names:
+            arch = project_reference({**fixed, "stacks": stacks, "width": width, "depth": depth}, name)
+            if _allowed(space, arch) and space.is_valid(arch):
+                out.setdefault(ArchSpec.from_dict(arch).arch_id, arch)
+    return list(out.values())
