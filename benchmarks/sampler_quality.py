@@ -1,30 +1,47 @@
-"""Hypervolume reached by the study's default sampler (NSGA-II) versus random search, equal budget.
+"""Search strategies against random search at equal compute, on the study's own LSPET proxy.
 
-    python benchmarks/sampler_quality.py --quick          # a few minutes: 8 trials per run, tiny proxy
-    python benchmarks/sampler_quality.py --jobs 2         # the study's trials (40) and proxy: hours on 2 cores
-    python benchmarks/sampler_quality.py --jobs 2 --trials 24
+    python benchmarks/sampler_quality.py --jobs 2                    # 5 seeds, the study's budget: hours
+    python benchmarks/sampler_quality.py --jobs 2 --budget 20        # what docs/results.md reports
+    python benchmarks/sampler_quality.py --quick                     # minutes: tiny proxy, 2 seeds
 
-For each seed, one Optuna study per sampler runs the same number of trials on the softgate design
-space, each trial a real-data (LSPET) proxy: `trainers.proxy.train_proxy` for PCK (by default the
-study's own proxy budget and data subset, so the benchmark measures the search users run) and the
-study's latency meter (`search.latency.LatencyMeter`) for latency. The hypervolume uses one
-reference point for all runs: PCK 0 and the worst latency of any evaluated arch x 1.1. Target:
-mean NSGA-II HV / mean random HV >= 1.10.
+Every strategy gets the same compute per run: `--budget` full proxy trainings' worth of
+image-epochs (default: the study's `trials`; 1 = the study's proxy epochs x its training images).
+A trial stopped early by ASHA costs only the epochs it ran, and a trial that repeats an
+architecture already trained in the same run costs nothing (the study reuses such results too).
 
-Objectives are cached by arch id (and budget, data and latency setup) in a JSON-lines file
-(`--cache`), shared by all runs and kept across invocations: the samplers are compared on one
-fixed function, an arch sampled twice is trained once, and since seeded samplers replay the same
-choices on the same values, an interrupted benchmark rerun with the same arguments resumes where
-it stopped. `--jobs N` runs N (seed, sampler) studies at a time in separate processes, each
-training with one torch thread.
+Strategies (`--strategies`): `random`; `nsga2` (the previous default); the cost-aware sampler's
+parts alone and together, `warm` (reference designs first, then random), `cost` (cost-aware
+selection, no warm start), `mf` (random with ASHA), `warm+cost`, `all` (warm+cost with ASHA);
+and `default`, the study file's own sampler and scheduler.
+
+Each run is an Optuna ask/tell study of sequential trials. Every architecture is trained once,
+in full (the study's proxy budget, threads 1), and its per-epoch PCK curve and latency go to a
+JSON-lines cache (`--cache`) shared by runs, strategies, workers and invocations: so all
+strategies see one fixed function, and ASHA's decisions are replayed from the curves with Ray's
+own bracket bookkeeping (a stopped trial is PRUNED, as in the study, and does not count on the
+front). Finished runs are logged too (`--log`): an interrupted benchmark rerun with the same
+arguments resumes where it stopped.
+
+Figures, per strategy, mean and spread over seeds:
+- hypervolume regret: HV of the union of every architecture the cache holds under this proxy
+  (the best front known) minus HV of the run's front; target: default / random <= 0.5, with a
+  paired t-test and a one-sided Wilcoxon test over seeds;
+- the hypervolume ratio to random with the fixed reference point (PCK 0, 1.1 x the slowest
+  latency in the cache), kept for continuity: it stays near 1 because most of the area under
+  PCK ~0.1 is reached by any architecture;
+- the best PCK under latency budgets: the 25th, 50th and 75th percentile of latency over the
+  space, estimated from every arch the random runs drew (uniform draws from the space).
+The last line is `regret ratio (default/random) X.XX over N seeds`.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import statistics
 import sys
 import time
+import types
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,49 +49,52 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import torch  # noqa: E402
+from optuna._hypervolume import compute_hypervolume  # noqa: E402  (optuna exposes it no other way)
+from optuna.trial import TrialState  # noqa: E402
 
 from benchmarks.common import append_jsonl, digest, read_jsonl, worker_pool  # noqa: E402
 from search.config import StudyConfig  # noqa: E402
-from search.latency import LatencyMeter  # noqa: E402
-from search.report import hypervolume_history  # noqa: E402
+from search.latency import LatencyMeter, meter_settings  # noqa: E402
 from search.samplers import build_sampler  # noqa: E402
+from space.references import references_in_space  # noqa: E402
 from space.search_space import SearchSpace  # noqa: E402
+from space.spec import ArchSpec  # noqa: E402
 from trainers.data import load_poses  # noqa: E402
 from trainers.proxy import NonFiniteLossError, ProxyBudget, train_proxy  # noqa: E402
 
-
-# the latency settings an objective cache entry is keyed by: those of the measurement (and `cache`,
-# kept so that entries written before other keys existed still match); study-only keys such as
-# `pause_trials` do not change a value measured here
-CACHE_LATENCY_KEYS = ("device", "threads", "warmup", "runs", "min_seconds", "cache", "clock")
+ASHA = {"grace_period": 1, "reduction_factor": 2}  # the study's `scheduler: {name: asha}` defaults
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "random": {"sampler": {"name": "random"}, "asha": None},
+    "nsga2": {"sampler": {"name": "nsga2", "options": {"population_size": 8}}, "asha": None},
+    "warm": {"sampler": {"name": "costaware", "options": {"cost_aware": False}}, "asha": None},
+    "cost": {"sampler": {"name": "costaware", "options": {"warm_start": False}}, "asha": None},
+    "mf": {"sampler": {"name": "random"}, "asha": ASHA},
+    "warm+cost": {"sampler": {"name": "costaware", "options": {}}, "asha": None},
+    "all": {"sampler": {"name": "costaware", "options": {}}, "asha": ASHA},
+}
+DEFAULT_STRATEGIES = ("random", "default", "warm", "cost", "mf", "all")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--study", default="softgate", help="study file giving the space, data, sampler and latency setup")
+    p.add_argument("--study", default="softgate", help="study file giving the space, data, proxy, sampler and latency")
     p.add_argument("--data", help="override the study's data (default: its LSPET path)")
-    p.add_argument("--trials", type=int, help="trials per run (default: the study's)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--sampler", choices=("nsga2", "tpe", "gp"),
-                   help="compare this sampler with random instead of the study's (its options are dropped)")
-    p.add_argument("--population", type=int, help="NSGA-II population (default: the study's sampler options)")
-    p.add_argument("--epochs", type=int, help="proxy epochs (default: the study's proxy)")
-    p.add_argument("--train", type=int, help="training images (default: the study's data.train)")
-    p.add_argument("--val", type=int, help="validation images (default: the study's data.val)")
-    p.add_argument("--input-size", type=int, help="proxy resolution (default: the study's)")
-    p.add_argument("--quick", action="store_true",
-                   help="8 trials per run, population 4, 1 epoch on 64 images, val 32")
-    p.add_argument("--jobs", type=int, default=1, help="(seed, sampler) studies run at a time, one process each")
-    p.add_argument("--cache", default="runs/sampler_quality/objectives.jsonl",
-                   help="objective cache shared by runs and invocations (JSON lines)")
+    p.add_argument("--budget", type=float, help="compute per run in full proxy trainings (default: the study's trials)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--strategies", nargs="+", default=list(DEFAULT_STRATEGIES),
+                   choices=sorted(STRATEGIES) + ["default"])
+    p.add_argument("--quick", action="store_true", help="budget 6, 2 seeds, 2 epochs on 64 images, val 32")
+    p.add_argument("--jobs", type=int, default=1, help="runs (and prefill trainings) at a time, one process each")
+    p.add_argument("--cache", default="runs/sampler_quality/objectives.jsonl", help="objective cache (JSON lines)")
+    p.add_argument("--log", default="runs/sampler_quality/runs.jsonl", help="finished runs (JSON lines)")
     p.add_argument("--out", help="write the figures as JSON here")
     args = p.parse_args(argv)
     if args.quick:
-        args.trials = args.trials or 8
-        args.population = args.population or 4
-        args.epochs, args.train, args.val = 1, 64, 32
+        args.budget = args.budget or 6
+        args.seeds = args.seeds if argv and "--seeds" in argv else [0, 1]
     return args
 
 
@@ -85,154 +105,322 @@ def resolve_data(source: str) -> str:
     return str(REPO / source) if (REPO / source).exists() else source
 
 
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What an objective value depends on: one cache key for every strategy, seed and worker."""
+
+    cfg: StudyConfig
+    data: dict
+    budget: dict
+    cache: str
+
+    @property
+    def key(self) -> str:
+        return digest({"data": self.data, "splits": [self.cfg.data.train_split, self.cfg.data.val_split,
+                                                    self.cfg.data.seed],
+                       "budget": self.budget, "latency": meter_settings(self.cfg.latency.to_dict())})
+
+    @property
+    def image_epochs(self) -> int:
+        """The compute of one full proxy training."""
+        return int(self.budget["epochs"]) * int(self.data["train"])
+
+
+def make_setup(args: argparse.Namespace) -> Setup:
+    cfg = StudyConfig.load(args.study)
+    data = {"source": resolve_data(args.data or cfg.data.source), "train": cfg.data.train, "val": cfg.data.val}
+    budget = cfg.proxy
+    if args.quick:
+        data.update(train=64, val=32)
+        budget = dataclasses.replace(budget, epochs=2, max_seconds=None)
+    return Setup(cfg, data, budget.to_dict(), str(Path(args.cache).resolve()))
+
+
 class Objective:
-    """PCK (proxy) and latency of a sampled arch, cached by arch id in a JSON-lines file.
+    """The full proxy training of an arch (per-epoch PCK curve, latency, seconds), cached by arch id.
 
-    Several processes may share the file: each line is appended with one write, and a process
-    rereads the file before training an arch it has not seen (another may have trained it)."""
+    Several processes share the cache file: each record is one append, and a process rereads the
+    file before training an arch it has not seen (another may have trained it)."""
 
-    def __init__(self, space: SearchSpace, train, val, budget: ProxyBudget, meter: LatencyMeter,
-                 cache_path: Path, setup: dict):
-        self.space, self.train, self.val, self.budget, self.meter = space, train, val, budget, meter
-        self.cache_path = cache_path
-        self.setup = digest(setup)
-        self.cache: dict[str, tuple[float, float] | None] = {}
-        self.trained = 0
-        self.evaluated_s = 0.0
-        self._reload()
+    def __init__(self, setup: Setup):
+        self.setup, self.key = setup, setup.key
+        self.path = Path(setup.cache)
+        self.cache: dict[str, dict] = {}
+        self.trained, self.trained_s = 0, 0.0
+        self._data = None
+        self._meter = None
+        self.reload()
 
-    def _reload(self) -> None:
-        for rec in read_jsonl(self.cache_path):
-            if rec.get("setup") == self.setup:
-                values = None if rec["pck"] is None else (rec["pck"], rec["latency_ms"])
-                self.cache.setdefault(rec["arch_id"], values)  # the first record of an arch wins
+    def reload(self) -> None:
+        for rec in read_jsonl(self.path):
+            if rec.get("setup") == self.key:
+                self.cache.setdefault(rec["arch_id"], rec)  # the first record of an arch wins
 
-    def _store(self, arch_id: str, values: tuple[float, float] | None) -> None:
-        append_jsonl(self.cache_path, {"setup": self.setup, "arch_id": arch_id,
-                                       "pck": None if values is None else values[0],
-                                       "latency_ms": None if values is None else values[1]})
-        self.cache.setdefault(arch_id, values)
+    def _prepared(self):
+        if self._data is None:
+            cfg, d, size = self.setup.cfg, self.setup.data, self.setup.budget["input_size"]
+            self._data = tuple(load_poses(d["source"], split, size, subset=n, seed=cfg.data.seed)
+                               for split, n in ((cfg.data.train_split, d["train"]), (cfg.data.val_split, d["val"])))
+            self._meter = LatencyMeter(**meter_settings(self.setup.cfg.latency.to_dict()))
+        return self._data
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
-        spec = self.space.sample(trial)
-        trial.set_user_attr("arch_id", spec.arch_id)
+    def evaluate(self, arch: dict) -> dict:
+        spec = ArchSpec.from_dict(arch)
         if spec.arch_id not in self.cache:
-            self._reload()
+            self.reload()
         if spec.arch_id not in self.cache:
-            start = time.perf_counter()
-            try:
-                result = train_proxy(spec, self.train, self.val, self.budget, threads=1)
-                latency = self.meter.measure(spec.to_dict())["latency_ms"]
-                self._store(spec.arch_id, (float(result.pck), float(latency)))
-            except NonFiniteLossError:
-                self._store(spec.arch_id, None)
-            self.trained += 1
-            self.evaluated_s += time.perf_counter() - start
-        values = self.cache[spec.arch_id]
-        if values is None:
-            raise NonFiniteLossError(f"arch {spec.arch_id} diverged")
-        return values
+            self._train(spec)
+        return self.cache[spec.arch_id]
+
+    def _train(self, spec: ArchSpec) -> None:
+        train, val = self._prepared()
+        start = time.perf_counter()
+        rec = {"setup": self.key, "arch_id": spec.arch_id, "arch": spec.to_dict()}
+        try:
+            result = train_proxy(spec, train, val, ProxyBudget(**self.setup.budget), threads=1)
+            rec.update(pck=float(result.pck), curve=[float(v) for v in result.val_curve],
+                       train_s=float(result.wall_s), params=int(result.params))
+            rec["latency_ms"] = float(self._meter.measure(spec.to_dict())["latency_ms"])
+        except NonFiniteLossError:
+            rec.update(pck=None, curve=[], train_s=time.perf_counter() - start, latency_ms=None)
+        append_jsonl(self.path, rec)
+        self.cache.setdefault(spec.arch_id, rec)
+        self.trained += 1
+        self.trained_s += time.perf_counter() - start
 
 
-def run_study(job: dict[str, Any]) -> dict[str, Any]:
-    """One (seed, sampler) study of `job["trials"]` trials; in a worker process with --jobs > 1."""
+def prefill(setup: Setup, arch: dict) -> str:
+    """Train one arch into the cache (a worker job: the reference designs every warm start asks)."""
+    torch.set_num_threads(1)
+    Objective(setup).evaluate(arch)
+    return ArchSpec.from_dict(arch).arch_id
+
+
+def strategy_config(setup: Setup, name: str) -> dict[str, Any]:
+    if name != "default":
+        return STRATEGIES[name]
+    cfg = setup.cfg
+    return {"sampler": {"name": cfg.sampler.name, "options": dict(cfg.sampler.options)},
+            "asha": None if cfg.scheduler is None else {"grace_period": cfg.scheduler.grace_period,
+                                                        "reduction_factor": cfg.scheduler.reduction_factor}}
+
+
+def make_sampler(setup: Setup, strategy: dict, seed: int) -> optuna.samplers.BaseSampler:
+    sampler = dataclasses.replace(setup.cfg.sampler, name=strategy["sampler"]["name"], seed=seed,
+                                  options=strategy["sampler"].get("options", {}))
+    return build_sampler(dataclasses.replace(setup.cfg, sampler=sampler))
+
+
+def make_bracket(strategy: dict, epochs: int):
+    """Ray Tune's own ASHA bookkeeping, set up as search/study.py sets up its ASHAScheduler."""
+    if not strategy["asha"]:
+        return None
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    a = strategy["asha"]
+    return _Bracket(min_t=a["grace_period"], max_t=epochs + 1, reduction_factor=a["reduction_factor"], s=0)
+
+
+def stopped_at(bracket, trial_number: int, curve: list[float]) -> int | None:
+    """The epoch at which ASHA stops this trial (replaying its curve), or None if it runs to the end."""
+    if bracket is None:
+        return None
+    from ray.tune.schedulers import TrialScheduler
+
+    trial = types.SimpleNamespace(trial_id=str(trial_number))
+    for epoch, pck in enumerate(curve[:-1], start=1):  # the last epoch ends the trial anyway
+        if bracket.on_result(trial, epoch, pck) == TrialScheduler.STOP:
+            return epoch
+    return None
+
+
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """One (strategy, seed) run under the compute budget; in a worker process with --jobs > 1."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     torch.set_num_threads(1)
-    cfg, seed, name = job["cfg"], job["seed"], job["sampler"]
-    d, budget, lat = job["data"], ProxyBudget(**job["budget"]), cfg.latency
-    train = load_poses(d["source"], cfg.data.train_split, budget.input_size, subset=d["train"], seed=cfg.data.seed)
-    val = load_poses(d["source"], cfg.data.val_split, budget.input_size, subset=d["val"], seed=cfg.data.seed)
-    meter = LatencyMeter(device=lat.device, threads=lat.threads, warmup=lat.warmup, runs=lat.runs,
-                         min_seconds=lat.min_seconds, cache=True)
-    objective = Objective(SearchSpace.from_dict(cfg.space, source=cfg.source), train, val, budget, meter,
-                          Path(job["cache"]), job["setup"])
-    if name == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        sampler = build_sampler(dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, seed=seed)))
+    setup, strategy, seed = job["setup"], job["strategy"], job["seed"]
+    space = SearchSpace.from_dict(setup.cfg.space, source=setup.cfg.source)
+    objective = Objective(setup)
+    study = optuna.create_study(directions=setup.cfg.directions, sampler=make_sampler(setup, strategy, seed))
+    study.set_metric_names(setup.cfg.objective_names)
+    bracket = make_bracket(strategy, int(setup.budget["epochs"]))
+    limit, spent, trials, seen = job["budget"] * setup.image_epochs, 0, [], set()
     start = time.perf_counter()
-    study = optuna.create_study(directions=cfg.directions, sampler=sampler, study_name=f"{name}-{seed}")
-    study.set_metric_names(cfg.objective_names)
-    study.optimize(objective, n_trials=job["trials"], catch=(NonFiniteLossError,))
-    wall = time.perf_counter() - start
-    print(f"seed {seed} {name:7s}: {job['trials']} trials in {wall:.0f}s, {objective.trained} archs trained "
-          f"({objective.evaluated_s:.0f}s), the rest from the cache", flush=True)
-    return {"seed": seed, "sampler": name, "trials": study.get_trials(deepcopy=False),
-            "trained": objective.trained, "evaluated_s": objective.evaluated_s, "wall_s": wall}
+    while spent < limit:
+        trial = study.ask()
+        spec = space.sample(trial)
+        rec = objective.evaluate(spec.to_dict())
+        repeat = spec.arch_id in seen
+        seen.add(spec.arch_id)
+        row = {"number": trial.number, "arch_id": spec.arch_id, "cost": 0, "state": "COMPLETE",
+               "pck": rec["pck"], "latency_ms": rec["latency_ms"]}
+        if rec["pck"] is None:
+            row["state"] = "FAIL"
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            stop = None if repeat else stopped_at(bracket, trial.number, rec["curve"])
+            epochs = stop or len(rec["curve"])
+            row["cost"] = 0 if repeat else epochs * int(setup.data["train"])
+            _tell(study, trial, setup.cfg.objective_names, rec, stop, row)
+        spent += row["cost"]
+        trials.append(row)
+    return {"strategy": job["name"], "seed": seed, "config": strategy, "budget": job["budget"], "setup": setup.key,
+            "trials": trials, "spent": spent, "trained_now": objective.trained,
+            "trained_s": objective.trained_s, "wall_s": time.perf_counter() - start}
+
+
+def _tell(study, trial, names: list[str], rec: dict, stop: int | None, row: dict) -> None:
+    if stop is not None:  # as the study's searcher: PRUNED, its last PCK kept as a user attr
+        row.update(state="PRUNED", pck=rec["curve"][stop - 1])
+        trial.set_user_attr("pck", row["pck"])
+        trial.set_user_attr("pruned_at_epoch", stop)
+        study.tell(trial, state=TrialState.PRUNED)
+        return
+    values = {"pck": rec["pck"], "latency_ms": rec["latency_ms"], "params": rec.get("params")}
+    study.tell(trial, [float(values[n]) for n in names])
+
+
+# -- figures --------------------------------------------------------------------------------------
+def front_points(rows: list[dict]) -> np.ndarray:
+    """(-pck, latency) of the COMPLETE rows: optuna's hypervolume minimises."""
+    pts = [(-r["pck"], r["latency_ms"]) for r in rows if r["state"] == "COMPLETE"]
+    return np.asarray(pts, float).reshape(-1, 2)
+
+
+def hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
+    points = points[(points < ref).all(axis=1)]
+    return float(compute_hypervolume(points, ref)) if len(points) else 0.0
+
+
+def best_under(rows: list[dict], limit: float) -> float:
+    return max((r["pck"] for r in rows if r["state"] == "COMPLETE" and r["latency_ms"] <= limit), default=0.0)
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def paired_tests(a: list[float], b: list[float]) -> dict[str, float]:
+    """Is `a` (the strategy's regret) lower than `b` (random's), seed by seed?"""
+    from scipy import stats
+
+    if len(a) < 2 or all(x == y for x, y in zip(a, b)):
+        return {"t_p": float("nan"), "wilcoxon_p": float("nan")}
+    return {"t_p": float(stats.ttest_rel(a, b).pvalue),
+            "wilcoxon_p": float(stats.wilcoxon(a, b, alternative="less").pvalue)}
+
+
+def figures(results: list[dict], cache: list[dict], strategies: list[str], seeds: list[int]) -> dict:
+    done = [r for r in cache if r.get("pck") is not None]
+    ref = np.array([0.0, 1.1 * max(r["latency_ms"] for r in done)])
+    best = hypervolume(front_points([dict(r, state="COMPLETE") for r in done]), ref)
+    drawn = sorted({t["latency_ms"] for r in results if r["strategy"] == "random" for t in r["trials"]
+                    if t["latency_ms"] is not None})
+    budgets = {q: float(np.percentile(drawn, q)) for q in (25, 50, 75)} if drawn else {}
+    by = {(r["strategy"], r["seed"]): r for r in results}
+    table = {}
+    for name in strategies:
+        runs = [by[(name, s)] for s in seeds]
+        hv = [hypervolume(front_points(r["trials"]), ref) for r in runs]
+        table[name] = {"hv": hv, "regret": [best - h for h in hv],
+                       "trials": [len(r["trials"]) for r in runs], "spent": [r["spent"] for r in runs],
+                       "best_under": {q: [best_under(r["trials"], b) for r in runs] for q, b in budgets.items()}}
+    rnd = table.get("random")
+    for name, row in table.items():
+        if rnd:
+            row["hv_ratio"] = statistics.fmean(row["hv"]) / max(statistics.fmean(rnd["hv"]), 1e-12)
+            row["regret_ratio"] = statistics.fmean(row["regret"]) / max(statistics.fmean(rnd["regret"]), 1e-12)
+            row["tests"] = paired_tests(row["regret"], rnd["regret"])
+    return {"reference_point": ref.tolist(), "best_known_hv": best, "archs_known": len(done),
+            "latency_budgets": budgets, "table": table}
+
+
+def print_figures(fig: dict, args: argparse.Namespace, budget: float, setup: Setup) -> None:
+    print(f"\nbudget {budget:g} full proxy trainings per run ({budget * setup.image_epochs:.0f} image-epochs); "
+          f"seeds {args.seeds}; reference point pck 0, latency {fig['reference_point'][1]:.2f} ms; best known "
+          f"front: HV {fig['best_known_hv']:.4f} over {fig['archs_known']} archs")
+    qs = list(fig["latency_budgets"])
+    head = "  ".join(f"best@p{q}({fig['latency_budgets'][q]:.1f}ms)" for q in qs)
+    print(f"{'strategy':10s} {'trials':>6s} {'HV':>14s} {'regret':>15s} {'regret/rnd':>10s} {'HV/rnd':>6s} "
+          f"{'t-test p':>8s} {'wilcoxon p':>10s}  {head}")
+    for name, row in fig["table"].items():
+        hv, reg = mean_sd(row["hv"]), mean_sd(row["regret"])
+        tests = row.get("tests", {})
+        bests = "  ".join(f"{'%.3f +- %.3f' % mean_sd(row['best_under'][q]):>18s}" for q in qs)
+        print(f"{name:10s} {statistics.fmean(row['trials']):6.1f} {hv[0]:7.4f}+-{hv[1]:.4f} {reg[0]:8.4f}+-{reg[1]:.4f} "
+              f"{row.get('regret_ratio', float('nan')):10.2f} {row.get('hv_ratio', float('nan')):6.3f} "
+              f"{tests.get('t_p', float('nan')):8.3f} {tests.get('wilcoxon_p', float('nan')):10.3f}  {bests}")
+
+
+# -- driver ---------------------------------------------------------------------------------------
+def run_key(job: dict) -> tuple:
+    # a run is known by what it ran, not by its name: `default` shares the runs of its twin (all, ...)
+    return (job["seed"], digest(job["strategy"]), job["budget"], job["setup"].key)
+
+
+def run_all(jobs: list[dict], workers: int, log: Path) -> list[dict]:
+    done = {(r["seed"], digest(r["config"]), r["budget"], r["setup"]): r for r in read_jsonl(log)}
+    todo = list({run_key(j): j for j in jobs if run_key(j) not in done}.values())
+    print(f"{len(jobs) - len(todo)} runs from {log}, {len(todo)} to run", flush=True)
+
+    def finished(res: dict) -> None:
+        append_jsonl(log, res)
+        done[(res["seed"], digest(res["config"]), res["budget"], res["setup"])] = res
+        print(f"  {res['strategy']:9s} seed {res['seed']}: {len(res['trials'])} trials, {res['trained_now']} "
+              f"trained now ({res['trained_s']:.0f}s), run {res['wall_s']:.0f}s", flush=True)
+    if workers > 1:
+        with worker_pool(workers) as pool:
+            for res in pool.map(run_one, todo):
+                finished(res)
+    else:
+        for job in todo:
+            finished(run_one(job))
+    return [dict(done[run_key(j)], strategy=j["name"]) for j in jobs]
+
+
+def prefill_references(setup: Setup, workers: int) -> None:
+    """Train the reference designs first, in parallel: every warm-started run asks for them."""
+    space = SearchSpace.from_dict(setup.cfg.space, source=setup.cfg.source)
+    known = Objective(setup).cache
+    archs = [a for a in references_in_space(space, depths="deepest") if ArchSpec.from_dict(a).arch_id not in known]
+    if not archs:
+        return
+    print(f"prefill: training {len(archs)} reference designs", flush=True)
+    if workers > 1:
+        with worker_pool(workers) as pool:
+            list(pool.map(prefill, [setup] * len(archs), archs))
+    else:
+        for arch in archs:
+            prefill(setup, arch)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = StudyConfig.load(args.study)
-    trials = args.trials or cfg.trials
-    data = {"source": resolve_data(args.data or cfg.data.source),
-            "train": args.train or cfg.data.train, "val": args.val or cfg.data.val}
-    size = args.input_size or cfg.proxy.input_size
-    # the study's budget, time cap included (as in the study, it bounds the slowest archs); the
-    # cache keeps the first value of an arch, so both samplers still see one fixed function
-    budget = dataclasses.replace(cfg.proxy, epochs=args.epochs or cfg.proxy.epochs, input_size=size,
-                                 **({"max_seconds": None} if args.quick else {})).to_dict()
-    sampler = cfg.sampler
-    if args.sampler and args.sampler != sampler.name:
-        sampler = dataclasses.replace(sampler, name=args.sampler, options={})
-    if args.population:
-        sampler = dataclasses.replace(sampler, options={**sampler.options, "population_size": args.population})
-    sampler_cfg = dataclasses.replace(cfg, sampler=sampler)
-    default = sampler.name
-
+    setup = make_setup(args)
+    budget = args.budget or setup.cfg.trials
     t0 = time.perf_counter()
-    for split, n in ((cfg.data.train_split, data["train"]), (cfg.data.val_split, data["val"])):
-        load_poses(data["source"], split, size, subset=n, seed=cfg.data.seed)  # fill the disk cache once
-    print(f"data {data['source']}: train {data['train']}, val {data['val']} at {size} px, {budget['epochs']} "
-          f"epochs (prepared in {time.perf_counter() - t0:.0f}s); {trials} trials per run, seeds {args.seeds}; "
-          f"sampler {default} {sampler.options} vs random; {args.jobs} at a time; "
-          f"cache {args.cache}", flush=True)
-
-    setup = {"data": data, "splits": [cfg.data.train_split, cfg.data.val_split, cfg.data.seed],
-             "budget": budget, "latency": {k: getattr(cfg.latency, k) for k in CACHE_LATENCY_KEYS}}
-    jobs = [{"cfg": sampler_cfg, "seed": seed, "sampler": name, "trials": trials, "data": data, "budget": budget,
-             "cache": str(Path(args.cache).resolve()), "setup": setup}
-            for seed in args.seeds for name in (default, "random")]
-    if args.jobs > 1:
-        with worker_pool(args.jobs) as pool:
-            results = list(pool.map(run_study, jobs))
-    else:
-        results = [run_study(job) for job in jobs]
-    studies: dict[tuple[int, str], optuna.Study] = {}
-    for res in results:
-        study = optuna.create_study(directions=cfg.directions, study_name=f"{res['sampler']}-{res['seed']}")
-        study.add_trials(res["trials"])
-        studies[(res["seed"], res["sampler"])] = study
-    trained = sum(r["trained"] for r in results)
-    evaluated_s = sum(r["evaluated_s"] for r in results)
-
-    values = [t.values for s in studies.values() for t in s.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
-    worst_latency = max(v[1] for v in values)
-    ref = [0.0, 1.1 * worst_latency]
-    rows = []
-    for seed in args.seeds:
-        hv = {name: float(hypervolume_history(studies[(seed, name)], ref)["hypervolume"].iloc[-1])
-              for (s, name) in studies if s == seed}
-        rows.append({"seed": seed, **hv})
-    mean = {name: sum(r[name] for r in rows) / len(rows) for name in (default, "random")}
-    ratio = mean[default] / mean["random"] if mean["random"] > 0 else float("inf")
-
-    print(f"\nhypervolume, reference point pck 0, latency {ref[1]:.3f} ms (worst x 1.1)")
-    print(f"{'seed':>4}  {default:>10}  {'random':>10}  ratio")
-    for r in rows:
-        print(f"{r['seed']:>4}  {r[default]:10.4f}  {r['random']:10.4f}  "
-              f"{r[default] / r['random'] if r['random'] else float('inf'):.3f}")
-    print(f"mean  {mean[default]:10.4f}  {mean['random']:10.4f}  {ratio:.3f}   (target >= 1.10: "
-          f"{'met' if ratio >= 1.10 else 'NOT met'})")
-    print(f"{trained} archs trained in this invocation ({evaluated_s:.0f}s of training and latency), the rest "
-          f"from {args.cache}; total {time.perf_counter() - t0:.0f}s")
+    known_before = sum(1 for r in read_jsonl(Path(args.cache)) if r.get("setup") == setup.key)
+    print(f"data {setup.data}, proxy {setup.budget}; strategies {args.strategies}; seeds {args.seeds}; "
+          f"budget {budget:g} trainings per run; cache {args.cache}", flush=True)
+    if any(strategy_config(setup, n)["sampler"]["name"] == "costaware" for n in args.strategies):
+        prefill_references(setup, args.jobs)
+    # random first: warm and mf replay its draws from the cache
+    order = sorted(args.strategies, key=lambda n: n != "random")
+    jobs = [{"name": n, "strategy": strategy_config(setup, n), "seed": s, "budget": budget, "setup": setup}
+            for n in order for s in args.seeds]
+    results = run_all(jobs, args.jobs, Path(args.log))
+    cache = [r for r in read_jsonl(Path(args.cache)) if r.get("setup") == setup.key]
+    trained_now = len(cache) - known_before
+    fig = figures(results, cache, args.strategies, args.seeds)
+    print_figures(fig, args, budget, setup)
+    print(f"total {time.perf_counter() - t0:.0f}s")
     if args.out:
-        Path(args.out).write_text(json.dumps({
-            "command": " ".join(sys.argv), "trials": trials, "seeds": args.seeds, "data": data,
-            "budget": budget, "sampler": sampler.to_dict(), "reference_point": ref,
-            "per_seed": rows, "mean": mean, "ratio": ratio, "trained_now": trained,
-            "wall_s": time.perf_counter() - t0}, indent=2))
+        Path(args.out).write_text(json.dumps({"command": " ".join(sys.argv), "seeds": args.seeds, "budget": budget,
+                                              "data": setup.data, "proxy": setup.budget,
+                                              "trained_now": trained_now, **fig}, indent=2))
+    if "default" in fig["table"] and "random" in fig["table"]:
+        print(f"regret ratio (default/random) {fig['table']['default']['regret_ratio']:.2f} over {len(args.seeds)} seeds")
     return 0
 
 
