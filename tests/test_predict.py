@@ -58,6 +58,14 @@ def test_limbs_are_coloured_by_side_and_fade_with_an_unsure_joint():
     assert tuple(right) != SIDE_COLOURS["right"] and tuple(right) != GREY   # faded, yet drawn
 
 
+def test_a_joint_without_coordinates_is_left_out_with_its_limbs():
+    joints = np.array([[20.0, 20.0], [np.nan, np.nan], [140.0, 100.0]])
+    img = draw_pose(_blank(), joints, [1, 1, 1], limbs=[(0, 1), (1, 2), (0, 2)], sides=["left", "left", "right"])
+    assert _pixel(img, 80, 60) == SIDE_COLOURS["right"]     # the limb between the two drawn joints
+    drawn = (np.asarray(img) != GREY).any(axis=-1)
+    assert not drawn[:, :8].any() and not drawn[:8, :].any()   # nothing towards (0, 0) or elsewhere
+
+
 def test_skeletons_of_the_formats_and_their_sides():
     lsp = skeleton("lsp")
     names = FORMATS.get("lsp").joint_names

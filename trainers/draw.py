@@ -81,12 +81,14 @@ def draw_pose(image: np.ndarray | Image.Image, joints: np.ndarray, confidences: 
 
     joints (J, 2+) in the image's pixels (pixel i's centre at i); confidences (J,); limbs: joint pairs,
     sides: each limb's "left" / "right" / "centre" (SIDE_COLOURS); joint_sides: each dot's (default centre).
-    A joint below `threshold`, and any limb touching one, is drawn translucent (FADED_ALPHA).
+    A joint below `threshold`, and any limb touching one, is drawn translucent (FADED_ALPHA); a joint with
+    a NaN coordinate (e.g. not annotated) is left out with its limbs.
     """
     base = Image.fromarray(np.asarray(image, dtype=np.uint8)) if isinstance(image, np.ndarray) else image
     base = base.convert("RGBA")
     xy = np.asarray(joints, dtype=np.float64)[:, :2]
     sure = np.asarray(confidences, dtype=np.float64) >= threshold
+    shown = np.isfinite(xy).all(axis=1)
     dot_sides = list(joint_sides) if joint_sides is not None else ["centre"] * len(xy)
     radius, width = _sizes(np.asarray(base).shape)
     overlay = Image.new("RGBA", base.size, (0, 0, 0, 0))
@@ -95,9 +97,9 @@ def draw_pose(image: np.ndarray | Image.Image, joints: np.ndarray, confidences: 
     for confident in (False, True):
         alpha = 255 if confident else FADED_ALPHA
         for (a, b), side in zip(limbs, sides):
-            if bool(sure[a] and sure[b]) == confident:
+            if shown[a] and shown[b] and bool(sure[a] and sure[b]) == confident:
                 pen.line([tuple(xy[a]), tuple(xy[b])], fill=SIDE_COLOURS[side] + (alpha,), width=width)
-        for j in np.flatnonzero(sure == confident):
+        for j in np.flatnonzero((sure == confident) & shown):
             x, y = xy[j]
             pen.ellipse([x - radius, y - radius, x + radius, y + radius], fill=SIDE_COLOURS[dot_sides[j]] + (alpha,),
                         outline=OUTLINE + (alpha,), width=max(1, radius // 3))
