@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -165,23 +166,33 @@ def _record(args: argparse.Namespace, spec: ArchSpec, inputs: Inputs, k: int, si
     original = inputs.originals[k]
     return {"image": str(original.resolve()) if original is not None else None, "name": inputs.poses.names[k],
             "arch_id": spec.arch_id, "weights": str(args.weights), "format": inputs.fmt,
-            "input_size": size, "flip": bool(args.flip), "box": list(inputs.box) if inputs.box else None, "threshold": args.threshold,
+            "input_size": size, "flip": bool(args.flip), "box": list(inputs.box) if inputs.box else None,
+            "threshold": args.threshold,
             "crop_affine": inputs.poses.affine[k].tolist(),
             "joint_names": list(FORMATS.get(inputs.fmt).joint_names),
             "joints": np.round(joints[:, :2].astype(np.float64), 2).tolist(),
             "confidences": np.round(conf.astype(np.float64), 4).tolist()}
 
 
+def _original(inputs: Inputs, k: int) -> Image.Image | np.ndarray:
+    """The image the k-th prediction is drawn on (decoded fully here; the crop used a reduced draft)."""
+    path = inputs.originals[k]
+    if path is None:
+        return np.asarray(inputs.poses.images[k])
+    with Image.open(path) as img:
+        return img.convert("RGB")
+
+
 def write_outputs(args: argparse.Namespace, spec: ArchSpec, inputs: Inputs, size: int,
                   joints: np.ndarray, conf: np.ndarray) -> None:
+    """DIR/NAME.png (the skeleton on the original image) and DIR/NAME.json for every input."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     skel = skeleton(inputs.fmt)
     for k, stem in enumerate(_out_names(inputs.poses.names)):
-        original = inputs.originals[k]
-        image = Image.open(original).convert("RGB") if original is not None else inputs.poses.images[k]
-        png = draw_pose(image, joints[k], conf[k], skel.limbs, skel.sides, args.threshold, skel.joint_sides)
-        atomic_write(out / f"{stem}.png", lambda tmp: png.save(tmp, format="PNG"))
+        png = draw_pose(_original(inputs, k), joints[k], conf[k], skel.limbs, skel.sides, args.threshold,
+                        skel.joint_sides)
+        atomic_write(out / f"{stem}.png", partial(png.save, format="PNG"))
         save_json(_record(args, spec, inputs, k, size, joints[k], conf[k]), out / f"{stem}.json")
         sure = int((conf[k] >= args.threshold).sum())
         print(f"wrote {out / stem}.png and .json: {sure}/{len(conf[k])} joints at confidence >= {args.threshold}")
