@@ -2,7 +2,7 @@
 
     python launch.py --study softgate            run a study (the main job)
     python launch.py profile --arch bulat-sgsc   params, FLOPs, latency
-    python launch.py onnx / train / evaluate / export / report / finalize / dashboard ...
+    python launch.py onnx / train / evaluate / predict / export / report / finalize / dashboard ...
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help="show Ray's own progress tables")
     sub = parser.add_subparsers(dest="command")
     _network_commands(sub)
+    _predict_command(sub)
     _study_commands(sub, _study_args(argparse.SUPPRESS))
     return parser
 
@@ -83,6 +84,24 @@ def _network_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-bad", action="store_true")
 
 
+def _predict_command(sub: argparse._SubParsersAction) -> None:
+    """predict: saved weights on images, the skeleton drawn on each (search/commands/predict.py)."""
+    p = sub.add_parser("predict", help="draw predicted poses on images (PNG) and write the joints (JSON)")
+    p.add_argument("--arch", required=True)
+    p.add_argument("--weights", required=True)
+    p.add_argument("--image", nargs="+", help="image files; the person crop is the whole image (or --box)")
+    p.add_argument("--box", help="x,y,w,h: the person's box in pixels, for every --image given")
+    p.add_argument("--data", help="a dataset (as for train): its own person boxes and crops")
+    p.add_argument("--split", help="split of --data (default test)")
+    p.add_argument("--n", type=int, help="the first N records of the split (default 4)")
+    p.add_argument("--out", required=True, help="folder for one NAME.png and NAME.json per image")
+    p.add_argument("--flip", action="store_true", help="flip test: average with the mirrored image")
+    p.add_argument("--threshold", type=float,
+                   help="joints whose heatmap peak is below this are drawn faded (default: trainers.draw's, 0.2)")
+    p.add_argument("--input-size", type=int, help="input resolution (default: the spec's)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
+
+
 def _study_commands(sub: argparse._SubParsersAction, study_args: argparse.ArgumentParser) -> None:
     """The commands about a study that ran: export, report, finalize, dashboard."""
     p = sub.add_parser("export", help="write the Pareto-optimal architectures as YAML", parents=[study_args])
@@ -110,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None and not args.study:
-        parser.error("give --study NAME to run a study, or a command (profile, onnx, train, evaluate, export, "
-                     "report, finalize, dashboard)")
+        parser.error("give --study NAME to run a study, or a command (profile, onnx, train, evaluate, predict, "
+                     "export, report, finalize, dashboard)")
     if args.command in STUDY_COMMANDS and not args.study:
         parser.error(f"{args.command} needs --study NAME")
     from search.commands import run_command

@@ -15,6 +15,7 @@ import yaml
 
 import launch
 from helpers import SMOKE, study_file
+from helpers import TINY as TINY_DICT
 
 SECRET = "p@ss/w?rd"
 
@@ -64,6 +65,30 @@ def _smoke_export(tmp: Path) -> Path:
 def _export_and_coco_without_test(tmp: Path) -> str:
     _smoke_export(tmp)
     return _coco([], [])(tmp)
+
+
+def _weights(tmp: Path, arch: str | dict = "bulat-sgsc-tiny") -> str:
+    """Untrained weights (a bare state_dict) of a preset or an arch dict, as predict's --weights."""
+    import torch
+
+    from space.model import build_model
+    from space.spec import ArchSpec, load_arch
+
+    spec = load_arch(arch) if isinstance(arch, str) else ArchSpec.from_dict(arch)
+    torch.save(build_model(spec).state_dict(), tmp / "w.pt")
+    return str(tmp / "w.pt")
+
+
+def _weights_and_text_image(tmp: Path) -> str:
+    (tmp / "bad.jpg").write_text("not a JPEG")
+    return _weights(tmp)
+
+
+def _weights_and_image(tmp: Path) -> str:
+    from PIL import Image
+
+    Image.new("RGB", (40, 30)).save(tmp / "a.png")
+    return _weights(tmp)
 
 
 HUGE_ARCH = ("version: 1\nstacks: 8\nwidth: 2048\ndepth: 4\njoints: 14\ninput_size: 4096\n"
@@ -136,6 +161,26 @@ CASES: dict[str, tuple[Callable[[Path], str | None] | None, list[str]]] = {
     "evaluate missing weights": (None, ["evaluate", "--arch", TINY, "--weights", "none.pt", "--data", "synthetic"]),
     "evaluate weights not a checkpoint": (_write("w.pt", "not a checkpoint"),
                                           ["evaluate", "--arch", TINY, "--weights", "{p}", "--data", "synthetic"]),
+    "predict missing image file": (_weights, ["predict", "--arch", TINY, "--weights", "{p}", "--image", "none.jpg",
+                                              "--out", "o"]),
+    "predict unreadable image": (_weights_and_text_image, ["predict", "--arch", TINY, "--weights", "{p}",
+                                                           "--image", "bad.jpg", "--out", "o"]),
+    "predict --box with 3 numbers": (_weights_and_image, ["predict", "--arch", TINY, "--weights", "{p}",
+                                                          "--image", "a.png", "--box", "1,2,3", "--out", "o"]),
+    "predict --box of width 0": (_weights_and_image, ["predict", "--arch", TINY, "--weights", "{p}",
+                                                      "--image", "a.png", "--box", "1,2,0,5", "--out", "o"]),
+    "predict weights of another arch": (lambda t: (_weights_and_image(t), _weights(t, TINY_DICT))[1],
+                                        ["predict", "--arch", TINY, "--weights", "{p}", "--image", "a.png",
+                                         "--out", "o"]),
+    "predict both --image and --data": (None, ["predict", "--arch", TINY, "--weights", "w.pt", "--image", "a.png",
+                                               "--data", "synthetic", "--out", "o"]),
+    "predict neither --image nor --data": (None, ["predict", "--arch", TINY, "--weights", "w.pt", "--out", "o"]),
+    "predict unknown split": (_weights, ["predict", "--arch", TINY, "--weights", "{p}", "--data", "synthetic",
+                                         "--split", "nosuch", "--out", "o"]),
+    "predict --n 0": (None, ["predict", "--arch", TINY, "--weights", "w.pt", "--data", "synthetic", "--n", "0",
+                             "--out", "o"]),
+    "predict --out is a file": (_weights_and_image, ["predict", "--arch", TINY, "--weights", "{p}",
+                                                     "--image", "a.png", "--out", "a.png"]),
     # study tools
     "export of a study never run": (None, ["export", "--study", "never-ran"]),
     "report of a study never run": (None, ["report", "--study", "never-ran"]),

@@ -229,11 +229,10 @@ def load_weights(path: str | Path, spec: ArchSpec) -> tuple[dict, ArchSpec]:
     raise ConfigError("neither a checkpoint nor a state_dict", source=str(path), field="weights")
 
 
-def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str = "test", *,
-                     input_size: int | None = None, flip: bool = False, device: str | None = None,
-                     skip_bad: bool = False) -> dict:
-    """Score saved weights on a split; returns the JSON-ready result (metrics, per joint, names)."""
-    size = input_size or spec.input_size
+def load_model(spec: ArchSpec, weights: str | Path, size: int) -> tuple[torch.nn.Module, ArchSpec]:
+    """(the network of `spec` at `size` px with `weights` loaded, on the CPU; the spec of those weights).
+
+    See `load_weights`; weights that do not fit the network are a one-line ConfigError."""
     state, spec = load_weights(weights, spec)
     try:
         model = build_model(spec, input_size=size)
@@ -244,6 +243,15 @@ def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str 
     except RuntimeError as err:
         raise ConfigError(f"weights do not fit arch {spec.arch_id} ({str(err).splitlines()[0]})",
                           source=str(weights), field="weights") from None
+    return model, spec
+
+
+def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str = "test", *,
+                     input_size: int | None = None, flip: bool = False, device: str | None = None,
+                     skip_bad: bool = False) -> dict:
+    """Score saved weights on a split; returns the JSON-ready result (metrics, per joint, names)."""
+    size = input_size or spec.input_size
+    model, spec = load_model(spec, weights, size)
     dev = resolve_device(device)
     model.to(dev)
     poses = load_poses(data, split, size, skip_bad=skip_bad)

@@ -14,6 +14,7 @@ COMMANDS = {
     "onnx": "onnx",
     "train": "train",
     "evaluate": "evaluate",
+    "predict": "predict",
     "export": "export",
     "report": "report",
     "dashboard": "dashboard",
