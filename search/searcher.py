@@ -125,6 +125,12 @@ class StorageSearcher(Searcher):
             self.study.tell(trial, state=TrialState.FAIL)
             self._progress(trial.number, None, one_line(err))
             return None
+        # `latency.cache: false` asks for a fresh measurement per trial, so it trains again too
+        reuse = self.cfg.latency.cache and not self.cfg.seeds
+        earlier = self._trained_before(spec.arch_id) if reuse else None
+        if earlier is not None:
+            self._reuse(trial, spec, earlier)
+            return None
         self.live[trial_id] = trial
         self._asking = None
         config = self._trial_config(trial, spec)
@@ -174,6 +180,26 @@ class StorageSearcher(Searcher):
         if cached:
             config["latency"] = cached
         return config
+
+    def _trained_before(self, arch_id: str) -> optuna.trial.FrozenTrial | None:
+        # proxies are seeded, so training an arch again gives its first result again (grid studies
+        # with `seeds:` train one arch per seed on purpose, and are not asked here)
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get("arch_id") == arch_id:
+                return t
+        return None
+
+    def _reuse(self, trial: optuna.Trial, spec: Any, earlier: optuna.trial.FrozenTrial) -> None:
+        """An arch this study already trained is not trained again: the trial takes the earlier result."""
+        self._trial_config(trial, spec)
+        for key, value in earlier.user_attrs.items():
+            trial.set_user_attr(key, value)
+        for key, value in (earlier.user_attrs.get("constraints") or {}).items():
+            trial.set_constraint(key, value)
+        trial.set_user_attr("reused_from", earlier.number)
+        self.study.tell(trial, list(earlier.values))
+        self._asking = None
+        self._progress(trial.number, list(earlier.values), None)
 
     def _cached_latency(self, arch_id: str) -> dict | None:
         from search.latency import LATENCY_KEYS

@@ -107,8 +107,9 @@ def fit_gp(x: np.ndarray, y: np.ndarray, seed: int | None):
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
-    kernel = ConstantKernel(1.0) * Matern(length_scale=np.ones(x.shape[1]) * 2.0, nu=2.5,
-                                          length_scale_bounds=(0.1, 100.0)) + WhiteKernel(0.05, (1e-4, 1.0))
+    # one length scale for all inputs: with 10-40 points, one per input (ARD) overfits (docs/search.md)
+    kernel = ConstantKernel(1.0) * Matern(length_scale=3.0, nu=2.5, length_scale_bounds=(0.1, 100.0)) \
+        + WhiteKernel(0.05, (1e-4, 1.0))
     gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings on a handful of points

@@ -1,5 +1,5 @@
-"""benchmarks/sampler_quality.py on the smoke space: the objective cache makes the comparison one
-fixed function, shared by the runs and reused by a rerun (also from parallel worker processes)."""
+"""benchmarks/sampler_quality.py on the smoke space: equal compute, one cache shared by every
+strategy and worker, ASHA replayed from the cached curves, and a rerun that trains nothing."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,30 +12,50 @@ from helpers import REPO, study_file
 
 _spec = importlib.util.spec_from_file_location("sampler_quality", REPO / "benchmarks/sampler_quality.py")
 sq = importlib.util.module_from_spec(_spec)
+sys.modules["sampler_quality"] = sq  # its dataclasses look their module up there
 _spec.loader.exec_module(sq)
 
 
-def test_runs_share_one_cache_and_a_rerun_trains_nothing(tmp_path: Path) -> None:
-    study = study_file(tmp_path, "sq", proxy={"epochs": 1})  # the smoke space has 4 archs (2 widths x 2 gates)
-    cache, first, second = tmp_path / "objectives.jsonl", tmp_path / "first.json", tmp_path / "second.json"
-    args = ["--study", str(study), "--trials", "3", "--seeds", "0", "1", "--cache", str(cache)]
+def test_strategies_at_equal_compute_share_one_cache_and_a_rerun_trains_nothing(tmp_path: Path) -> None:
+    # the smoke space has 4 archs (2 widths x 2 gates); the paper's design is 2 of them
+    study = study_file(tmp_path, "sq", proxy={"epochs": 2}, sampler={"name": "costaware", "options": {"startup": 1}})
+    cache, log, first, second = (tmp_path / n for n in ("objectives.jsonl", "runs.jsonl", "first.json", "second.json"))
+    args = ["--study", str(study), "--budget", "3", "--seeds", "0", "1", "--cache", str(cache), "--log", str(log),
+            "--strategies", "random", "default", "warm", "mf"]
     assert sq.main(args + ["--out", str(first)]) == 0
     a = json.loads(first.read_text())
-    assert 1 <= a["trained_now"] <= 4  # 12 trials, but never one arch trained twice
+    assert 1 <= a["trained_now"] <= 4 and a["archs_known"] == a["trained_now"]  # never one arch trained twice
     assert len(cache.read_text().splitlines()) == a["trained_now"]
-    assert {r["seed"] for r in a["per_seed"]} == {0, 1} and a["ratio"] > 0
+    table = a["table"]
+    assert set(table) == {"random", "default", "warm", "mf"}
+    image_epochs = 2 * 64  # one full proxy training: epochs x training images
+    for name, row in table.items():
+        assert all(s >= 3 * image_epochs for s in row["spent"]), name            # each run used its budget
+        assert all(0.0 <= r <= a["best_known_hv"] + 1e-12 for r in row["regret"]), name
+    assert table["random"]["regret_ratio"] == 1.0
+    assert len(log.read_text().splitlines()) == 8  # 4 strategies x 2 seeds
 
     cache.write_text(cache.read_text() + '{"setup": "torn')  # as if killed while writing
-    subprocess.run([sys.executable, str(REPO / "benchmarks/sampler_quality.py"), *args, "--jobs", "2",
-                    "--out", str(second)], cwd=REPO, check=True, capture_output=True, timeout=300)
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks/sampler_quality.py"), *args, "--jobs", "2",
+                          "--out", str(second)], cwd=REPO, check=True, capture_output=True, text=True, timeout=300)
     b = json.loads(second.read_text())
-    assert b["trained_now"] == 0  # seeded samplers replay their choices on the cached values
-    assert b["per_seed"] == a["per_seed"] and b["reference_point"] == a["reference_point"]
+    assert b["trained_now"] == 0 and "8 runs from" in out.stdout
+    assert b["table"] == a["table"] and b["reference_point"] == a["reference_point"]
+    assert out.stdout.strip().splitlines()[-1].startswith("regret ratio (default/random) ")
+    assert out.stdout.strip().splitlines()[-1].endswith(" over 2 seeds")
 
-    # a study setting that does not change a measured value keeps the cache valid
-    paused = study_file(tmp_path, "sq-paused", proxy={"epochs": 1}, latency={"pause_trials": False})
-    assert sq.main(["--study", str(paused), *args[2:], "--out", str(second)]) == 0
-    assert json.loads(second.read_text())["trained_now"] == 0
 
-    other = sq.main(args + ["--epochs", "2", "--seeds", "0", "--out", str(first)])  # another budget: not reused
-    assert other == 0 and json.loads(first.read_text())["trained_now"] >= 1
+def test_asha_replay_stops_a_weak_curve_as_ray_does() -> None:
+    bracket = sq.make_bracket({"asha": {"grace_period": 1, "reduction_factor": 2}}, epochs=6)
+    assert sq.stopped_at(bracket, 0, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) is None   # the first trial sets the rungs
+    assert sq.stopped_at(bracket, 1, [0.05, 0.1, 0.1, 0.1, 0.1, 0.1]) == 1     # below the rung-1 median
+    assert sq.stopped_at(bracket, 2, [0.2, 0.3, 0.4, 0.5, 0.6, 0.7]) is None   # above every rung
+    assert sq.stopped_at(None, 3, [0.0] * 6) is None                           # no scheduler: never stopped
+
+
+def test_regret_and_best_under_a_latency_budget() -> None:
+    rows = [{"state": "COMPLETE", "pck": 0.2, "latency_ms": 10.0}, {"state": "COMPLETE", "pck": 0.3, "latency_ms": 20.0},
+            {"state": "PRUNED", "pck": 0.9, "latency_ms": 5.0}]
+    ref = sq.np.array([0.0, 40.0])
+    assert sq.hypervolume(sq.front_points(rows), ref) == 0.2 * 10 + 0.3 * 20  # the pruned trial is not on the front
+    assert sq.best_under(rows, 15.0) == 0.2 and sq.best_under(rows, 4.0) == 0.0

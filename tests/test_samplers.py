@@ -94,3 +94,22 @@ def test_smoke_study_with_a_sampler_by_import_path(tmp_path):
     assert len(trials) == 2 and all(t.state.name == "COMPLETE" for t in trials)
     assert {(t.user_attrs["arch"]["width"], t.user_attrs["arch"]["gate"]) for t in trials} == {(32, "identity")}
     assert study.user_attrs["config"]["sampler"] == {"name": PLUGIN, "seed": 0, "options": {"index": 1}}
+
+
+def test_an_arch_trained_before_in_the_study_is_not_trained_again(tmp_path):
+    # the plugin sampler picks the same arch every time; one trial at a time: the first trains,
+    # the others take its result (proxies are seeded, so a second training would repeat it)
+    path = study_file(tmp_path, "again", trials=3, concurrency=1, export={"auto": False},
+                      sampler={"name": PLUGIN, "seed": 0, "options": {"index": 0}})
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, str(REPO / "launch.py"), "--study", str(path), "--out", str(out)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = sorted(optuna.load_study(study_name="again", storage=f"sqlite:///{out / 'study.db'}").get_trials(),
+                    key=lambda t: t.number)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert "reused_from" not in trials[0].user_attrs
+    assert [t.user_attrs.get("reused_from") for t in trials[1:]] == [0, 0]
+    assert all(t.values == trials[0].values for t in trials[1:])
+    assert all(t.user_attrs["pck_curve"] == trials[0].user_attrs["pck_curve"] for t in trials[1:])
