@@ -4,10 +4,14 @@
     python benchmarks/sampler_quality.py --jobs 2 --budget 20        # what docs/results.md reports
     python benchmarks/sampler_quality.py --quick                     # minutes: tiny proxy, 2 seeds
 
-Every strategy gets the same compute per run: `--budget` full proxy trainings' worth of
-image-epochs (default: the study's `trials`; 1 = the study's proxy epochs x its training images).
-A trial stopped early by ASHA costs only the epochs it ran, and a trial that repeats an
-architecture already trained in the same run costs nothing (the study reuses such results too).
+Every strategy gets the same compute per run: `--budget` N is N x the proxy's time cap
+(`proxy.max_seconds`, 75 s for softgate; `--unit-seconds` otherwise) of training seconds, each
+trial charged the seconds its training took (measured once, when the arch was first trained, and
+kept in the cache, so the charge is the same for every strategy and seed). Seconds, not
+image-epochs: under the time cap a small arch completes more epochs than a large one in the same
+time, so image-epochs would charge fast archs more. A trial stopped early by ASHA costs the
+fraction of its training's seconds up to that epoch, and a trial that repeats an architecture
+already trained in the same run costs nothing (the study reuses such results too).
 
 Strategies (`--strategies`): `random`; `nsga2` (the previous default); the cost-aware sampler's
 parts alone and together, `warm` (reference designs first, then random), `cost` (cost-aware
@@ -75,6 +79,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "warm+cost": {"sampler": {"name": "costaware", "options": {}}, "asha": None},
     "all": {"sampler": {"name": "costaware", "options": {}}, "asha": ASHA},
 }
+MAX_REPEATS = 50  # a run ends after this many trials in a row of archs it already has
 DEFAULT_STRATEGIES = ("random", "default", "warm", "cost", "mf", "all")
 
 
@@ -82,11 +87,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--study", default="softgate", help="study file giving the space, data, proxy, sampler and latency")
     p.add_argument("--data", help="override the study's data (default: its LSPET path)")
-    p.add_argument("--budget", type=float, help="compute per run in full proxy trainings (default: the study's trials)")
+    p.add_argument("--budget", type=float, help="training seconds per run, in units of the proxy's max_seconds "
+                   "(default: the study's trials)")
+    p.add_argument("--unit-seconds", type=float, help="seconds per budget unit (default: proxy.max_seconds)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--strategies", nargs="+", default=list(DEFAULT_STRATEGIES),
                    choices=sorted(STRATEGIES) + ["default"])
-    p.add_argument("--quick", action="store_true", help="budget 6, 2 seeds, 2 epochs on 64 images, val 32")
+    p.add_argument("--quick", action="store_true", help="budget 6 x 5 s, 2 seeds, 2 epochs on 64 images, val 32")
     p.add_argument("--jobs", type=int, default=1, help="runs (and prefill trainings) at a time, one process each")
     p.add_argument("--cache", default="runs/sampler_quality/objectives.jsonl", help="objective cache (JSON lines)")
     p.add_argument("--log", default="runs/sampler_quality/runs.jsonl", help="finished runs (JSON lines)")
@@ -113,6 +120,7 @@ class Setup:
     data: dict
     budget: dict
     cache: str
+    unit_s: float        # seconds of training per unit of --budget
 
     @property
     def key(self) -> str:
@@ -120,10 +128,6 @@ class Setup:
                                                     self.cfg.data.seed],
                        "budget": self.budget, "latency": meter_settings(self.cfg.latency.to_dict())})
 
-    @property
-    def image_epochs(self) -> int:
-        """The compute of one full proxy training."""
-        return int(self.budget["epochs"]) * int(self.data["train"])
 
 
 def make_setup(args: argparse.Namespace) -> Setup:
@@ -133,7 +137,11 @@ def make_setup(args: argparse.Namespace) -> Setup:
     if args.quick:
         data.update(train=64, val=32)
         budget = dataclasses.replace(budget, epochs=2, max_seconds=None)
-    return Setup(cfg, data, budget.to_dict(), str(Path(args.cache).resolve()))
+        args.unit_seconds = args.unit_seconds or 5.0
+    unit = args.unit_seconds or budget.max_seconds
+    if not unit:
+        raise SystemExit("error: the proxy has no max_seconds: give --unit-seconds")
+    return Setup(cfg, data, budget.to_dict(), str(Path(args.cache).resolve()), float(unit))
 
 
 class Objective:
@@ -245,9 +253,10 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     study = optuna.create_study(directions=setup.cfg.directions, sampler=make_sampler(setup, strategy, seed))
     study.set_metric_names(setup.cfg.objective_names)
     bracket = make_bracket(strategy, int(setup.budget["epochs"]))
-    limit, spent, trials, seen = job["budget"] * setup.image_epochs, 0, [], set()
+    limit, spent, trials, seen = job["budget"] * setup.unit_s, 0.0, [], set()
     start = time.perf_counter()
-    while spent < limit:
+    repeats = 0  # in a row: a small space can be used up before the budget is
+    while spent < limit and repeats < MAX_REPEATS:
         trial = study.ask()
         spec = space.sample(trial)
         rec = objective.evaluate(spec.to_dict())
@@ -255,15 +264,16 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         seen.add(spec.arch_id)
         row = {"number": trial.number, "arch_id": spec.arch_id, "cost": 0, "state": "COMPLETE",
                "pck": rec["pck"], "latency_ms": rec["latency_ms"]}
-        if rec["pck"] is None:
-            row["state"] = "FAIL"
+        if rec["pck"] is None:  # diverged: its training still cost its seconds
+            row.update(state="FAIL", cost=0.0 if repeat else float(rec["train_s"]))
             study.tell(trial, state=TrialState.FAIL)
         else:
             stop = None if repeat else stopped_at(bracket, trial.number, rec["curve"])
-            epochs = stop or len(rec["curve"])
-            row["cost"] = 0 if repeat else epochs * int(setup.data["train"])
+            share = (stop or len(rec["curve"])) / max(len(rec["curve"]), 1)
+            row["cost"] = 0.0 if repeat else share * float(rec["train_s"])
             _tell(study, trial, setup.cfg.objective_names, rec, stop, row)
         spent += row["cost"]
+        repeats = repeats + 1 if repeat else 0
         trials.append(row)
     return {"strategy": job["name"], "seed": seed, "config": strategy, "budget": job["budget"], "setup": setup.key,
             "trials": trials, "spent": spent, "trained_now": objective.trained,
@@ -301,6 +311,11 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def ratio(a: float, b: float) -> float:
+    # both fronts complete (a small space): equally good
+    return a / b if b > 1e-12 else (1.0 if a <= 1e-12 else float("inf"))
+
+
 def paired_tests(a: list[float], b: list[float]) -> dict[str, float]:
     """Is `a` (the strategy's regret) lower than `b` (random's), seed by seed?"""
     from scipy import stats
@@ -330,14 +345,14 @@ def figures(results: list[dict], cache: list[dict], strategies: list[str], seeds
     for name, row in table.items():
         if rnd:
             row["hv_ratio"] = statistics.fmean(row["hv"]) / max(statistics.fmean(rnd["hv"]), 1e-12)
-            row["regret_ratio"] = statistics.fmean(row["regret"]) / max(statistics.fmean(rnd["regret"]), 1e-12)
+            row["regret_ratio"] = ratio(statistics.fmean(row["regret"]), statistics.fmean(rnd["regret"]))
             row["tests"] = paired_tests(row["regret"], rnd["regret"])
     return {"reference_point": ref.tolist(), "best_known_hv": best, "archs_known": len(done),
             "latency_budgets": budgets, "table": table}
 
 
 def print_figures(fig: dict, args: argparse.Namespace, budget: float, setup: Setup) -> None:
-    print(f"\nbudget {budget:g} full proxy trainings per run ({budget * setup.image_epochs:.0f} image-epochs); "
+    print(f"\nbudget {budget:g} x {setup.unit_s:g} s = {budget * setup.unit_s:.0f} s of proxy training per run; "
           f"seeds {args.seeds}; reference point pck 0, latency {fig['reference_point'][1]:.2f} ms; best known "
           f"front: HV {fig['best_known_hv']:.4f} over {fig['archs_known']} archs")
     qs = list(fig["latency_budgets"])
@@ -402,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     known_before = sum(1 for r in read_jsonl(Path(args.cache)) if r.get("setup") == setup.key)
     print(f"data {setup.data}, proxy {setup.budget}; strategies {args.strategies}; seeds {args.seeds}; "
-          f"budget {budget:g} trainings per run; cache {args.cache}", flush=True)
+          f"budget {budget:g} x {setup.unit_s:g} s of training per run; cache {args.cache}", flush=True)
     if any(strategy_config(setup, n)["sampler"]["name"] == "costaware" for n in args.strategies):
         prefill_references(setup, args.jobs)
     # random first: warm and mf replay its draws from the cache

@@ -66,15 +66,16 @@ class Encoder:
         self.columns = [(k, v) for k in AXES for v in space.axes.get(k, ()) if len(space.axes[k]) > 1]
 
     def onehot(self, arch: Mapping[str, Any]) -> np.ndarray:
-        def value(key: str) -> Any:
-            v = arch.get(key)
-            return tuple(v) if isinstance(v, list) else v
-        return np.array([1.0 if value(k) == (tuple(v) if isinstance(v, list) else v) else 0.0
-                         for k, v in self.columns])
+        return np.array([1.0 if _plain(k, arch.get(k)) == _plain(k, v) else 0.0 for k, v in self.columns])
 
     def matrix(self, archs: Sequence[Mapping], costs: Sequence[Mapping]) -> np.ndarray:
         logs = np.array([[math.log(c["params"]), math.log(c["flops"])] for c in costs]).reshape(-1, 2)
         return np.hstack([np.array([self.onehot(a) for a in archs]).reshape(len(archs), -1), logs])
+
+
+def _plain(key: str, value: Any) -> Any:
+    # splits come as ["1/2", "1/4", "1/4"] in arch dicts and as Fractions in the space: compare keys
+    return split_key(value) if key == "branch_split" and value is not None else value
 
 
 _COSTS: dict[str, dict[str, float]] = {}  # by arch id: a worker's later studies ask for the same archs

@@ -20,7 +20,7 @@ def test_strategies_at_equal_compute_share_one_cache_and_a_rerun_trains_nothing(
     # the smoke space has 4 archs (2 widths x 2 gates); the paper's design is 2 of them
     study = study_file(tmp_path, "sq", proxy={"epochs": 2}, sampler={"name": "costaware", "options": {"startup": 1}})
     cache, log, first, second = (tmp_path / n for n in ("objectives.jsonl", "runs.jsonl", "first.json", "second.json"))
-    args = ["--study", str(study), "--budget", "3", "--seeds", "0", "1", "--cache", str(cache), "--log", str(log),
+    args = ["--study", str(study), "--budget", "3", "--unit-seconds", "5", "--seeds", "0", "1", "--cache", str(cache), "--log", str(log),
             "--strategies", "random", "default", "warm", "mf"]
     assert sq.main(args + ["--out", str(first)]) == 0
     a = json.loads(first.read_text())
@@ -28,12 +28,13 @@ def test_strategies_at_equal_compute_share_one_cache_and_a_rerun_trains_nothing(
     assert len(cache.read_text().splitlines()) == a["trained_now"]
     table = a["table"]
     assert set(table) == {"random", "default", "warm", "mf"}
-    image_epochs = 2 * 64  # one full proxy training: epochs x training images
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    for run in runs:  # each run used its budget (3 x 5 s), or the space's 4 archs ran out first
+        assert run["spent"] >= 3 * 5.0 or len({t["arch_id"] for t in run["trials"]}) == 4, run["strategy"]
     for name, row in table.items():
-        assert all(s >= 3 * image_epochs for s in row["spent"]), name            # each run used its budget
         assert all(0.0 <= r <= a["best_known_hv"] + 1e-12 for r in row["regret"]), name
     assert table["random"]["regret_ratio"] == 1.0
-    assert len(log.read_text().splitlines()) == 8  # 4 strategies x 2 seeds
+    assert len(runs) == 8  # 4 strategies x 2 seeds
 
     cache.write_text(cache.read_text() + '{"setup": "torn')  # as if killed while writing
     out = subprocess.run([sys.executable, str(REPO / "benchmarks/sampler_quality.py"), *args, "--jobs", "2",
