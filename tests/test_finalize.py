@@ -152,3 +152,26 @@ def test_finalize_end_to_end_then_resume_after_kill(tmp_path):
     assert "finished earlier" in done.stdout
     assert "dominated by" in done.stdout or "beats it" in done.stdout
     _check_outputs(out)
+
+
+def test_a_relative_data_path_reaches_the_ray_workers_absolute(tmp_path, monkeypatch):
+    # Ray Tune runs each trial in its own folder: a relative --data must be made absolute first
+    from test_data import write_lspet
+
+    write_lspet(tmp_path / "data" / "lspet", n=1006)
+    out = tmp_path / "run"
+    assert launch.main(["--study", "smoke", "--out", str(out)]) == 0
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run_tune(runs, job, *args, **kwargs):
+        seen["data"] = job.data
+        raise Stop
+    monkeypatch.setattr(fin, "run_tune", fake_run_tune)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Stop):
+        launch.main(["finalize", "--study", str(REPO / "studies/smoke.yaml"), "--out", str(out), "--epochs", "1",
+                     "--data", "data/lspet"])
+    assert seen["data"] == str((tmp_path / "data" / "lspet").resolve())

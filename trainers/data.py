@@ -81,6 +81,15 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SOFTGATE_CACHE") or Path.home() / ".cache" / "softgate-nas")
 
 
+def absolute_data(data: str) -> str:
+    """The same data string with its path made absolute: workers that run in another folder (Ray
+    Tune trials run in their trial folder) must find the dataset a relative path named here."""
+    fmt, path, _ = parse_data(data)
+    if path is None:
+        return data
+    return f"{fmt}:{path.resolve()}" if fmt else str(path.resolve())
+
+
 def parse_data(data: str) -> tuple[str, Path | None, int | None]:
     """'synthetic[:N]' | PATH | FORMAT:PATH -> (format or '' to detect, path, synthetic N)."""
     if not data or not str(data).strip():

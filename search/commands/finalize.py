@@ -11,6 +11,7 @@ from search import finalize as fin
 from search.config import StudyConfig
 from search.export import find_study_file, add_index_columns, locate_study, mask_url
 from search.progress import dur
+from trainers.data import absolute_data
 from space.errors import ConfigError
 
 
@@ -47,7 +48,7 @@ def _plan(args: argparse.Namespace, cfg: StudyConfig) -> tuple[list[fin.Candidat
     references = fin.parse_references(args.references)
     loc = locate_study(args.study, storage=args.storage, out=args.out)
     candidates = fin.with_references(fin.found_candidates(loc, args.top), references)
-    data = args.data or cfg.data.source
+    data = absolute_data(args.data or cfg.data.source)
     splits = _check_data(data, args.input_size, {c.arch["input_size"] for c in candidates})
     final_dir = loc.run_dir / fin.FINAL_DIR
     fin.check_fresh(final_dir, args.resume)
