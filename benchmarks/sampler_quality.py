@@ -368,6 +368,32 @@ def print_figures(fig: dict, args: argparse.Namespace, budget: float, setup: Set
               f"{tests.get('t_p', float('nan')):8.3f} {tests.get('wilcoxon_p', float('nan')):10.3f}  {bests}")
 
 
+def surrogate_check(setup: Setup, cache: list[dict], folds: int = 5) -> dict[str, float]:
+    """How well the costaware sampler's models predict what the cache measured: 5-fold cross-
+    validation over every cached arch of the GP (PCK) and the ridge fit (log latency)."""
+    from scipy.stats import kendalltau
+
+    from search.strategy import Encoder, fit_gp, fit_log_ridge, model_costs
+
+    done = [r for r in cache if r.get("pck") is not None]
+    if len(done) < 2 * folds:
+        return {}
+    space = SearchSpace.from_dict(setup.cfg.space, source=setup.cfg.source)
+    x = Encoder(space).matrix([r["arch"] for r in done], [model_costs(r["arch"]) for r in done])
+    pck, lat = np.array([r["pck"] for r in done]), np.array([r["latency_ms"] for r in done])
+    pred_pck, pred_lat = np.zeros(len(done)), np.zeros(len(done))
+    for k in range(folds):
+        test = np.arange(len(done)) % folds == k
+        scale, shift = x[~test].std(axis=0) + 1e-9, x[~test].mean(axis=0)
+        pred_pck[test] = fit_gp((x[~test] - shift) / scale, pck[~test], seed=0).predict((x[test] - shift) / scale)
+        pred_lat[test] = fit_log_ridge(x[~test], lat[~test])(x[test])
+    flops = x[:, -1]
+    return {"archs": len(done), "gp_pck_tau": float(kendalltau(pred_pck, pck).statistic),
+            "latency_tau": float(kendalltau(pred_lat, lat).statistic),
+            "latency_mape": float(np.mean(np.abs(pred_lat - lat) / lat)),
+            "flops_latency_tau": float(kendalltau(flops, lat).statistic)}
+
+
 # -- driver ---------------------------------------------------------------------------------------
 def run_key(job: dict) -> tuple:
     # a run is known by what it ran, not by its name: `default` shares the runs of its twin (all, ...)
@@ -429,6 +455,12 @@ def main(argv: list[str] | None = None) -> int:
     trained_now = len(cache) - known_before
     fig = figures(results, cache, args.strategies, args.seeds)
     print_figures(fig, args, budget, setup)
+    fig["surrogate"] = surrogate_check(setup, cache)
+    if fig["surrogate"]:
+        sc = fig["surrogate"]
+        print(f"costaware models, 5-fold over {sc['archs']} cached archs: GP PCK Kendall tau {sc['gp_pck_tau']:.2f}; "
+              f"latency ridge tau {sc['latency_tau']:.2f}, mean abs error {100 * sc['latency_mape']:.1f} % "
+              f"(FLOPs alone: tau {sc['flops_latency_tau']:.2f})")
     print(f"total {time.perf_counter() - t0:.0f}s")
     if args.out:
         Path(args.out).write_text(json.dumps({"command": " ".join(sys.argv), "seeds": args.seeds, "budget": budget,

@@ -157,7 +157,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
                  *, warm_start: bool = True, cost_aware: bool = True, references: Sequence[str] = tuple(REFERENCES),
                  reference_depths: str = "deepest", candidates: int = 64, startup: int = 4, seed: int | None = None):
         self.space, self.seed = space, seed
-        self.trained_name, self.cost_name, self.signs = _roles(objectives)
+        self.trained_name, self.cost_name, self.signs = _roles(objectives, space.source)
         self.order = [name for name, _ in objectives]  # the study's objective order: trial.values
         self.limits = {k: v for k, v in (limits or {}).items() if k in EXACT_COSTS}
         self.warm = references_in_space(space, references, reference_depths) if warm_start else []
@@ -311,12 +311,12 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         return self.signs[1] * predict(xp)
 
 
-def _roles(objectives: Sequence[tuple[str, str]]) -> tuple[str, str, tuple[float, float]]:
+def _roles(objectives: Sequence[tuple[str, str]], source: str | None) -> tuple[str, str, tuple[float, float]]:
     """(trained name, cost name, signs that turn (trained, cost) into (maximised, minimised))."""
     trained = [(n, d) for n, d in objectives if n in MEASURES and MEASURES[n].stage == TRAINED]
     cost = [(n, d) for n, d in objectives if n in MEASURES and MEASURES[n].stage != TRAINED]
     if len(objectives) != 2 or len(trained) != 1 or len(cost) != 1:
-        raise ValueError("the costaware sampler needs two objectives: one trained measure (pck) and one cost "
-                         "measure (latency_ms, flops or params)")
+        raise ConfigError("the costaware sampler needs two objectives: one trained measure (pck) and one cost "
+                          "measure (latency_ms, flops or params)", source=source, field="objectives")
     sign = {"maximize": 1.0, "minimize": -1.0}
     return trained[0][0], cost[0][0], (sign[trained[0][1]], -sign[cost[0][1]])

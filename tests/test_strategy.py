@@ -13,6 +13,7 @@ from helpers import REPO, study_file
 from search.config import StudyConfig
 from search.samplers import build_sampler
 from search.strategy import CostAwareSampler, arch_params, expected_hvi, model_costs, params_arch
+from space.errors import ConfigError
 from space.references import references_in_space
 from space.search_space import SearchSpace
 from space.spec import ArchSpec
@@ -132,11 +133,11 @@ def test_expected_hvi_matches_monte_carlo() -> None:
 
 
 def test_the_sampler_needs_one_trained_and_one_cost_objective(tmp_path) -> None:
-    path = study_file(tmp_path, "bad", sampler={"name": "costaware"},
+    path = study_file(tmp_path, "bad", sampler={"name": "costaware", "options": {}},
                       objectives=[{"name": "pck", "direction": "maximize"}])
-    with pytest.raises(Exception) as err:
+    with pytest.raises(ConfigError) as err:
         StudyConfig.load(str(path))
-    assert "costaware" in str(err.value) and "two objectives" in str(err.value)
+    assert err.value.field == "objectives" and "two objectives" in str(err.value)
 
 
 def test_cli_bad_costaware_option_exits_2(tmp_path, capsys) -> None:
