@@ -104,6 +104,8 @@ def _study_commands(sub: argparse._SubParsersAction, study_args: argparse.Argume
     p = sub.add_parser("dashboard", help="optuna-dashboard on the study's storage", parents=[study_args])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--artifact-dir", help="the trials' artifact store (default: the study's dashboard.artifact_dir, "
+                                          "else <run folder>/artifacts)")
 
 
 def main(argv: list[str] | None = None) -> int:

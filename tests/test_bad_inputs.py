@@ -97,6 +97,7 @@ CASES: dict[str, tuple[Callable[[Path], str | None] | None, list[str]]] = {
     "space with no buildable point": (lambda t: _study(t, space={**SMOKE["space"], "input_size": 40},
                                                        proxy={"input_size": 40}), ["--study", "{p}"]),
     "latency device tpu": (lambda t: _study(t, latency={"device": "tpu"}), ["--study", "{p}"]),
+    "dashboard.artifacts not a bool": (lambda t: _study(t, dashboard={"artifacts": "off"}), ["--study", "{p}"]),
     "--trials 0": (lambda t: _study(t), ["--study", "{p}", "--trials", "0"]),
     "--data missing path": (lambda t: _study(t), ["--study", "{p}", "--data", "no/such/data"]),
     "--storage unwritable sqlite": (lambda t: _study(t), ["--study", "{p}", "--storage", "sqlite:////proc/nope/x.db"]),
