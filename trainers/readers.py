@@ -47,6 +47,13 @@ MPII_FLIP = [(0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)]
 COCO_JOINTS = ["nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow",
                "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle"]
 COCO_FLIP = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]
+# Skeletons (joint index pairs) for drawing (trainers.draw); a limb's side follows from its joints' names.
+LSP_LIMBS = [(0, 1), (1, 2), (3, 4), (4, 5), (2, 3), (8, 2), (9, 3), (6, 7), (7, 8), (8, 12), (9, 12),
+             (9, 10), (10, 11), (12, 13)]
+MPII_LIMBS = [(0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (10, 11), (11, 12),
+              (12, 7), (7, 13), (13, 14), (14, 15)]
+COCO_LIMBS = [(15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+              (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)]
 
 # LSP torso size for PCK: right shoulder to left hip. When one is missing: the other diagonal
 # (left shoulder to right hip); when both are, TORSO_PER_EXTENT * the annotated joints' extent
@@ -193,6 +200,7 @@ class DatasetFormat:
     name: str = ""                             # meta["format"] and the cache key; default: the registered name
     joint_names: list[str] = []
     flip_pairs: list[tuple[int, int]] = []
+    limbs: list[tuple[int, int]] = []         # skeleton for drawing (trainers.draw)
     metric: str = "pck"                        # pck, pckh or oks (trainers.metrics)
     norm_kind: str = "torso"
     splits: tuple[str, ...] = ("train", "val", "test")   # native splits; no "val": carved from train
@@ -359,7 +367,7 @@ class LspFormat(DatasetFormat):
     """
 
     name, metric, norm_kind = "lsp", "pck", "torso"
-    joint_names, flip_pairs = LSP_JOINTS, LSP_FLIP
+    joint_names, flip_pairs, limbs = LSP_JOINTS, LSP_FLIP, LSP_LIMBS
     suffixes, folder_hint = (".mat",), "joints.mat"
 
     def detect(self, path: Path) -> bool:
@@ -453,7 +461,7 @@ class MpiiFormat(DatasetFormat):
     """
 
     name, metric, norm_kind = "mpii", "pckh", "head"
-    joint_names, flip_pairs = MPII_JOINTS, MPII_FLIP
+    joint_names, flip_pairs, limbs = MPII_JOINTS, MPII_FLIP, MPII_LIMBS
     suffixes, folder_hint = (".json", ".h5", ".hdf5"), "annot/train.h5"
     version = 1  # 1: head size without a head box = HEAD_PER_SEGMENT (0.75) x the head segment
 
@@ -595,7 +603,7 @@ class CocoFormat(DatasetFormat):
     split; a folder holds annotations/person_keypoints_{train,val}2017.json."""
 
     name, metric, norm_kind = "coco", "oks", "sqrt_area"
-    joint_names, flip_pairs = COCO_JOINTS, COCO_FLIP
+    joint_names, flip_pairs, limbs = COCO_JOINTS, COCO_FLIP, COCO_LIMBS
     suffixes, folder_hint = (".json",), "annotations/person_keypoints_*.json"
     version = 1  # 1: records carry their image and annotation ids (meta) for COCOeval
 
@@ -629,4 +637,4 @@ class SyntheticFormat(DatasetFormat):
     """Generated people (trainers.synthetic): `synthetic` or `synthetic:N`, never detected from a path."""
 
     name, metric, norm_kind, files = "synthetic", "pck", "torso", False
-    joint_names, flip_pairs = LSP_JOINTS, LSP_FLIP
+    joint_names, flip_pairs, limbs = LSP_JOINTS, LSP_FLIP, LSP_LIMBS
