@@ -40,42 +40,47 @@ class KeepModel(Callback):
         self.model = engine.model
 
 
-def predicted_crops(model: Any, poses: Any) -> Any:
-    """The model's joints (N, J, 2) in the crops' own pixels (`poses.images`)."""
+def predicted_crops(model: Any, poses: Any) -> tuple[Any, Any]:
+    """The model's joints (N, J, 2) in the crops' own pixels (`poses.images`) and their confidences (N, J)."""
     import numpy as np
 
     from trainers.engine import predict
 
     device = next(model.parameters()).device
-    pred, _ = predict(model, poses, device=device)  # original image pixels
+    pred, confidences = predict(model, poses, device=device)  # original image pixels
     ones = np.ones(pred.shape[:2] + (1,), dtype=np.float32)
-    return np.einsum("nij,nkj->nki", poses.affine, np.concatenate([pred, ones], axis=-1))
+    return np.einsum("nij,nkj->nki", poses.affine, np.concatenate([pred, ones], axis=-1)), confidences
+
+
+def _skeleton(poses: Any, joints: int) -> Any:
+    from trainers.draw import skeleton, skeleton_for_joints
+
+    fmt = poses.meta.get("format")
+    if fmt and len(poses.meta.get("joint_names") or []) == joints:
+        return skeleton(fmt)
+    return skeleton_for_joints(joints)
 
 
 def preview_png(model: Any, val_set: Any, n: int = PREVIEW_IMAGES) -> bytes:
-    """A PNG of `model`'s predicted joints on the first `n` validation images, side by side."""
+    """A PNG of `model`'s predicted poses on the first `n` validation images, side by side, each
+    crop drawn at CELL_PX (trainers.draw.draw_pose; unsure joints faded)."""
     from PIL import Image
 
+    from trainers.draw import draw_pose
+
     poses = val_set.select(list(range(min(n, len(val_set)))))
-    joints = predicted_crops(model, poses)
-    cells = [_draw_cell(image, xy) for image, xy in zip(poses.images, joints)]
-    sheet = Image.new("RGB", (CELL_PX * len(cells), CELL_PX), "white")
-    for i, cell in enumerate(cells):
-        sheet.paste(cell, (i * CELL_PX, 0))
+    joints, confidences = predicted_crops(model, poses)
+    skel = _skeleton(poses, joints.shape[1])
+    scale = CELL_PX / poses.images.shape[1]
+    sheet = Image.new("RGB", (CELL_PX * len(joints), CELL_PX), "white")
+    for i, (image, xy, conf) in enumerate(zip(poses.images, joints, confidences)):
+        cell = Image.fromarray(image).resize((CELL_PX, CELL_PX), Image.Resampling.BILINEAR)
+        # pixel i's centre is at i in both the crop and the cell
+        sheet.paste(draw_pose(cell, (xy + 0.5) * scale - 0.5, conf, skel.limbs, skel.sides,
+                              joint_sides=skel.joint_sides), (i * CELL_PX, 0))
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _draw_cell(image: Any, xy: Any) -> Any:
-    from PIL import Image, ImageDraw
-
-    scale = CELL_PX / image.shape[1]
-    cell = Image.fromarray(image).resize((CELL_PX, CELL_PX), Image.Resampling.BILINEAR)
-    draw = ImageDraw.Draw(cell)
-    for x, y in xy * scale:
-        draw.ellipse((x - 3, y - 3, x + 3, y + 3), outline="yellow", width=2)
-    return cell
 
 
 def encode_preview(png: bytes) -> str:
