@@ -88,7 +88,8 @@ def _study_commands(sub: argparse._SubParsersAction, study_args: argparse.Argume
     p = sub.add_parser("export", help="write the Pareto-optimal architectures as YAML", parents=[study_args])
     p.add_argument("--force", action="store_true", help="replace an existing export")
 
-    sub.add_parser("report", help="trials as CSV, Pareto front plot, hypervolume history, ablation tables",
+    sub.add_parser("report", help="trials as CSV, Pareto front plot, hypervolume history, PCK per choice, "
+                                  "ablation tables",
                    parents=[study_args])
 
     p = sub.add_parser("finalize", help="retrain the exported front and the reference designs; score on test",

@@ -284,7 +284,8 @@ def _write_values(study: optuna.Study, out: Path) -> dict[str, Path]:
 def write_report(storage_url: str, study_name: str, out_dir: str | Path,
                  reference_point: Sequence[float] | None = None) -> dict[str, Path]:
     """Write trials.csv, pareto.png, pareto.html, hypervolume.csv, hypervolume.png, values.csv and
-    values.png (per choice of each axis the space varies; `values_table`) (and ablation.csv for one-axis studies; ablation_values.csv and claims.csv from search.ablation) into `out_dir`,
+    values.png (per choice of each axis the space varies; `values_table`) (and ablation.csv for
+    one-axis studies; ablation_values.csv and claims.csv from search.ablation) into `out_dir`,
     replacing earlier ones; return them by kind.
 
     With no COMPLETE trial only trials.csv is written.
