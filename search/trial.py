@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -112,19 +113,19 @@ def train(spec: Any, job: TrialJob, budget: dict, train_set: Any, val_set: Any) 
     out = dict(**trained_values(list(job.measures), res), per_joint_pck=[float(x) for x in res.per_joint],
                images_per_s=float(res.images_per_s), epochs=int(res.epochs), pck_curve=curve,
                loss_curve=[float(x) for x in res.loss_curve])
-    preview = _preview(kept.model, val_set, job.previews)
-    return {**out, **preview}
+    return {**out, **_preview(kept.model, val_set, job)}
 
 
-def _preview(model: Any, val_set: Any, n: int) -> dict:
-    """{PREVIEW_KEY: base64 PNG} of the model's predictions on n validation images ({} for n = 0);
-    a drawing that fails costs the picture, not the trial."""
+def _preview(model: Any, val_set: Any, job: TrialJob) -> dict:
+    """{PREVIEW_KEY: base64 PNG} of the model's predictions on `job.previews` validation images ({}
+    for none); a drawing that fails costs the picture, not the trial."""
     from search.artifacts import PREVIEW_KEY, encode_preview, preview_png
 
-    if not n or model is None:
+    if not job.previews or model is None:
         return {}
     try:
-        return {PREVIEW_KEY: encode_preview(preview_png(model, val_set, n))}
+        with job.quiet.step() if job.quiet else contextlib.nullcontext():  # device work, as training is
+            return {PREVIEW_KEY: encode_preview(preview_png(model, val_set, job.previews))}
     except Exception as err:
         log.warning("predictions preview not drawn: %s", one_line(err))
         return {}
