@@ -173,3 +173,32 @@ def test_preview_png_draws_the_first_val_images() -> None:
     png = preview_png(model, val)
     check_png(png)
     assert preview_png(model, val) == png  # the same images each time
+
+
+def test_the_searcher_notes_pruned_and_failed_trials_too(tmp_path: Path) -> None:
+    """The driver's side without Ray: StorageSearcher records every outcome before it tells."""
+    from search.config import StudyConfig
+    from search.study import make_searcher, prepare_study
+    from space.search_space import SearchSpace
+
+    cfg = StudyConfig.load("smoke").with_overrides(trials=3, out=str(tmp_path))
+    study = prepare_study(cfg, resume=False)
+    searcher = make_searcher(study, cfg, SearchSpace.from_dict(cfg.space), printer=lambda s: None)
+    try:
+        for tid in ("done", "pruned", "failed"):
+            assert isinstance(searcher.suggest(tid), dict)
+        attrs = '{"pck": 0.5, "latency_ms": 2.0, "pck_curve": [0.5], "loss_curve": [0.02]}'
+        searcher.on_trial_complete("done", {"final": True, "attrs_json": attrs, "preview_png": "iVBORw0K"})
+        searcher.on_trial_result("pruned", {"pck": 0.1, "epoch": 1})
+        searcher.on_trial_complete("pruned", {"pck": 0.1, "epoch": 1})
+        searcher.on_trial_complete("failed", {"final": True, "fail_reason": "NaN loss", "attrs_json": "{}"})
+    finally:
+        searcher.close()
+    done, pruned, failed = study.get_trials()
+    assert [t.state for t in (done, pruned, failed)] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
+    notes = [get_note(live_trial(study, t)).splitlines()[0] for t in (done, pruned, failed)]
+    assert notes == ["## Trial 0: COMPLETE", "## Trial 1: PRUNED (ASHA) at epoch 1", "## Trial 2: FAIL (NaN loss)"]
+    assert set(artifacts_of(study, done)) == {f"arch-{done.user_attrs['arch_id']}.yaml", PREVIEW_FILE}
+    for t in (pruned, failed):  # no trained model: the arch only
+        assert set(artifacts_of(study, t)) == {f"arch-{t.user_attrs['arch_id']}.yaml"}
+    assert (tmp_path / "artifacts").is_dir()
