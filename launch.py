@@ -107,7 +107,8 @@ def _study_commands(sub: argparse._SubParsersAction, study_args: argparse.Argume
     p = sub.add_parser("export", help="write the Pareto-optimal architectures as YAML", parents=[study_args])
     p.add_argument("--force", action="store_true", help="replace an existing export")
 
-    sub.add_parser("report", help="trials as CSV, Pareto front plot, hypervolume history, ablation tables",
+    sub.add_parser("report", help="trials as CSV, Pareto front plot, hypervolume history, PCK per choice, "
+                                  "ablation tables",
                    parents=[study_args])
 
     p = sub.add_parser("finalize", help="retrain the exported front and the reference designs; score on test",
@@ -123,6 +124,8 @@ def _study_commands(sub: argparse._SubParsersAction, study_args: argparse.Argume
     p = sub.add_parser("dashboard", help="optuna-dashboard on the study's storage", parents=[study_args])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--artifact-dir", help="the trials' artifact store (default: the study's dashboard.artifact_dir, "
+                                          "else <run folder>/artifacts)")
 
 
 def main(argv: list[str] | None = None) -> int:

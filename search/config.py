@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 STUDIES_DIR = REPO / "studies"
 
 _TOP_KEYS = {"name", "description", "space", "data", "proxy", "objectives", "constraints", "sampler", "trials",
-             "resources", "concurrency", "storage", "scheduler", "latency", "export", "seeds"}
+             "resources", "concurrency", "storage", "scheduler", "latency", "export", "seeds", "dashboard"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -208,6 +208,24 @@ class ExportConfig(_Section):
 
 
 @dataclass(frozen=True)
+class DashboardConfig(_Section):
+    """What each trial leaves for optuna-dashboard (search/artifacts.py): a markdown note, and
+    artifacts (the arch YAML, a PNG of its predictions) in a store at `artifact_dir`."""
+
+    notes: bool = True
+    artifacts: bool = True
+    artifact_dir: str | None = None  # None: <run folder>/artifacts; a shared path for several machines
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str) -> DashboardConfig:
+        v = _section(cls, d, source, "dashboard")
+        for key in ("notes", "artifacts"):
+            checks.boolean(v[key], source, f"dashboard.{key}", show=True)
+        checks.text(v["artifact_dir"], source, "dashboard.artifact_dir", "a folder path or null", optional=True)
+        return cls(**v)
+
+
+@dataclass(frozen=True)
 class SchedulerConfig(_Section):
     name: str = "asha"
     grace_period: int = 1
@@ -249,6 +267,7 @@ class StudyConfig:
     source: str = "<dict>"
     out: Path | None = None  # the --out folder given; None: runs/<name> (use `run_dir`)
     proxy_keys: tuple[str, ...] = ()  # the proxy keys the file gave (the stored config lists those)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
@@ -288,6 +307,7 @@ class StudyConfig:
             latency=LatencyConfig.from_dict(d.get("latency"), source),
             export=ExportConfig.from_dict(d.get("export"), source), seeds=_seeds(d.get("seeds"), source),
             source=source, proxy_keys=tuple(d["proxy"]),
+            dashboard=DashboardConfig.from_dict(d.get("dashboard"), source),
         )
         cfg._cross_check()
         return cfg
@@ -321,6 +341,11 @@ class StudyConfig:
         return Path(self.export.dir) if self.export.dir else self.run_dir / "export"
 
     @property
+    def artifact_dir(self) -> Path:
+        """The study's optuna artifact store (FileSystemArtifactStore) folder."""
+        return Path(self.dashboard.artifact_dir) if self.dashboard.artifact_dir else self.run_dir / "artifacts"
+
+    @property
     def objective_names(self) -> list[str]:
         return [o.name for o in self.objectives]
 
@@ -341,6 +366,7 @@ class StudyConfig:
             "scheduler": self.scheduler.to_dict() if self.scheduler else None,
             "latency": self.latency.to_dict(), "export": self.export.to_dict(),
             "seeds": list(self.seeds) if self.seeds is not None else None,
+            "dashboard": self.dashboard.to_dict(),
         }
 
     # -- cross-checks ------------------------------------------------------------------------------

@@ -133,6 +133,87 @@ def ablation_table(study: optuna.Study, key: str) -> pd.DataFrame:
     return table
 
 
+# -- per-value summary: mean of the trained objective per choice of each axis the space varies ---------------
+def trained_metric(study: optuna.Study) -> str:
+    """The study's trained objective (a TRAINED measure, e.g. pck), else pck (a user attr of every trial)."""
+    from search.measures import MEASURES, TRAINED
+
+    trained = [n for n in objective_names(study) if n in MEASURES and MEASURES[n].stage == TRAINED]
+    return trained[0] if trained else "pck"
+
+
+def _choice_label(value) -> str:
+    if value is None:
+        return "-"  # a field a choice switches off
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)  # a branch split, as the space writes it: 1/2,1/4,1/4
+    return str(value)
+
+
+def space_choices(study: optuna.Study) -> dict[str, list[str]]:
+    """Each axis with more than one choice in the stored study config's space, its choices as labels;
+    without a stored space, the arch fields that vary among the trained trials."""
+    from search.ablation import trained_trials
+    from space.search_space import SearchSpace
+
+    space = (study.user_attrs.get("config") or {}).get("space")
+    if space:
+        axes = SearchSpace.from_dict(space).to_dict()
+        return {k: [_choice_label(v) for v in vs] for k, vs in axes.items() if len(vs) > 1}
+    seen: dict[str, list[str]] = {}
+    for t in trained_trials(study):
+        for key, value in t.user_attrs["arch"].items():
+            labels = seen.setdefault(key, [])
+            if _choice_label(value) not in labels:
+                labels.append(_choice_label(value))
+    return {k: v for k, v in seen.items() if len(v) > 1}
+
+
+def values_table(study: optuna.Study) -> pd.DataFrame:
+    """Per axis and choice (`space_choices`): the trained trials' count, and mean and std of the
+    trained objective. A choice no trained trial took has count 0 and no mean."""
+    from search.ablation import trained_trials
+
+    metric, names = trained_metric(study), objective_names(study)
+    trials = trained_trials(study)
+    rows = []
+    for axis, choices in space_choices(study).items():
+        by_choice: dict[str, list[float]] = {c: [] for c in choices}
+        for t in trials:
+            value = t.values[names.index(metric)] if metric in names else t.user_attrs.get(metric)
+            if value is not None:
+                by_choice.setdefault(_choice_label(t.user_attrs["arch"].get(axis)), []).append(float(value))
+        for choice, got in by_choice.items():
+            rows.append({"axis": axis, "value": choice, "trials": len(got),
+                         f"{metric}_mean": float(np.mean(got)) if got else np.nan,
+                         f"{metric}_std": float(np.std(got, ddof=1)) if len(got) > 1 else np.nan})
+    return pd.DataFrame(rows, columns=["axis", "value", "trials", f"{metric}_mean", f"{metric}_std"])
+
+
+def plot_values(table: pd.DataFrame, metric: str, title: str, path: Path) -> Path:
+    """Small multiples, one horizontal bar chart per axis: mean `metric` per choice, trial counts as labels."""
+    axes_names = list(dict.fromkeys(table["axis"]))
+    cols = min(3, len(axes_names))
+    rows = -(-len(axes_names) // cols)
+    per_row = 1.0 + 0.35 * int(table.groupby("axis").size().max())
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 0.5 + per_row * rows), squeeze=False)
+    top = float(np.nanmax(table[f"{metric}_mean"])) if table[f"{metric}_mean"].notna().any() else 1.0
+    for ax, name in zip(axes.flat, axes_names):
+        part = table[table["axis"] == name]
+        means = part[f"{metric}_mean"].fillna(0.0).to_numpy()
+        bars = ax.barh(part["value"].astype(str), means, color="tab:blue")
+        ax.bar_label(bars, labels=[f"n={n}" for n in part["trials"]], padding=2, fontsize=8)
+        ax.invert_yaxis()  # the space's order, top to bottom
+        ax.set_xlim(0, top * 1.25 or 1.0)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(f"mean {metric}", fontsize=8)
+    for ax in list(axes.flat)[len(axes_names):]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -188,10 +269,23 @@ def _html(study: optuna.Study, storage_url: str, pareto: pd.DataFrame, images: l
     return "\n".join(parts)
 
 
+def _write_values(study: optuna.Study, out: Path) -> dict[str, Path]:
+    """values.csv and values.png (`values_table`), when the space varies an axis."""
+    table = values_table(study)
+    if table.empty:
+        return {}
+    table.to_csv(out / "values.csv", index=False)
+    metric = trained_metric(study)
+    png = plot_values(table, metric, f"{study.study_name}: mean {metric} per choice (n = trained trials)",
+                      out / "values.png")
+    return {"values": out / "values.csv", "values_png": png}
+
+
 def write_report(storage_url: str, study_name: str, out_dir: str | Path,
                  reference_point: Sequence[float] | None = None) -> dict[str, Path]:
-    """Write trials.csv, pareto.png, pareto.html, hypervolume.csv, hypervolume.png (and ablation.csv
-    for one-axis studies; ablation_values.csv and claims.csv from search.ablation) into `out_dir`,
+    """Write trials.csv, pareto.png, pareto.html, hypervolume.csv, hypervolume.png, values.csv and
+    values.png (per choice of each axis the space varies; `values_table`) (and ablation.csv for
+    one-axis studies; ablation_values.csv and claims.csv from search.ablation) into `out_dir`,
     replacing earlier ones; return them by kind.
 
     With no COMPLETE trial only trials.csv is written.
@@ -213,6 +307,7 @@ def write_report(storage_url: str, study_name: str, out_dir: str | Path,
                                                   out / "hypervolume.png")
     if len(names) >= 2:
         written["pareto_png"] = plot_pareto(study, out / "pareto.png")
+    written.update(_write_values(study, out))
 
     pareto = pd.DataFrame([{"trial": t.number, "arch_id": t.user_attrs.get("arch_id"),
                             **dict(zip(names, t.values)),

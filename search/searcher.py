@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from search import storage
+from search.artifacts import PREVIEW_KEY, TrialExtras, decode_preview
 from search.config import StudyConfig
 from search.faults import fault_point
 from search.progress import dur, fmt
@@ -59,6 +60,7 @@ class StorageSearcher(Searcher):
     def __init__(self, study: optuna.Study, cfg: StudyConfig, space: Any, printer: Callable[[str], None]) -> None:
         super().__init__(metric=None, mode=None)
         self.study, self.cfg, self.space, self.printer = study, cfg, space, printer
+        self.extras = TrialExtras.from_config(cfg)  # notes and artifacts for optuna-dashboard
         self.live: dict[str, optuna.Trial] = {}
         self._asking: optuna.Trial | None = None  # asked, not yet in live
         self.last: dict[str, dict] = {}
@@ -233,12 +235,15 @@ class StorageSearcher(Searcher):
         fault_point("tell")  # the result's attrs stored, the trial still RUNNING
         if reason:
             trial.set_user_attr("fail_reason", reason)
+            self.extras.record(trial, f"FAIL ({reason})")
             self.study.tell(trial, state=TrialState.FAIL)
             self._progress(trial.number, None, reason)
         elif not result.get("final"):  # stopped early by ASHA
             self._tell_pruned(trial, result, curve)
         else:
             values = [float(attrs[name]) for name in self.cfg.objective_names]
+            self.extras.record(trial, "COMPLETE", dict(zip(self.cfg.objective_names, values)),
+                               decode_preview(result.get(PREVIEW_KEY)))
             self.study.tell(trial, values)
             fault_point("told")
             self._progress(trial.number, values, None)
@@ -250,6 +255,7 @@ class StorageSearcher(Searcher):
         trial.set_user_attr("pck_curve", curve)
         if "pck" in result:
             trial.set_user_attr("pck", float(result["pck"]))
+        self.extras.record(trial, f"PRUNED (ASHA) at epoch {int(result.get('epoch', 0))}")
         self.study.tell(trial, state=TrialState.PRUNED)
         self._progress(trial.number, None, None, pruned=True)
 

@@ -5,7 +5,9 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 from search.faults import fault_point
 from search.storage import one_line
 
+log = logging.getLogger("softgate.trial")
 
 
 @dataclass(frozen=True)
@@ -27,15 +30,18 @@ class TrialJob:
     measures: tuple  # the registered `search.measures.Measure`s (registered in the driver: sent by value)
     meter: Any  # the study's latency meter (a Ray actor handle)
     quiet: Any = None  # the study's quiet window (trials step through it), or None
+    previews: int = 0  # validation images drawn with the trained model's predictions (search.artifacts)
 
     @classmethod
     def from_config(cls, cfg: Any, meter: Any, quiet: Any) -> TrialJob:
+        from search.artifacts import PREVIEW_IMAGES
         from search.measures import MEASURES
 
         r = cfg.resources
         return cls(cpus=r.cpus_per_trial, gpus=r.gpus_per_trial, data=cfg.data.source,
                    budget=cfg.proxy.to_dict(), limits=dict(cfg.constraints.limits),
-                   measures=tuple(MEASURES.values()), meter=meter, quiet=quiet)
+                   measures=tuple(MEASURES.values()), meter=meter, quiet=quiet,
+                   previews=PREVIEW_IMAGES if cfg.dashboard.artifacts else 0)
 
 
 def cost(spec: Any, job: TrialJob, latency: dict | None = None) -> dict:
@@ -82,10 +88,12 @@ def violations(attrs: dict, job: TrialJob) -> tuple[dict, list[str]]:
 
 
 def train(spec: Any, job: TrialJob, budget: dict, train_set: Any, val_set: Any) -> dict:
-    """The proxy training of `spec`; each epoch's PCK is reported to Tune (for ASHA)."""
+    """The proxy training of `spec`; each epoch's PCK is reported to Tune (for ASHA). With
+    `job.previews`, the result's PREVIEW_KEY holds a PNG of the trained model's predictions."""
     import torch
     from ray import tune
 
+    from search.artifacts import KeepModel
     from search.measures import trained_values
     from trainers.proxy import ProxyBudget, train_proxy
 
@@ -97,12 +105,30 @@ def train(spec: Any, job: TrialJob, budget: dict, train_set: Any, val_set: Any) 
         tune.report({"pck": float(metrics["pck"]), "epoch": int(epoch)})
 
     device = "cuda" if job.gpus > 0 and torch.cuda.is_available() else "cpu"
+    kept = KeepModel()
     res = train_proxy(spec, train_set, val_set, ProxyBudget(**budget), callback=on_epoch, device=device,
-                      threads=job.cpus, step_guard=job.quiet.step if job.quiet else None)
+                      threads=job.cpus, step_guard=job.quiet.step if job.quiet else None, callbacks=[kept])
     if res.pck != res.pck:  # NaN
         raise FloatingPointError("proxy PCK is NaN")
-    return dict(**trained_values(list(job.measures), res), per_joint_pck=[float(x) for x in res.per_joint],
-                images_per_s=float(res.images_per_s), epochs=int(res.epochs), pck_curve=curve)
+    out = dict(**trained_values(list(job.measures), res), per_joint_pck=[float(x) for x in res.per_joint],
+               images_per_s=float(res.images_per_s), epochs=int(res.epochs), pck_curve=curve,
+               loss_curve=[float(x) for x in res.loss_curve])
+    return {**out, **_preview(kept.model, val_set, job)}
+
+
+def _preview(model: Any, val_set: Any, job: TrialJob) -> dict:
+    """{PREVIEW_KEY: base64 PNG} of the model's predictions on `job.previews` validation images ({}
+    for none); a drawing that fails costs the picture, not the trial."""
+    from search.artifacts import PREVIEW_KEY, encode_preview, preview_png
+
+    if not job.previews or model is None:
+        return {}
+    try:
+        with job.quiet.step() if job.quiet else contextlib.nullcontext():  # device work, as training is
+            return {PREVIEW_KEY: encode_preview(preview_png(model, val_set, job.previews))}
+    except Exception as err:
+        log.warning("predictions preview not drawn: %s", one_line(err))
+        return {}
 
 
 def run_trial(config: dict, *, train_set: Any, val_set: Any, job: TrialJob) -> None:
@@ -111,6 +137,7 @@ def run_trial(config: dict, *, train_set: Any, val_set: Any, job: TrialJob) -> N
     import torch
     from ray import tune
 
+    from search.artifacts import PREVIEW_KEY
     from search.measures import trained_values
     from space.spec import ArchSpec
 
@@ -134,7 +161,8 @@ def run_trial(config: dict, *, train_set: Any, val_set: Any, job: TrialJob) -> N
         if constraints:
             attrs["constraints"] = constraints
         attrs["wall_s"] = time.perf_counter() - start
-        tune.report({"pck": attrs["pck"], "final": True, "attrs_json": json.dumps(attrs)})
+        preview = {k: attrs.pop(k) for k in [PREVIEW_KEY] if k in attrs}  # an artifact, not a user attr
+        tune.report({"pck": attrs["pck"], "final": True, "attrs_json": json.dumps(attrs), **preview})
     except Exception as err:  # bad arch, NaN loss, CUDA OOM, ...: this trial fails, the study goes on
         attrs["wall_s"] = time.perf_counter() - start
         tune.report({"final": True, "fail_reason": one_line(err), "attrs_json": json.dumps(attrs, default=str)})

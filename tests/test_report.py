@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from search.report import (ablation_axis, ablation_table, default_reference_point, hypervolume_history,
+from search.report import (ablation_axis, ablation_table, default_reference_point, hypervolume_history, values_table,
                            trials_frame, write_report)
 from space.errors import ConfigError
 from helpers import REPO
@@ -191,3 +191,43 @@ def test_cli_report_takes_storage_and_out_before_or_after_the_command(tmp_path: 
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "run/report/trials.csv").is_file()
     assert not (tmp_path / "runs").exists()  # the default run folder (and its study.db) was not used
+
+
+# -- per-value summary (values.csv, values.png) --------------------------------------------------------
+def test_values_table_without_a_stored_space(tmp_path: Path) -> None:
+    study = new_study(f"sqlite:///{tmp_path / 's.db'}")
+    for width, gate, pck in ((32, "channel", 0.5), (32, "se", 0.7), (64, "channel", 0.3)):
+        add(study, pck, 1.0, width=width, gate=gate, suggest=("width", "gate"))
+    fail(study)
+    table = values_table(study).set_index(["axis", "value"])
+    assert list(table.index) == [("width", "32"), ("width", "64"), ("gate", "channel"), ("gate", "se")]
+    assert table["trials"].tolist() == [2, 1, 2, 1]
+    assert table["pck_mean"].tolist() == pytest.approx([0.6, 0.3, 0.4, 0.7])
+    assert table.loc[("width", "32"), "pck_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+
+
+def test_values_table_lists_every_choice_of_the_stored_space(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = new_study(url)
+    study.set_user_attr("config", {"space": {"width": [32, 64, 128], "gate": "channel",
+                                             "branch_split": ["1/2,1/4,1/4", "1/3,1/3,1/3"]}})
+    add(study, 0.5, 1.0, width=32)
+    add(study, 0.7, 1.0, width=64)
+    table = values_table(study)
+    assert table["axis"].tolist() == ["width"] * 3 + ["branch_split"] * 2  # gate has one value: no chart
+    assert table["value"].tolist() == ["32", "64", "128", "1/2,1/4,1/4", "1/3,1/3,1/3"]
+    assert table["trials"].tolist() == [1, 1, 0, 2, 0]
+    assert np.isnan(table["pck_mean"].iloc[2]) and table["pck_mean"].iloc[3] == pytest.approx(0.6)
+    written = write_report(url, "rep", tmp_path / "report")
+    assert pd.read_csv(written["values"])["trials"].tolist() == [1, 1, 0, 2, 0]
+    with Image.open(written["values_png"]) as img:
+        assert img.format == "PNG" and img.size[0] > 400
+
+
+def test_no_values_files_when_nothing_varies(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = new_study(url)
+    add(study, 0.5, 1.0)
+    add(study, 0.6, 2.0)
+    written = write_report(url, "rep", tmp_path / "report")
+    assert "values" not in written and not (tmp_path / "report" / "values.png").exists()

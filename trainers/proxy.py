@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -54,8 +54,12 @@ def check_input_size(spec: ArchSpec, poses: PoseSet, input_size: int | None) -> 
 
 def train_proxy(spec: ArchSpec, train: PoseSet, val: PoseSet, budget: ProxyBudget, *,
                 callback: EpochCallback | None = None, device: str | torch.device | None = None,
-                threads: int | None = None, step_guard: StepGuard | None = None) -> ProxyResult:
+                threads: int | None = None, step_guard: StepGuard | None = None,
+                callbacks: Sequence[Callback] = ()) -> ProxyResult:
     """Train `spec` from scratch under `budget` and score it on `val` after every epoch.
+
+    `callbacks` are further engine callbacks (trainers.engine.Callback), run after the proxy's own:
+    the search keeps a reference to the trained model with one (search.artifacts.KeepModel).
 
     `step_guard()` is entered around every training step and every evaluation: a study passes one
     that pauses the trial while its latency meter measures on the same device (search.quiet)."""
@@ -63,7 +67,7 @@ def train_proxy(spec: ArchSpec, train: PoseSet, val: PoseSet, budget: ProxyBudge
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _train_proxy(spec, train, val, budget, callback, resolve_device(device), step_guard)
+        return _train_proxy(spec, train, val, budget, callback, resolve_device(device), step_guard, callbacks)
     finally:
         if threads:
             torch.set_num_threads(previous_threads)
@@ -86,7 +90,8 @@ class _Report(Callback):
 
 
 def _train_proxy(spec: ArchSpec, train: PoseSet, val: PoseSet, budget: ProxyBudget,
-                 callback: EpochCallback | None, dev: torch.device, step_guard: StepGuard | None) -> ProxyResult:
+                 callback: EpochCallback | None, dev: torch.device, step_guard: StepGuard | None,
+                 callbacks: Sequence[Callback] = ()) -> ProxyResult:
     start = time.perf_counter()
     size = check_input_size(spec, train, budget.input_size)
     torch.manual_seed(budget.seed)
@@ -96,7 +101,7 @@ def _train_proxy(spec: ArchSpec, train: PoseSet, val: PoseSet, budget: ProxyBudg
     indices = subset_indices(len(train.images), budget.subset, budget.seed)
     batches = Batcher(train, indices, budget.batch_size, dev, budget.sigma, budget.augment, budget.seed)
     report = _Report(callback)
-    history = engine.run(batches, val, range(1, budget.epochs + 1), callbacks=[report],
+    history = engine.run(batches, val, range(1, budget.epochs + 1), callbacks=[report, *callbacks],
                          max_steps=budget.max_steps, max_seconds=budget.max_seconds, started=start)
     main = engine.scores["main"]
     return ProxyResult(pck=main.mean, per_joint=main.per_joint, loss_curve=[h["loss"] for h in history],
