@@ -135,7 +135,7 @@ def test_cli_bad_file_exits_2_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "run"
     assert launch.main(["--study", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: {path}: sampler.name: unknown sampler 'annealing'; choose one of nsga2, tpe, gp, random, grid"]
+    assert err == [f"error: {path}: sampler.name: unknown sampler 'annealing'; choose one of nsga2, tpe, gp, random, costaware, grid"]
     assert not out.exists()
 
 

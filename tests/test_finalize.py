@@ -154,6 +154,7 @@ def test_finalize_end_to_end_then_resume_after_kill(tmp_path):
     _check_outputs(out)
 
 
+@pytest.mark.slow  # a smoke study first: about 80 s
 def test_a_relative_data_path_reaches_the_ray_workers_absolute(tmp_path, monkeypatch):
     # Ray Tune runs each trial in its own folder: a relative --data must be made absolute first
     from test_data import write_lspet
