@@ -54,6 +54,9 @@ def sigint_deferred() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+NOT_REUSED = ("rerun_of", "reused_from")  # user attrs about a trial's history, not its arch's result
+
+
 class StorageSearcher(Searcher):
     """Optuna ask/tell against the real storage, one Optuna trial per Ray Tune trial."""
 
@@ -195,7 +198,8 @@ class StorageSearcher(Searcher):
         """An arch this study already trained is not trained again: the trial takes the earlier result."""
         self._trial_config(trial, spec)
         for key, value in earlier.user_attrs.items():
-            trial.set_user_attr(key, value)
+            if key not in NOT_REUSED:  # the earlier trial's own history is not this trial's
+                trial.set_user_attr(key, value)
         for key, value in (earlier.user_attrs.get("constraints") or {}).items():
             trial.set_constraint(key, value)
         trial.set_user_attr("reused_from", earlier.number)
