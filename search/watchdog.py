@@ -3,7 +3,9 @@
 Why: a local Ray's raylet dies with its driver, but its DashboardAgent and RuntimeEnvAgent notice
 only after a minute or more, and a kill -9 of the launcher gives Ray no chance to shut down. While
 PID lives, the watchdog remembers PID's descendants (the local Ray's GCS, raylet, agents, workers);
-once PID is gone, it kills those still running (matched by creation time, so a reused pid is safe).
+once PID is gone, it kills those still running (matched by creation time, so a reused pid is safe),
+and the workers the raylet was starting at that moment: they are orphans by then, found by the
+RAY_RAYLET_PID Ray puts in every worker's environment.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def descendants(parent: psutil.Process) -> dict[int, float]:
     return found
 
 
-def kill(known: dict[int, float]) -> None:
+def kill(known: dict[int, float], raylets: dict[int, float]) -> None:
     procs = []
     for pid, created in known.items():
         try:
@@ -43,6 +45,7 @@ def kill(known: dict[int, float]) -> None:
                 procs.extend(proc.children(recursive=True))  # started after the last look
         except psutil.Error:
             pass
+    procs += raylet_workers(raylets)
     for proc in procs:
         try:
             proc.kill()
@@ -51,17 +54,44 @@ def kill(known: dict[int, float]) -> None:
     psutil.wait_procs(procs, timeout=5)
 
 
+def raylet_workers(raylets: dict[int, float]) -> list[psutil.Process]:
+    """The workers of these raylets (pid: creation time), also those whose raylet is gone."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            raylet = int(proc.environ().get("RAY_RAYLET_PID", 0))
+            if raylet in raylets and proc.create_time() >= raylets[raylet] and proc.pid != os.getpid():
+                found.append(proc)
+        except (psutil.Error, ValueError):
+            pass
+    return found
+
+
+def raylets_among(known: dict[int, float]) -> dict[int, float]:
+    found = {}
+    for pid, created in known.items():
+        try:
+            if psutil.Process(pid).name() == "raylet":
+                found[pid] = created
+        except psutil.Error:
+            pass
+    return found
+
+
 def watch(pid: int) -> None:
     try:
         parent = psutil.Process(pid)
     except psutil.NoSuchProcess:
         return
     known: dict[int, float] = {}
+    raylets: dict[int, float] = {}
     while alive(parent):
-        known.update(descendants(parent))
+        new = descendants(parent)
+        raylets.update(raylets_among({p: c for p, c in new.items() if p not in known}))
+        known.update(new)
         known.pop(os.getpid(), None)
         time.sleep(POLL_S)
-    kill(known)
+    kill(known, raylets)
 
 
 def alive(proc: psutil.Process) -> bool:

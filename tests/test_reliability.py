@@ -420,3 +420,29 @@ def _listening(pids: list[int]) -> list[str]:
         except psutil.Error:
             pass
     return found
+
+
+def test_the_watchdog_finds_a_raylets_orphaned_workers() -> None:
+    """A worker the raylet was starting when the launcher died has no known parent left: the
+    watchdog finds it by the RAY_RAYLET_PID in its environment, and leaves other raylets' alone."""
+    from search import watchdog
+
+    raylet = psutil_process(os.getpid())
+    ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                            env={**os.environ, "RAY_RAYLET_PID": str(os.getpid())})
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                             env={**os.environ, "RAY_RAYLET_PID": "1"})
+    try:
+        time.sleep(0.5)
+        found = {p.pid for p in watchdog.raylet_workers({os.getpid(): raylet.create_time()})}
+        assert ours.pid in found and other.pid not in found
+        assert not watchdog.raylet_workers({os.getpid(): time.time() + 60})  # a reused raylet pid
+    finally:
+        ours.kill(), other.kill()
+
+
+def psutil_process(pid: int):
+    import ray  # noqa: F401  (Ray's own psutil)
+    import psutil
+
+    return psutil.Process(pid)
