@@ -3,10 +3,14 @@
     python benchmarks/latency_under_load.py                     # CPU, 2 trainers, 2-thread latency
     python benchmarks/latency_under_load.py --device cuda --trainers 4
     python benchmarks/latency_under_load.py --arch bulat-sgsc-tiny --threads 1 --repeats 2   # a quick look
+    python benchmarks/latency_under_load.py --threads 1 --clock auto --backend onnxruntime  # a study's CPU default
 
 Wall-clock latency (CUDA, CPU with several threads, `latency.clock: wall`) sees every other process
 on the device. The study's latency meter therefore pauses the node's training trials while it
-measures (`search.quiet`, `latency.pause_trials`). This benchmark measures one arch, in this run:
+measures (`search.quiet`, `latency.pause_trials`). With one CPU thread a study times the thread's
+CPU time instead (`--clock auto`): it ignores the wait for a core, not the caches and memory
+bandwidth the trainers share; "paused" then says what pausing the trials would add. This
+benchmark measures one arch, in this run:
 
 1. idle: nothing else running (the baseline);
 2. loaded: `--trainers` processes train proxies (`train_proxy` with the window's step guard) while
@@ -20,6 +24,7 @@ CV <= 5 %; a paused ratio near 1 means the number is the arch's, not the load's)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -63,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--min-seconds", type=float, default=1.0)
     p.add_argument("--runs", type=int, default=20, help="timed runs per measurement, at least (>= 20)")
+    p.add_argument("--backend", default="torch", help="latency backend (space.latency_backends)")
+    p.add_argument("--clock", default="wall", choices=("wall", "auto"),
+                   help="auto: the thread's CPU time where the backend allows it (one CPU thread)")
     args = p.parse_args(argv)
 
     arch = load_arch(args.arch).to_dict()
@@ -70,11 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     window = QuietWindow("bench", folder)
 
     plain, pausing = (LatencyMeter(device=args.device, threads=args.threads, runs=args.runs, cache=False,
-                                   min_seconds=args.min_seconds, clock="wall", quiet=quiet)
+                                   min_seconds=args.min_seconds, clock=args.clock, quiet=quiet,
+                                   backend=args.backend)
                       for quiet in (None, window))
 
     def measure(meter: LatencyMeter) -> float:
-        return meter.measure(arch)["latency_ms"]
+        # a thread-clock meter never pauses the trials itself: hold the window around it here
+        hold = meter is pausing and meter.quiet is None
+        with window.exclusive() if hold else contextlib.nullcontext():
+            return meter.measure(arch)["latency_ms"]
 
     idle = [measure(plain) for _ in range(args.repeats)]
     stop = Path(folder) / "stop"
@@ -90,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         proxies = sum(f.result() for f in futures)
 
     base = statistics.median(idle)
-    print(f"{args.arch} on {args.device}, {args.threads} thread(s), wall clock; {args.trainers} trainer(s) "
+    clock = "thread CPU time" if plain.thread_clock else "wall clock"
+    print(f"{args.arch} on {args.device} ({args.backend}), {args.threads} thread(s), {clock}; {args.trainers} trainer(s) "
           f"x {args.trainer_threads} thread(s) ({proxies} proxies trained meanwhile); {args.repeats} repeats")
     print(f"{'setting':8s} {'median ms':>10s} {'x idle':>7s} {'CV':>7s}  measurements")
     for name, values in (("idle", idle), *results.items()):

@@ -55,6 +55,7 @@ def check_png(data: bytes, images: int = 4) -> None:
 
 
 # -- a real study ------------------------------------------------------------------------------------------
+@pytest.mark.slow  # 20-60 s: the fast suite stays under 10 min on 2 cores
 def test_smoke_study_leaves_notes_and_artifacts_the_dashboard_serves(tmp_path: Path) -> None:
     study = run_study(tmp_path, "dash-on")
     store = FileSystemArtifactStore(str(tmp_path / "run" / "artifacts"))

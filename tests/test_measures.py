@@ -47,6 +47,7 @@ def test_an_unregistered_measure_is_refused(tmp_path):
     assert info.value.field == "constraints.max_energy"
 
 
+@pytest.mark.slow  # 20-60 s: the fast suite stays under 10 min on 2 cores
 def test_a_registered_measure_is_an_objective_and_a_constraint(tmp_path, energy):
     import ray
 

@@ -294,6 +294,7 @@ def test_storage_errors_never_echo_the_password() -> None:
         assert "s3cret" not in str(err.value) and "storage" == err.value.field
 
 
+@pytest.mark.slow  # 20-60 s: the fast suite stays under 10 min on 2 cores
 def test_a_study_leaves_its_storage_password_nowhere(tmp_path: Path) -> None:
     out = tmp_path / "run"
     url = f"sqlite:///{out / 'study.db'}?password={quote(SECRET, safe='')}"

@@ -80,6 +80,7 @@ def test_effective_trials_cut_a_grid_without_changing_the_config(tmp_path):
     assert effective_trials(StudyConfig.from_dict(d)) == d["trials"]  # not a grid: as given
 
 
+@pytest.mark.slow  # 20-60 s: the fast suite stays under 10 min on 2 cores
 def test_smoke_study_with_a_sampler_by_import_path(tmp_path):
     # the sampler picks choice 1 of every categorical: every trial is width 32, gate identity
     path = study_file(tmp_path, "plugin", trials=2, sampler={"name": PLUGIN, "seed": 0, "options": {"index": 1}},
@@ -96,6 +97,7 @@ def test_smoke_study_with_a_sampler_by_import_path(tmp_path):
     assert study.user_attrs["config"]["sampler"] == {"name": PLUGIN, "seed": 0, "options": {"index": 1}}
 
 
+@pytest.mark.slow  # 20-60 s: the fast suite stays under 10 min on 2 cores
 def test_an_arch_trained_before_in_the_study_is_not_trained_again(tmp_path):
     # the plugin sampler picks the same arch every time; one trial at a time: the first trains,
     # the others take its result (proxies are seeded, so a second training would repeat it)
