@@ -446,10 +446,11 @@ def main(argv: list[str] | None = None) -> int:
           f"budget {budget:g} x {setup.unit_s:g} s of training per run; cache {args.cache}", flush=True)
     if any(strategy_config(setup, n)["sampler"]["name"] == "costaware" for n in args.strategies):
         prefill_references(setup, args.jobs)
-    # random first: warm and mf replay its draws from the cache
+    # seed by seed, so that an interrupted benchmark has whole pairs; random first in each: warm and
+    # mf replay its draws from the cache
     order = sorted(args.strategies, key=lambda n: n != "random")
     jobs = [{"name": n, "strategy": strategy_config(setup, n), "seed": s, "budget": budget, "setup": setup}
-            for n in order for s in args.seeds]
+            for s in args.seeds for n in order]
     results = run_all(jobs, args.jobs, Path(args.log))
     cache = [r for r in read_jsonl(Path(args.cache)) if r.get("setup") == setup.key]
     trained_now = len(cache) - known_before
