@@ -264,9 +264,9 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         counting a new arch's FLOPs costs 0.05-0.5 s, and 64 new ones per ask took 6-30 s."""
         if self._grid is None:
             self._grid = self.space.grid()
-        kept = {i: a for i, a in self._drawn.items() if i not in seen}
-        fresh = max(1, self.n_candidates // 4)
-        kept = dict(list(kept.items())[-max(self.n_candidates - fresh, 0):])
+        unseen = [(i, a) for i, a in self._drawn.items() if i not in seen]
+        keep = max(self.n_candidates - max(1, self.n_candidates // 4), 0)
+        kept = dict(unseen[len(unseen) - keep:] if len(unseen) > keep else unseen)
         size = min(self.n_candidates, len(self._grid))
         for i in self._rng.permutation(len(self._grid)):
             if len(kept) >= size:

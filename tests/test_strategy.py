@@ -162,3 +162,13 @@ def test_smoke_study_with_the_costaware_sampler(tmp_path) -> None:
     assert len(refs) == 2 and set(ids[:2]) == refs  # concurrency 2: both asked before either finished
     assert len(set(ids)) == 4  # the 4 archs of the smoke space, none twice
     assert isinstance(build_sampler(cfg), CostAwareSampler)
+
+
+def test_each_ask_keeps_three_quarters_of_the_random_candidates() -> None:
+    # counting a new candidate's FLOPs costs up to half a second: only a quarter are new per ask
+    sampler = CostAwareSampler(SearchSpace.from_dict(SMALL), OBJECTIVES, seed=0, candidates=16)
+    first = sampler._draw(set())
+    seen = set(list(first)[:2])  # two of them trained meanwhile
+    second = sampler._draw(seen)
+    assert len(first) == len(second) == 16 and not seen & set(second)
+    assert len(set(first) & set(second)) == 12  # the 12 newest unseen of the first draw, plus 4 new
