@@ -266,7 +266,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             self._grid = self.space.grid()
         unseen = [(i, a) for i, a in self._drawn.items() if i not in seen]
         keep = max(self.n_candidates - max(1, self.n_candidates // 4), 0)
-        kept = dict(unseen[len(unseen) - keep:] if len(unseen) > keep else unseen)
+        kept = dict(unseen[max(len(unseen) - keep, 0):])  # the newest `keep`
         size = min(self.n_candidates, len(self._grid))
         for i in self._rng.permutation(len(self._grid)):
             if len(kept) >= size:

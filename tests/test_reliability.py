@@ -139,7 +139,8 @@ def test_resume_after_an_interrupted_resume_runs_the_waiting_trials(tmp_path: Pa
 
     # the smoke space has 4 archs, so a re-run may repeat a finished arch, which the study would
     # then reuse instead of handing to Tune; with the latency cache off every trial trains
-    cfg = dataclasses.replace(_cfg(tmp_path, 4), latency=dataclasses.replace(_cfg(tmp_path, 4).latency, cache=False))
+    cfg = _cfg(tmp_path, 4)
+    cfg = dataclasses.replace(cfg, latency=dataclasses.replace(cfg.latency, cache=False))
     first = _searcher(cfg, prepare_study(cfg, resume=False))
     try:
         configs = {tid: first.suggest(tid) for tid in ("t0", "t1", "t2", "t3")}
@@ -428,7 +429,7 @@ def test_the_watchdog_finds_a_raylets_orphaned_workers() -> None:
     watchdog finds it by the RAY_RAYLET_PID in its environment, and leaves other raylets' alone."""
     from search import watchdog
 
-    raylet = psutil_process(os.getpid())
+    raylet = watchdog.psutil.Process(os.getpid())  # the psutil the watchdog found
     ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
                             env={**os.environ, "RAY_RAYLET_PID": str(os.getpid())})
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
@@ -440,10 +441,3 @@ def test_the_watchdog_finds_a_raylets_orphaned_workers() -> None:
         assert not watchdog.raylet_workers({os.getpid(): time.time() + 60})  # a reused raylet pid
     finally:
         ours.kill(), other.kill()
-
-
-def psutil_process(pid: int):
-    import ray  # noqa: F401  (Ray's own psutil)
-    import psutil
-
-    return psutil.Process(pid)
