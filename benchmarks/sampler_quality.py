@@ -63,6 +63,7 @@ from benchmarks.common import append_jsonl, digest, read_jsonl, worker_pool  # n
 from search.config import StudyConfig  # noqa: E402
 from search.latency import LatencyMeter, meter_settings  # noqa: E402
 from search.samplers import build_sampler  # noqa: E402
+from search.strategy import TRAIN_SECONDS  # noqa: E402
 from space.references import references_in_space  # noqa: E402
 from space.search_space import SearchSpace  # noqa: E402
 from space.spec import ArchSpec  # noqa: E402
@@ -288,6 +289,7 @@ def _tell(study, trial, names: list[str], rec: dict, stop: int | None, row: dict
         study.tell(trial, state=TrialState.PRUNED)
         return
     values = {"pck": rec["pck"], "latency_ms": rec["latency_ms"], "params": rec.get("params")}
+    trial.set_user_attr(TRAIN_SECONDS, float(rec["train_s"]))  # as a study's trial records it
     study.tell(trial, [float(values[n]) for n in names])
 
 
@@ -424,7 +426,8 @@ def prefill_references(setup: Setup, workers: int) -> None:
     """Train the reference designs first, in parallel: every warm-started run asks for them."""
     space = SearchSpace.from_dict(setup.cfg.space, source=setup.cfg.source)
     known = Objective(setup).cache
-    archs = [a for a in references_in_space(space, depths="deepest") if ArchSpec.from_dict(a).arch_id not in known]
+    sizes = setup.cfg.sampler.options.get("reference_sizes", "smallest")  # the sampler's default
+    archs = [a for a in references_in_space(space, sizes=sizes) if ArchSpec.from_dict(a).arch_id not in known]
     if not archs:
         return
     print(f"prefill: training {len(archs)} reference designs", flush=True)

@@ -24,7 +24,7 @@ from trainers.budget import ProxyBudget
 REPO = Path(__file__).resolve().parents[1]
 STUDIES_DIR = REPO / "studies"
 
-_TOP_KEYS = {"name", "description", "space", "data", "proxy", "objectives", "constraints", "sampler", "trials",
+_TOP_KEYS = {"name", "description", "space", "data", "proxy", "objectives", "constraints", "sampler", "trials", "timeout",
              "resources", "concurrency", "storage", "scheduler", "latency", "export", "seeds", "dashboard"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -268,6 +268,7 @@ class StudyConfig:
     out: Path | None = None  # the --out folder given; None: runs/<name> (use `run_dir`)
     proxy_keys: tuple[str, ...] = ()  # the proxy keys the file gave (the stored config lists those)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    timeout: float | None = None  # seconds after which a launch starts no new trial (optuna's optimize(timeout=))
 
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
@@ -308,6 +309,8 @@ class StudyConfig:
             export=ExportConfig.from_dict(d.get("export"), source), seeds=_seeds(d.get("seeds"), source),
             source=source, proxy_keys=tuple(d["proxy"]),
             dashboard=DashboardConfig.from_dict(d.get("dashboard"), source),
+            timeout=None if d.get("timeout") is None else
+            checks.number(d["timeout"], source, "timeout", "a number of seconds > 0", ok=lambda v: v > 0),
         )
         cfg._cross_check()
         return cfg
@@ -360,7 +363,8 @@ class StudyConfig:
             "name": self.name, "description": self.description, "space": copy.deepcopy(self.space),
             "data": self.data.to_dict(), "proxy": {k: budget[k] for k in self.proxy_keys or budget},
             "objectives": [o.to_dict() for o in self.objectives], "constraints": self.constraints.to_dict(),
-            "sampler": self.sampler.to_dict(), "trials": self.trials, "resources": self.resources.to_dict(),
+            "sampler": self.sampler.to_dict(), "trials": self.trials, "timeout": self.timeout,
+            "resources": self.resources.to_dict(),
             "concurrency": self.concurrency,
             "storage": mask_url(self.storage_url) if mask_credentials else self.storage_url,
             "scheduler": self.scheduler.to_dict() if self.scheduler else None,

@@ -72,6 +72,7 @@ class StorageSearcher(Searcher):
         self.done_here = 0
         self._full_until = 0.0
         self._said_waiting = False
+        self._said_timeout = False
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, daemon=True)
         self._beat.start()
@@ -119,6 +120,8 @@ class StorageSearcher(Searcher):
         waiting = any(t.state == TrialState.WAITING for t in counted)
         if len(counted) >= self.cfg.trials and not waiting:
             return self._when_full(counted)
+        if self._timed_out():
+            return Searcher.FINISHED if not self.live else None  # the running trials finish
         trial = self._ask()
         if trial is None:
             return None
@@ -141,6 +144,16 @@ class StorageSearcher(Searcher):
         config = self._trial_config(trial, spec)
         fault_point("suggested")
         return config
+
+    def _timed_out(self) -> bool:
+        """The study's `timeout` has passed since this launch started: no new trial (said once)."""
+        if self.cfg.timeout is None or time.time() - self.start < self.cfg.timeout:
+            return False
+        if not self._said_timeout:
+            self.printer(f"timeout: {self.cfg.timeout:g} s since the start: no new trials, the running ones "
+                         f"finish; --resume goes on towards {self.cfg.trials}")
+            self._said_timeout = True
+        return True
 
     def _when_full(self, counted: list[optuna.trial.FrozenTrial]) -> str | None:
         """The count is reached: finish, or wait for this process's or others' running trials."""

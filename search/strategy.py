@@ -8,16 +8,18 @@ Two facts the plain samplers ignore (docs/search.md, "The cost-aware sampler"):
 - Good designs are known: the paper's and Newell's (space.references).
 
 So each new trial is chosen as follows:
-1. warm start (`warm_start`): the reference designs the space can express, at each stacks x width
-   the space allows at its deepest depth (`reference_depths: all` for every depth), go first, so the
-   front can never end worse than them;
+1. warm start (`warm_start`): the reference designs the space can express, at every width of the
+   space's fewest stacks and smallest depth (`reference_sizes: smallest`; `deepest` or `all` for more
+   sizes), go first, so the front can never end worse than them at those sizes;
 2. cost-aware selection (`cost_aware`): after `startup` trials, take `candidates` random
    architectures of the space (a quarter of them new at each trial, the rest kept from the trial
    before, so that few new FLOPs need counting) plus every one-axis change of the current front, drop those already
    in the study (an arch is never trained twice) and those that break a cost limit, predict their
    accuracy with a Gaussian process (scikit-learn) fitted on the trials so far, and train the one
-   with the largest expected hypervolume improvement of the (accuracy, cost) front. Running trials
-   count as their predicted accuracy (kriging believer), so concurrent trials are not the same pick.
+   with the largest expected hypervolume improvement of the (accuracy, cost) front per predicted
+   second of its training (`per_second`; "EI per second", Snoek et al. 2012): the trials' compute is
+   the budget, and a proxy's training time varies 2x over the space. Running trials count as their
+   predicted accuracy (kriging believer), so concurrent trials are not the same pick.
 Without either, or while the study is too young for the surrogate, trials are drawn at random
 from the space. Each part is switchable, which the ablation in benchmarks/sampler_quality.py uses.
 
@@ -44,6 +46,8 @@ from space.spec import ArchSpec, split_key
 
 EXACT_COSTS = ("params", "flops")     # computed from the model itself; other cost measures are predicted
 FLOPS_INPUT = 64                      # FLOPs are counted at this size and scaled to the arch's input
+TRAIN_SECONDS = "train_s"             # the user attr with a trial's proxy training seconds
+MIN_TIMED = 3                         # trained trials before their seconds are predicted
 
 
 def arch_params(space: SearchSpace, arch: Mapping[str, Any]) -> dict[str, Any]:
@@ -156,13 +160,15 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
 
     def __init__(self, space: SearchSpace, objectives: Sequence[tuple[str, str]], limits: Mapping[str, float] | None = None,
                  *, warm_start: bool = True, cost_aware: bool = True, references: Sequence[str] = tuple(REFERENCES),
-                 reference_depths: str = "deepest", candidates: int = 64, startup: int = 4, seed: int | None = None):
+                 reference_sizes: str = "smallest", per_second: bool = True, candidates: int = 64, startup: int = 4,
+                 seed: int | None = None):
         self.space, self.seed = space, seed
         self.trained_name, self.cost_name, self.signs = _roles(objectives, space.source)
         self.order = [name for name, _ in objectives]  # the study's objective order: trial.values
         self.limits = {k: v for k, v in (limits or {}).items() if k in EXACT_COSTS}
-        self.warm = references_in_space(space, references, reference_depths) if warm_start else []
-        self.cost_aware, self.n_candidates, self.startup = cost_aware, candidates, startup
+        self.warm = references_in_space(space, references, reference_sizes) if warm_start else []
+        self.cost_aware, self.per_second = cost_aware, per_second
+        self.n_candidates, self.startup = candidates, startup
         self.encoder = Encoder(space)
         self._random = optuna.samplers.RandomSampler(seed=seed)
         self._rng = np.random.default_rng(seed)
@@ -210,7 +216,8 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             return None
         if len(done) < self.startup:
             return pool[int(self._rng.integers(len(pool)))]
-        return self._best_candidate(pool, done, running)
+        seconds = self._train_seconds(study) if self.per_second else []
+        return self._best_candidate(pool, done, running, seconds)
 
     def _history(self, study: optuna.Study) -> tuple[set[str], list[tuple[dict, float, float]], list[dict]]:
         """Arch ids of every trial; (arch, trained value, cost value) of the scored ones; running archs."""
@@ -229,6 +236,20 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             elif t.state == TrialState.RUNNING:
                 running.append(arch)
         return seen, [d for d in done if d[2] is not None], running
+
+    def _train_seconds(self, study: optuna.Study) -> list[tuple[dict, float]]:
+        """(arch, training seconds) of the trials trained to the end (a reused or pruned one's seconds
+        say nothing of a full training)."""
+        out = {}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            seconds = t.user_attrs.get(TRAIN_SECONDS)
+            if isinstance(seconds, (int, float)) and seconds > 0 and "reused_from" not in t.user_attrs:
+                try:
+                    arch = params_arch(self.space, t.params).to_dict()
+                except (ConfigError, ValueError, KeyError):
+                    continue
+                out.setdefault(ArchSpec.from_dict(arch).arch_id, (arch, float(seconds)))
+        return list(out.values())
 
     def _trained_value(self, study: optuna.Study, t: FrozenTrial) -> float | None:
         if t.state == TrialState.COMPLETE:
@@ -302,7 +323,8 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
                 arch[key] = None
         return arch
 
-    def _best_candidate(self, pool: list[dict], done: list[tuple[dict, float, float]], running: list[dict]) -> dict:
+    def _best_candidate(self, pool: list[dict], done: list[tuple[dict, float, float]], running: list[dict],
+                        seconds: Sequence[tuple[dict, float]] = ()) -> dict:
         archs = [a for a, _, _ in done]
         x = self.encoder.matrix(archs, [self._cost_of(a) for a in archs])
         xp = self.encoder.matrix(pool, [self._cost_of(a) for a in pool])
@@ -317,7 +339,18 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             front += list(zip(gp.predict((xr - shift) / scale), self._predict_costs(x, xr, running, done)))
         front = np.array(front, float)
         ref = (float(front[:, 0].max()), 1.1 * float(max(front[:, 1].max(), cost.max())))
-        return pool[int(np.argmax(expected_hvi(mu, sigma, cost, front, ref)))]
+        gain = expected_hvi(mu, sigma, cost, front, ref)
+        if len(seconds) >= MIN_TIMED:
+            gain = gain / self._predict_seconds(seconds, xp)
+        return pool[int(np.argmax(gain))]
+
+    def _predict_seconds(self, seconds: Sequence[tuple[dict, float]], xp: np.ndarray) -> np.ndarray:
+        """Training seconds of the candidates: a ridge fit of log seconds on the trained archs, clipped
+        to the seconds seen (a proxy's time cap bounds it above)."""
+        archs = [a for a, _ in seconds]
+        y = np.array([s for _, s in seconds])
+        predict = fit_log_ridge(self.encoder.matrix(archs, [self._cost_of(a) for a in archs]), y)
+        return np.clip(predict(xp), y.min(), y.max())
 
     def _predict_costs(self, x: np.ndarray, xp: np.ndarray, archs: list[dict],
                        done: list[tuple[dict, float, float]]) -> np.ndarray:

@@ -51,7 +51,8 @@ def header(cfg: StudyConfig) -> str:
         f"sampler   {cfg.sampler.name} seed {cfg.sampler.seed}"
         + (f", proxy seeds {list(cfg.seeds)}" if cfg.seeds else "") + "; objectives "
         + ", ".join(f"{o.name} ({o.direction[:3]})" for o in cfg.objectives),
-        f"trials    {cfg.trials}, {cfg.concurrency} at a time",
+        f"trials    {cfg.trials}, {cfg.concurrency} at a time"
+        + (f"; none started after {cfg.timeout:g} s (timeout)" if cfg.timeout else ""),
         f"resources {r.cpus_per_trial} CPU{gpu} per trial; latency on {lat.device}, "
         f"{lat.threads} thread(s), median of {lat.runs}",
     ])

@@ -111,7 +111,7 @@ def train(spec: Any, job: TrialJob, budget: dict, train_set: Any, val_set: Any) 
     if res.pck != res.pck:  # NaN
         raise FloatingPointError("proxy PCK is NaN")
     out = dict(**trained_values(list(job.measures), res), per_joint_pck=[float(x) for x in res.per_joint],
-               images_per_s=float(res.images_per_s), epochs=int(res.epochs), pck_curve=curve,
+               images_per_s=float(res.images_per_s), epochs=int(res.epochs), train_s=float(res.wall_s), pck_curve=curve,
                loss_curve=[float(x) for x in res.loss_curve])
     return {**out, **_preview(kept.model, val_set, job)}
 

@@ -20,6 +20,7 @@ from space.spec import ArchSpec, split_key
 SHAPE_KEYS = ("version", "stacks", "width", "depth", "joints", "input_size", "intermediate_supervision")
 DESIGN_KEYS = ("block", "branch_split", "gate", "gate_init", "down", "up", "fusion", "skip")
 SIZE_AXES = ("stacks", "width", "depth")
+REFERENCE_SIZES = ("all", "deepest", "smallest")
 REFERENCES: dict[str, dict[str, Any]] = {
     "paper": {"block": "multibranch", "branch_split": ["1/2", "1/4", "1/4"], "gate": "channel", "gate_init": 1.0,
               "down": "maxpool", "up": "nearest", "fusion": "concat_conv3x3", "skip": "identity"},
@@ -47,16 +48,22 @@ def _allowed(space: SearchSpace, arch: Mapping[str, Any]) -> bool:
 
 
 def references_in_space(space: SearchSpace, names: Sequence[str] = tuple(REFERENCES),
-                        depths: str = "all") -> list[dict]:
-    """Each reference at each stacks x width (x depth) the space allows, smallest sizes first, as
-    ArchSpec dicts; references the space cannot express are left out. `depths="deepest"` keeps only
-    the space's largest depth (the hourglass's own; halves a warm start)."""
-    sizes = {k: list(space.axes.get(k, (getattr(ArchSpec, k),))) for k in SIZE_AXES}
-    if depths == "deepest":
-        sizes["depth"] = [max(sizes["depth"])]
+                        sizes: str = "all") -> list[dict]:
+    """Each reference at the sizes the space allows, smallest first, as ArchSpec dicts; references the
+    space cannot express are left out. `sizes`: "all" (every stacks x width x depth), "deepest" (every
+    stacks x width at the space's largest depth, the hourglass's own) or "smallest" (every width at the
+    space's fewest stacks and smallest depth: the cheapest warm start, the sizes the paper's design is
+    compared at in docs/results.md section 7)."""
+    if sizes not in REFERENCE_SIZES:
+        raise ValueError(f"reference sizes {sizes!r}: expected one of {', '.join(REFERENCE_SIZES)}")
+    grid = {k: list(space.axes.get(k, (getattr(ArchSpec, k),))) for k in SIZE_AXES}
+    if sizes == "deepest":
+        grid["depth"] = [max(grid["depth"])]
+    if sizes == "smallest":
+        grid["depth"], grid["stacks"] = [min(grid["depth"])], [min(grid["stacks"])]
     fixed = {k: vs[0] for k, vs in space.axes.items() if k in SHAPE_KEYS and k not in SIZE_AXES and len(vs) == 1}
     out: dict[str, dict] = {}
-    for stacks, width, depth in itertools.product(sizes["stacks"], sizes["width"], sizes["depth"]):
+    for stacks, width, depth in itertools.product(grid["stacks"], grid["width"], grid["depth"]):
         for name in names:
             arch = project_reference({**fixed, "stacks": stacks, "width": width, "depth": depth}, name)
             if _allowed(space, arch) and space.is_valid(arch):

@@ -103,6 +103,10 @@ CASES: dict[str, tuple[Callable[[Path], str | None] | None, list[str]]] = {
     "study not YAML": (_write("s.yaml", "name: [unclosed\n"), ["--study", "{p}"]),
     "study unknown key": (lambda t: _study(t, colour="red"), ["--study", "{p}"]),
     "study trials 0": (lambda t: _study(t, trials=0), ["--study", "{p}"]),
+    "study timeout 0": (lambda t: _study(t, timeout=0), ["--study", "{p}"]),
+    "study timeout words": (lambda t: _study(t, timeout="ten minutes"), ["--study", "{p}"]),
+    "costaware reference_sizes unknown": (lambda t: _study(t, sampler={"name": "costaware", "options": {
+        "reference_sizes": "largest"}}), ["--study", "{p}"]),
     "study name with a slash": (lambda t: _study(t, name="a b"), ["--study", "{p}"]),
     "sampler unknown": (lambda t: _study(t, sampler={"name": "annealing"}), ["--study", "{p}"]),
     "sampler population_size 1": (lambda t: _study(t, sampler={"options": {"population_size": 1}}),

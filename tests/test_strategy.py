@@ -57,7 +57,7 @@ def test_params_round_trip_through_the_space() -> None:
 
 def test_warm_start_trains_the_reference_designs_first_and_no_arch_twice() -> None:
     space = SearchSpace.from_dict(SMALL)
-    refs = references_in_space(space, depths="deepest")
+    refs = references_in_space(space, sizes="deepest")
     assert len(refs) == 4  # paper + newell at 2 widths
     study = run_study(CostAwareSampler(space, OBJECTIVES, seed=0, candidates=16), space, 12)
     ids = [t.user_attrs["arch_id"] for t in study.trials]
@@ -66,14 +66,62 @@ def test_warm_start_trains_the_reference_designs_first_and_no_arch_twice() -> No
 
 
 def test_the_softgate_warm_start_is_both_references_at_each_size_at_depth_4() -> None:
-    refs = references_in_space(SearchSpace.from_dict(SOFTGATE), depths="deepest")
+    refs = references_in_space(SearchSpace.from_dict(SOFTGATE), sizes="deepest")
     assert [(a["stacks"], a["width"], a["depth"], a["block"]) for a in refs] == [
         (s, w, 4, b) for s in (1, 2) for w in (32, 64) for b in ("multibranch", "bottleneck")]
 
 
+def test_the_default_softgate_warm_start_is_both_references_at_each_width_of_the_smallest_size() -> None:
+    # 1 stack, depth 3: the sizes docs/results.md section 7 compares the paper's design at; the
+    # cheapest four of the 16 projections, so the warm start leaves most of a budget to the search
+    sampler = CostAwareSampler(SearchSpace.from_dict(SOFTGATE), OBJECTIVES, seed=0)
+    assert [(a["stacks"], a["width"], a["depth"], a["block"]) for a in sampler.warm] == [
+        (1, w, 3, b) for w in (32, 64) for b in ("multibranch", "bottleneck")]
+
+
+def test_unknown_reference_sizes_are_a_config_error(tmp_path) -> None:
+    path = study_file(tmp_path, "bad", sampler={"name": "costaware", "options": {"reference_sizes": "largest"}})
+    with pytest.raises(ConfigError) as err:
+        StudyConfig.load(str(path))
+    assert err.value.field == "sampler.options" and "largest" in str(err.value)
+
+
+def _timed_history(space: SearchSpace) -> tuple[list, list]:
+    """Six scored archs whose training seconds grow tenfold with width."""
+    archs = [a for a in space.grid() if a["gate"] == "channel"][:3] + [a for a in space.grid() if a["gate"] == "none"][:3]
+    archs = [{**a, "width": w} for a, w in zip(archs, (16, 32) * 3)]
+    done = [(a, toy_value(ArchSpec.from_dict(a)), model_costs(a)["flops"] / 1e7) for a in archs]
+    return done, [(a, 10.0 if a["width"] == 16 else 100.0) for a in archs]
+
+
+def test_training_seconds_are_predicted_within_the_seconds_seen() -> None:
+    space = SearchSpace.from_dict(SMALL)
+    sampler = CostAwareSampler(space, OBJECTIVES, seed=0)
+    _, seconds = _timed_history(space)
+    pool = [{**a, "width": w} for a, w in zip([a for a in space.grid() if a["gate"] == "scalar"][:8], (16, 32) * 4)]
+    predicted = sampler._predict_seconds(seconds, sampler.encoder.matrix(pool, [model_costs(a) for a in pool]))
+    assert ((10.0 <= predicted) & (predicted <= 100.0)).all()
+    wide = np.array([a["width"] == 32 for a in pool])
+    assert wide.any() and (~wide).any() and predicted[wide].min() > predicted[~wide].max()
+
+
+def test_at_equal_expected_improvement_the_faster_training_wins(monkeypatch) -> None:
+    # EHVI per predicted second: the study's compute is the budget, so of two candidates that promise
+    # the same, the one that trains in a tenth of the time goes first
+    import search.strategy as strategy
+
+    space = SearchSpace.from_dict(SMALL)
+    done, seconds = _timed_history(space)
+    pool = [{**a, "width": w} for a, w in zip([a for a in space.grid() if a["gate"] == "scalar"][:4], (32, 32, 32, 16))]
+    monkeypatch.setattr(strategy, "expected_hvi", lambda mu, *args: np.ones(len(mu)))
+    sampler = CostAwareSampler(space, OBJECTIVES, seed=0)
+    assert sampler._best_candidate(pool, done, [], seconds) == pool[3]
+    assert sampler._best_candidate(pool, done, [], []) == pool[0]  # untimed: the first of equals
+
+
 def test_warm_start_alone_draws_at_random_after_the_references() -> None:
     space = SearchSpace.from_dict({**SMALL, "depth": [2, 3]})
-    study = run_study(CostAwareSampler(space, OBJECTIVES, seed=0, cost_aware=False, reference_depths="all"), space, 9)
+    study = run_study(CostAwareSampler(space, OBJECTIVES, seed=0, cost_aware=False, reference_sizes="all"), space, 9)
     ids = [t.user_attrs["arch_id"] for t in study.trials]
     assert set(ids[:8]) == {ArchSpec.from_dict(a).arch_id for a in references_in_space(space)}
     assert ids[8] not in ids[:8]
@@ -110,7 +158,7 @@ def test_a_params_limit_is_never_proposed() -> None:
         p = model_costs(spec.to_dict())["params"]
         return 0.1 + 0.01 * math.log(p), p
     study.optimize(objective, n_trials=10)
-    over = [a for a in references_in_space(space, depths="deepest") if model_costs(a)["params"] > limit]
+    over = [a for a in references_in_space(space, sizes="deepest") if model_costs(a)["params"] > limit]
     assert over and len(over) < 4  # some reference designs are over the limit: the warm start skips them
     assert all(t.values[1] <= limit for t in study.trials)
 
@@ -161,6 +209,7 @@ def test_smoke_study_with_the_costaware_sampler(tmp_path) -> None:
     refs = {ArchSpec.from_dict(a).arch_id for a in references_in_space(SearchSpace.from_dict(cfg.space))}
     assert len(refs) == 2 and set(ids[:2]) == refs  # concurrency 2: both asked before either finished
     assert len(set(ids)) == 4  # the 4 archs of the smoke space, none twice
+    assert all(t.user_attrs["train_s"] > 0 for t in trials)  # what the per-second acquisition fits
     assert isinstance(build_sampler(cfg), CostAwareSampler)
 
 

@@ -22,7 +22,7 @@ from search.config import StudyConfig
 from helpers import REPO, SMOKE, study_file
 
 CONTRACT_ATTRS = {"arch", "arch_id", "params", "flops", "latency_ms", "latency_p25_ms", "latency_p75_ms",
-                  "latency_cv", "images_per_s", "wall_s", "epochs", "data", "budget", "node_id", "per_joint_pck"}
+                  "latency_cv", "images_per_s", "wall_s", "train_s", "epochs", "data", "budget", "node_id", "per_joint_pck"}
 
 
 def env(**extra: str) -> dict:
@@ -148,6 +148,28 @@ def test_processes_sharing_a_study_reach_exactly_the_count(tmp_path):
         a.close(), b.close()
     trials = load(tmp_path, "smoke").get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+
+
+def test_after_the_timeout_no_trial_starts_and_the_running_ones_finish(tmp_path):
+    import dataclasses
+
+    from search.study import make_searcher, prepare_study
+    from space.search_space import SearchSpace
+
+    cfg = dataclasses.replace(_cfg(tmp_path, 10), timeout=60.0)
+    said: list[str] = []
+    searcher = make_searcher(prepare_study(cfg, resume=False), cfg, SearchSpace.from_dict(cfg.space), said.append)
+    try:
+        assert isinstance(searcher.suggest("t1"), dict)
+        searcher.start -= 61  # a minute has passed
+        assert searcher.suggest("t2") is None  # t1 still runs: wait for it, start nothing
+        searcher.on_trial_complete("t1", {"final": True, "attrs_json": '{"pck": 0.5, "latency_ms": 2.0}'})
+        assert searcher.suggest("t3") == "FINISHED"
+    finally:
+        searcher.close()
+    assert [t.state for t in load(tmp_path, "smoke").get_trials()] == [TrialState.COMPLETE]
+    assert [line for line in said if line.startswith("timeout")] == [
+        "timeout: 60 s since the start: no new trials, the running ones finish; --resume goes on towards 10"]
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
