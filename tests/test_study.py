@@ -317,3 +317,19 @@ def test_asha_scheduler_prunes_on_pck_and_the_study_still_counts(tmp_path):
             assert len(t.user_attrs["pck_curve"]) == 4
     assert sum("PRUNED (ASHA)" in line for line in proc.stdout.splitlines()) == sum(
         t.state == TrialState.PRUNED for t in trials)
+
+
+@pytest.mark.slow  # 30-50 s: two launches
+def test_a_study_that_times_out_exports_its_front_and_resumes(tmp_path):
+    path = study_file(tmp_path, "timed", trials=12, timeout=2,
+                      space={**SMOKE["space"], "gate": ["channel", "identity", "none", "se"]})
+    out = tmp_path / "run"
+    proc = launch("--study", str(path), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first = load(out, "timed").get_trials()
+    assert 1 <= len(first) < 12 and all(t.state == TrialState.COMPLETE for t in first)
+    assert f"{len(first)} of 12 trials done within the timeout of 2 s" in proc.stdout
+    assert (out / "export" / "index.csv").is_file()
+    again = launch("--study", str(path), "--out", str(out), "--resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(first) < len(load(out, "timed").get_trials()) <= 12

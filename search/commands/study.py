@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 import optuna
 
@@ -16,6 +17,7 @@ def main(args: argparse.Namespace) -> int:
         trials=args.trials, data=args.data, storage=args.storage, out=args.out)
     from search.study import counts_toward_target, run_study
 
+    start = time.time()
     try:
         study = run_study(cfg, resume=args.resume, address=args.address, verbose=args.verbose)
     except KeyboardInterrupt:  # the runner has handed the running trials back for --resume
@@ -23,9 +25,12 @@ def main(args: argparse.Namespace) -> int:
         return 130
     done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished() and counts_toward_target(t))
     wanted = effective_trials(cfg)
-    if done < wanted:  # stopped early (Ctrl-C): no export of a partial front
+    timed_out = cfg.timeout is not None and time.time() - start >= cfg.timeout
+    if done < wanted and not timed_out:  # stopped early (a Tune error): no export of a partial front
         print(f"stopped with {done} of {wanted} trials done; continue with --resume", file=sys.stderr)
         return 1
+    if done < wanted:  # the study's own time budget: its front so far is the result
+        print(f"{done} of {wanted} trials done within the timeout of {cfg.timeout:g} s; --resume adds more")
     if cfg.export.auto:
         _export(cfg, study)
     return 0
