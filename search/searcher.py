@@ -285,6 +285,8 @@ class StorageSearcher(Searcher):
         pareto = len(self.study.best_trials) if complete else 0
         elapsed = time.time() - self.start
         eta = elapsed / self.done_here * max(self.cfg.trials - n, 0)
+        if self.cfg.timeout is not None:  # no trial starts after it; the running ones take about a trial's time
+            eta = min(eta, max(self.cfg.timeout - elapsed, 0) + elapsed / self.done_here * self.cfg.concurrency)
         if values is not None:
             what = " ".join(f"{k}={fmt(v)}" for k, v in zip(self.cfg.objective_names, values))
         elif pruned:
