@@ -205,7 +205,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
     # -- the strategy -------------------------------------------------------------------------------
     def choose(self, study: optuna.Study) -> dict | None:
         """The architecture for the next trial (None: let the random sampler draw it)."""
-        seen, done, running = self._history(study)
+        seen, done, running, seconds = self._history(study)
         for arch in self.warm:
             if ArchSpec.from_dict(arch).arch_id not in seen and self._within_limits(arch):
                 return arch
@@ -216,12 +216,13 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             return None
         if len(done) < self.startup:
             return pool[int(self._rng.integers(len(pool)))]
-        seconds = self._train_seconds(study) if self.per_second else []
-        return self._best_candidate(pool, done, running, seconds)
+        return self._best_candidate(pool, done, running, seconds if self.per_second else [])
 
-    def _history(self, study: optuna.Study) -> tuple[set[str], list[tuple[dict, float, float]], list[dict]]:
-        """Arch ids of every trial; (arch, trained value, cost value) of the scored ones; running archs."""
-        seen, done, running = set(), [], []
+    def _history(self, study: optuna.Study) -> tuple[set[str], list[tuple[dict, float, float]], list[dict],
+                                                     list[tuple[dict, float]]]:
+        """Arch ids of every trial; (arch, trained value, cost value) of the scored ones; running archs;
+        (arch, training seconds) of the archs trained to the end."""
+        seen, done, running, seconds = set(), [], [], {}
         for t in study.get_trials(deepcopy=False):
             if not t.params and t.state != TrialState.COMPLETE:
                 continue
@@ -229,27 +230,17 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
                 arch = params_arch(self.space, t.params).to_dict()
             except (ConfigError, ValueError, KeyError):
                 continue
-            seen.add(ArchSpec.from_dict(arch).arch_id)
+            arch_id = ArchSpec.from_dict(arch).arch_id
+            seen.add(arch_id)
             value = self._trained_value(study, t)
             if value is not None:
                 done.append((arch, value, self._cost_value(study, t, arch)))
             elif t.state == TrialState.RUNNING:
                 running.append(arch)
-        return seen, [d for d in done if d[2] is not None], running
-
-    def _train_seconds(self, study: optuna.Study) -> list[tuple[dict, float]]:
-        """(arch, training seconds) of the trials trained to the end (a reused or pruned one's seconds
-        say nothing of a full training)."""
-        out = {}
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            seconds = t.user_attrs.get(TRAIN_SECONDS)
-            if isinstance(seconds, (int, float)) and seconds > 0 and "reused_from" not in t.user_attrs:
-                try:
-                    arch = params_arch(self.space, t.params).to_dict()
-                except (ConfigError, ValueError, KeyError):
-                    continue
-                out.setdefault(ArchSpec.from_dict(arch).arch_id, (arch, float(seconds)))
-        return list(out.values())
+            timed = _train_seconds(t)
+            if timed is not None:
+                seconds.setdefault(arch_id, (arch, timed))
+        return seen, [d for d in done if d[2] is not None], running, list(seconds.values())
 
     def _trained_value(self, study: optuna.Study, t: FrozenTrial) -> float | None:
         if t.state == TrialState.COMPLETE:
@@ -359,6 +350,15 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             return self.signs[1] * np.array([self._cost_of(a)[self.cost_name] for a in archs])
         predict = fit_log_ridge(x, np.array([c for _, _, c in done]))
         return self.signs[1] * predict(xp)
+
+
+def _train_seconds(t: FrozenTrial) -> float | None:
+    """A trial's training seconds, if it trained to the end: a reused or pruned trial's seconds say
+    nothing of a full training."""
+    seconds = t.user_attrs.get(TRAIN_SECONDS)
+    if t.state != TrialState.COMPLETE or "reused_from" in t.user_attrs:
+        return None
+    return float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else None
 
 
 def _roles(objectives: Sequence[tuple[str, str]], source: str | None) -> tuple[str, str, tuple[float, float]]:
