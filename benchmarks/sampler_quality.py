@@ -386,8 +386,7 @@ def surrogate_check(setup: Setup, cache: list[dict], folds: int = 5) -> dict[str
     pred_pck, pred_lat = np.zeros(len(done)), np.zeros(len(done))
     for k in range(folds):
         test = np.arange(len(done)) % folds == k
-        scale, shift = x[~test].std(axis=0) + 1e-9, x[~test].mean(axis=0)
-        pred_pck[test] = fit_gp((x[~test] - shift) / scale, pck[~test], seed=0).predict((x[test] - shift) / scale)
+        pred_pck[test] = fit_gp(x[~test], pck[~test], seed=0).predict(x[test])
         pred_lat[test] = fit_log_ridge(x[~test], lat[~test])(x[test])
     flops = x[:, -1]
     return {"archs": len(done), "gp_pck_tau": float(kendalltau(pred_pck, pck).statistic),

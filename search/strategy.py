@@ -112,11 +112,16 @@ def _count_costs(arch: Mapping[str, Any]) -> dict[str, float]:
 def fit_gp(x: np.ndarray, y: np.ndarray, seed: int | None):
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     # one length scale for all inputs: with 10-40 points, one per input (ARD) overfits (docs/search.md)
     kernel = ConstantKernel(1.0) * Matern(length_scale=3.0, nu=2.5, length_scale_bounds=(0.1, 100.0)) \
         + WhiteKernel(0.05, (1e-4, 1.0))
-    gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2, random_state=seed)
+    # inputs standardised; one constant over the points so far keeps scale 1: dividing by its ~0
+    # spread put every candidate that differs there infinitely far, at the GP's prior
+    gp = make_pipeline(StandardScaler(), GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2,
+                                                                 random_state=seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings on a handful of points
         gp.fit(x, y)
@@ -316,24 +321,26 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
 
     def _best_candidate(self, pool: list[dict], done: list[tuple[dict, float, float]], running: list[dict],
                         seconds: Sequence[tuple[dict, float]] = ()) -> dict:
-        archs = [a for a, _, _ in done]
-        x = self.encoder.matrix(archs, [self._cost_of(a) for a in archs])
+        x, gp = self._fit_accuracy(done)
         xp = self.encoder.matrix(pool, [self._cost_of(a) for a in pool])
-        scale = x.std(axis=0) + 1e-9
-        shift = x.mean(axis=0)
-        gp = fit_gp((x - shift) / scale, np.array([-self.signs[0] * v for _, v, _ in done]), self.seed)
-        mu, sigma = gp.predict((xp - shift) / scale, return_std=True)
+        mu, sigma = gp.predict(xp, return_std=True)
         cost = self._predict_costs(x, xp, pool, done)
         front = [[-self.signs[0] * v, self.signs[1] * c] for _, v, c in done]
         if running:  # kriging believer: a running trial counts as its predicted accuracy and cost
             xr = self.encoder.matrix(running, [self._cost_of(a) for a in running])
-            front += list(zip(gp.predict((xr - shift) / scale), self._predict_costs(x, xr, running, done)))
+            front += list(zip(gp.predict(xr), self._predict_costs(x, xr, running, done)))
         front = np.array(front, float)
         ref = (float(front[:, 0].max()), 1.1 * float(max(front[:, 1].max(), cost.max())))
         gain = expected_hvi(mu, sigma, cost, front, ref)
         if len(seconds) >= MIN_TIMED:
             gain = gain / self._predict_seconds(seconds, xp)
         return pool[int(np.argmax(gain))]
+
+    def _fit_accuracy(self, done: list[tuple[dict, float, float]]):
+        """The encoded scored archs, and a GP of their loss (-accuracy) on those inputs."""
+        archs = [a for a, _, _ in done]
+        x = self.encoder.matrix(archs, [self._cost_of(a) for a in archs])
+        return x, fit_gp(x, np.array([-self.signs[0] * v for _, v, _ in done]), self.seed)
 
     def _predict_seconds(self, seconds: Sequence[tuple[dict, float]], xp: np.ndarray) -> np.ndarray:
         """Training seconds of the candidates: a ridge fit of log seconds on the trained archs, clipped
