@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     setup = make_setup(args)
     budget = args.budget or setup.cfg.trials
     t0 = time.perf_counter()
-    known_before = sum(1 for r in read_jsonl(Path(args.cache)) if r.get("setup") == setup.key)
+    known_before = len(Objective(setup).cache)
     print(f"data {setup.data}, proxy {setup.budget}; strategies {args.strategies}; seeds {args.seeds}; "
           f"budget {budget:g} x {setup.unit_s:g} s of training per run; cache {args.cache}", flush=True)
     if any(strategy_config(setup, n)["sampler"]["name"] == "costaware" for n in args.strategies):
@@ -454,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [{"name": n, "strategy": strategy_config(setup, n), "seed": s, "budget": budget, "setup": setup}
             for s in args.seeds for n in order]
     results = run_all(jobs, args.jobs, Path(args.log))
-    cache = [r for r in read_jsonl(Path(args.cache)) if r.get("setup") == setup.key]
+    # one record per arch, the one every run saw: two workers may have trained an arch at once
+    cache = list(Objective(setup).cache.values())
     trained_now = len(cache) - known_before
     fig = figures(results, cache, args.strategies, args.seeds)
     print_figures(fig, args, budget, setup)
