@@ -1,0 +1,78 @@
+"""Re-measure a front's latency quietly and interleaved, and decide the front again from it.
+
+Inside a study each architecture is timed once, beside training trials, on a machine that drifts:
+good enough to screen, not to decide which architectures are Pareto-optimal. Before a front is
+exported (at the end of a study, in `export`, in `finalize`), every architecture on it, and every one
+within the noise band of it, is timed again in one process with no trial running, interleaved
+(space/interleaved.py), and membership is recomputed from those values. The in-study value stays as
+the screening value (`latency_ms`); the re-measured one is `latency_quiet_ms`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+NOISE_BAND = 0.15  # the spread between two in-study measurements of one arch (docs/search.md)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One candidate: a key (arch_id), its trained score (higher is better) and its latency."""
+
+    key: str
+    score: float
+    latency: float
+
+
+def front_keys(points: Sequence[Point]) -> list[str]:
+    """Keys of the points no other point beats (a higher score at no more latency, or the same
+    score at less), by latency."""
+
+    def beaten(p: Point) -> bool:
+        return any(o.latency <= p.latency and o.score >= p.score and
+                   (o.latency < p.latency or o.score > p.score) for o in points)
+
+    return [p.key for p in sorted(points, key=lambda p: p.latency) if not beaten(p)]
+
+
+def within_band(points: Sequence[Point], band: float = NOISE_BAND) -> list[str]:
+    """Keys of the points that could be on the front if latencies were off by `band`: no other point
+    beats them by more than the noise (a higher score at a latency lower by more than `band`)."""
+
+    def clearly_beaten(p: Point) -> bool:
+        return any(o.score > p.score and o.latency * (1 + band) < p.latency * (1 - band)
+                   for o in points)
+
+    return [p.key for p in sorted(points, key=lambda p: p.latency) if not clearly_beaten(p)]
+
+
+def quiet_latencies(archs: Mapping[str, dict], latency: Mapping[str, Any], *,
+                    input_size: int | None = None, reference: str | None = None,
+                    target: float = 0.01, max_seconds: float = 120.0) -> dict[str, dict[str, Any]]:
+    """Each arch (key -> ArchSpec dict) timed interleaved with the study's latency settings
+    (`latency`: device, threads, backend, clock); per key the pass's figures (space.interleaved)
+    and `latency_quiet_ms`, its ratio to `reference` times the reference's median."""
+    from search.latency import backend_name, uses_thread_clock
+    from space.interleaved import measure_interleaved
+    from space.model import build_model
+    from space.spec import ArchSpec
+
+    specs = {k: ArchSpec.from_dict(a) for k, a in archs.items()}
+    size = int(input_size or next(iter(specs.values())).input_size)
+    models = {k: build_model(s, input_size=size).eval() for k, s in specs.items()}
+    backend = backend_name(dict(latency))
+    clock = uses_thread_clock(latency["device"], latency["threads"], latency.get("clock", "auto"),
+                              backend)
+    stats = measure_interleaved(models, size, reference=reference, backend=backend,
+                                device=latency["device"], threads=latency["threads"],
+                                thread_clock=clock, target=target, max_seconds=max_seconds)
+    ref_ms = stats[next(iter(stats.values())).reference].median_ms
+    return {k: s.as_dict() | {"latency_quiet_ms": s.ratio * ref_ms, "input_size": size}
+            for k, s in stats.items()}
+
+
+def requalify(points: Sequence[Point], quiet: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The front recomputed from the quiet latencies of the points that have one."""
+    return front_keys([Point(p.key, p.score, float(quiet[p.key]["latency_quiet_ms"]))
+                       for p in points if p.key in quiet])
