@@ -4,31 +4,51 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from torch import nn
-
-from search.commands.flags import check_int
+from cli.flags import check_input_size, check_int
 from space.errors import ConfigError
-from space.guard import check_memory
-from space.model import build_model
-from space.onnx_export import (MAX_OPSET, MIN_OPSET, check_onnx, compare_with_torch, export_onnx, ort_session,
-                               require, write_onnx)
-from space.spec import RANGES, ArchSpec, load_arch
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from space.spec import ArchSpec
+
+NAME = "onnx"
+HELP = "export one architecture to ONNX and check it against PyTorch"
 
 TOLERANCE = 1e-4   # float32: ONNX Runtime's fused kernels differ from PyTorch's by rounding only
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", required=True, help="preset name or path to an arch YAML")
+    parser.add_argument("--weights",
+                        help="checkpoint or state_dict (default: the initial weights)")
+    parser.add_argument("--input-size", type=int, help="input resolution (default: the spec's)")
+    parser.add_argument("--out", help="ONNX file to write (default: <arch id>.onnx)")
+    # the default is written out, not read from space.onnx_export: that module imports torch
+    parser.add_argument("--opset", type=int, default=17,
+                        help="ONNX opset, 13 to 20 (default 17, space.onnx_export.DEFAULT_OPSET)")
+    parser.add_argument("--heads", choices=("last", "all"), default="last",
+                        help="last: the last stack's heatmaps (default); all: every stack's")
 
 
 def _out_path(args: argparse.Namespace, spec: ArchSpec) -> Path:
     out = Path(args.out or f"{spec.arch_id}.onnx")
     if not out.parent.is_dir():
-        raise ConfigError(f"folder {str(out.parent)!r} does not exist", source="<arg>", field="--out")
+        raise ConfigError(f"folder {str(out.parent)!r} does not exist", source="<arg>",
+                          field="--out")
     if out.is_dir():
-        raise ConfigError(f"{str(out)!r} is a folder, give a file name", source="<arg>", field="--out")
+        raise ConfigError(f"{str(out)!r} is a folder, give a file name", source="<arg>",
+                          field="--out")
     return out
 
 
 def _model(args: argparse.Namespace, spec: ArchSpec, size: int) -> tuple[nn.Module, ArchSpec]:
     """The network for `spec` with `--weights` loaded (the spec of the weights' joint count)."""
+    from space.guard import check_memory
+    from space.model import build_model
+
     try:
         check_memory(spec, size, device="cpu")
         model = build_model(spec, input_size=size)
@@ -46,7 +66,11 @@ def _model(args: argparse.Namespace, spec: ArchSpec, size: int) -> tuple[nn.Modu
 
 
 def main(args: argparse.Namespace) -> int:
-    check_int(args, "input_size", *RANGES["input_size"])
+    from space.onnx_export import (MAX_OPSET, MIN_OPSET, check_onnx, compare_with_torch,
+                                   export_onnx, ort_session, require, write_onnx)
+    from space.spec import load_arch
+
+    check_input_size(args)
     check_int(args, "opset", MIN_OPSET, MAX_OPSET)
     for module in ("onnx", "onnxruntime"):   # a missing extra fails before any work
         require(module)
@@ -58,14 +82,16 @@ def main(args: argparse.Namespace) -> int:
     check_onnx(model_bytes)
     diffs = compare_with_torch(model, ort_session(model_bytes, threads=1), size, heads=args.heads)
     worst = max(diffs.values())
-    heads = f"every stack's heatmaps ({spec.stacks if spec.intermediate_supervision else 1} outputs)" if args.heads == "all" \
-        else "the last stack's heatmaps"
-    print(f"arch        {args.arch} (id {spec.arch_id}){', weights ' + args.weights if args.weights else ''}")
+    stacks = spec.stacks if spec.intermediate_supervision else 1
+    heads = (f"every stack's heatmaps ({stacks} outputs)" if args.heads == "all"
+             else "the last stack's heatmaps")
+    weights = f", weights {args.weights}" if args.weights else ""
+    print(f"arch        {args.arch} (id {spec.arch_id}){weights}")
     print(f"exported    input image Bx3x{size}x{size} (dynamic batch B) -> {heads}, "
           f"{spec.joints}x{size // 4}x{size // 4} each; opset {args.opset}, TorchScript exporter")
     print("checked     onnx.checker.check_model (full check): ok")
-    print("compared    ONNX Runtime (CPUExecutionProvider) vs PyTorch, same random inputs: max abs diff "
-          + ", ".join(f"batch {b} {d:.2e}" for b, d in diffs.items()))
+    print("compared    ONNX Runtime (CPUExecutionProvider) vs PyTorch, same random inputs: "
+          "max abs diff " + ", ".join(f"batch {b} {d:.2e}" for b, d in diffs.items()))
     if worst > TOLERANCE:
         print(f"error: max abs diff {worst:.2e} is above {TOLERANCE:.0e}; nothing written")
         return 1

@@ -1,0 +1,29 @@
+"""`launch.py export --study NAME [--out RUN_DIR] [--storage URL] [--force]`: Pareto-optimal archs
+as YAML."""
+from __future__ import annotations
+
+import argparse
+
+from cli.flags import add_study_args
+
+NAME = "export"
+HELP = "write the Pareto-optimal architectures as YAML"
+NEEDS_STUDY = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_study_args(parser, argparse.SUPPRESS)
+    parser.add_argument("--force", action="store_true", help="replace an existing export")
+
+
+def main(args: argparse.Namespace) -> int:
+    from search.export import export_study, locate_study, mask_url
+
+    loc = locate_study(args.study, storage=args.storage, out=args.out)
+    out_dir = loc.export_dir
+    files = export_study(loc.storage, loc.name, out_dir, force=args.force)
+    print(f"study {loc.name} ({mask_url(loc.storage)}): {len(files)} Pareto-optimal architectures")
+    for path in files:
+        print(f"  {path}")
+    print(f"index: {out_dir / 'index.csv'}")
+    return 0

@@ -1,0 +1,125 @@
+"""`launch.py finalize --study NAME [--top K] [--epochs E] [--input-size S] [--data D] [--seeds N]
+[--references paper,newell|none] [--resume]`: full training of the study's front and the reference
+designs, scored on the test split (search/finalize.py)."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cli.flags import add_study_args
+from space.errors import ConfigError
+
+if TYPE_CHECKING:
+    from search import finalize as fin
+    from search.config import StudyConfig
+    from search.export import StudyLocation
+
+NAME = "finalize"
+HELP = "retrain the exported front and the reference designs; score on test"
+NEEDS_STUDY = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Its own flags; --address and --verbose (for Ray) are the top-level ones (cli/study.py)."""
+    add_study_args(parser, argparse.SUPPRESS)
+    parser.add_argument("--top", type=int, help="only the first K exported architectures")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--input-size", type=int,
+                        help="training resolution (default: each arch's)")
+    parser.add_argument("--data", help="dataset (default: the study's data.source)")
+    parser.add_argument("--seeds", type=int, default=1, help="runs per architecture, seeds 0..N-1")
+    parser.add_argument("--references", default="paper,newell", help="paper,newell or none")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted finalize")
+
+
+def _config(args: argparse.Namespace) -> StudyConfig:
+    """The study's config (resources, latency, data): its file, else the one the runner stored."""
+    from search.config import StudyConfig
+    from search.export import find_study_file
+
+    file = find_study_file(args.study)
+    if file is not None:
+        return StudyConfig.load(str(file)).with_overrides(storage=args.storage, out=args.out)
+    raise ConfigError("finalize needs the study's file (studies/NAME.yaml or a path) for its data, "
+                      "resources and latency settings", source="<arg>", field="--study")
+
+
+def _check_data(data: str, size: int | None, sizes: set[int]) -> tuple[str, str]:
+    """The selection splits; every split loaded once here, the test split first (a bad dataset
+    fails before anything is written, and the workers find the prepared sets in the cache)."""
+    from trainers.data import load_poses, selection_splits
+
+    def load(split: str) -> None:
+        for px in ([size] if size else sorted(sizes)):
+            try:
+                load_poses(data, split, px)
+            except ConfigError as err:
+                raise ConfigError(f"{split} split: {err.message}", source=data,
+                                  field="--data") from None
+
+    load("test")
+    splits = selection_splits(data)
+    for split in splits:
+        load(split)
+    return splits
+
+
+def _plan(args: argparse.Namespace, cfg: StudyConfig,
+          loc: StudyLocation) -> tuple[list[fin.Candidate], list[fin.Run], fin.RunJob, Path]:
+    """(candidates, their runs, the job each run does, the final/ folder), every input checked."""
+    from search import finalize as fin
+    from trainers.data import absolute_data
+
+    fin.check_counts(args.epochs, args.seeds, args.top)
+    references = fin.parse_references(args.references)
+    candidates = fin.with_references(fin.found_candidates(loc, args.top), references)
+    data = absolute_data(args.data or cfg.data.source)
+    splits = _check_data(data, args.input_size, {c.arch["input_size"] for c in candidates})
+    final_dir = loc.run_dir / fin.FINAL_DIR
+    fin.check_fresh(final_dir, args.resume)
+    r = cfg.resources
+    job = fin.RunJob(data, args.epochs, args.input_size, splits, max(1, int(r.cpus_per_trial)),
+                     "cuda" if r.gpus_per_trial else "cpu")
+    return candidates, fin.plan_runs(candidates, args.seeds, final_dir), job, final_dir
+
+
+def main(args: argparse.Namespace) -> int:
+    from search import finalize as fin
+    from search.export import add_index_columns, locate_study, mask_url
+    from search.progress import dur
+
+    cfg = _config(args)
+    loc = locate_study(args.study, storage=args.storage, out=args.out)
+    candidates, runs, job, final_dir = _plan(args, cfg, loc)
+    done = sum(r.done for r in runs)
+    print(f"finalize {loc.name}: {len(candidates)} architectures x {args.seeds} seed(s) = "
+          f"{len(runs)} runs ({done} finished earlier), {args.epochs} epochs on {job.data}; "
+          f"selection on {job.splits[1]}, score on test (flip)")
+    start = time.time()
+    final_dir.mkdir(parents=True, exist_ok=True)
+    r = cfg.resources
+    if done < len(runs):
+        from search.cluster import ray_up
+
+        ray_up(args.address, args.verbose)
+    fin.run_tune(runs, job, {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}, cfg.concurrency,
+                 final_dir)
+    profiles = {c.arch_id: fin.measure(c, args.input_size, cfg.latency.to_dict())
+                for c in candidates}
+    rows = fin.collect_rows(candidates, runs, profiles)
+    paths = fin.write_outputs(rows, final_dir, loc.name)
+    stored = fin.store_results(loc, rows)
+    indexed = add_index_columns(loc.export_dir,
+                                {row["arch_id"]: fin.final_attrs(row) for row in rows})
+    print(f"done in {dur(time.time() - start)}")
+    print(fin.markdown_table(rows), end="")
+    for line in fin.dominance_lines(rows):
+        print(line)
+    for path in paths:
+        print(f"  {path}")
+    print(f"storage {mask_url(loc.storage)}: "
+          f"{'final attrs added' if stored else 'not written (no study)'}; "
+          f"export index: {'final columns added' if indexed else 'no export'}")
+    return 0

@@ -1,0 +1,187 @@
+"""Inference on images: crop around a person, predict the joints, map them back, draw the skeleton.
+
+Each image is cropped as training crops a person (trainers.crop), predicted by
+`trainers.engine.predict` (heatmap decoding, flip test with the format's flip pairs, joints mapped
+back to original pixels), and written as DIR/NAME.png (trainers.draw) and DIR/NAME.json. Every input
+is read and checked before anything is written. Used by `launch.py predict` (cli/predict.py);
+docs/training.md#launchpy-predict.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from space.errors import ConfigError
+from space.spec import ArchSpec
+from trainers.crop import crop_affine, load_crop, warp_image
+from trainers.data import PoseSet, load_poses, parse_data
+from trainers.draw import draw_pose, skeleton
+from trainers.engine import predict
+from trainers.fit import load_model
+from trainers.io import atomic_write, save_json
+from trainers.proxy import check_input_size
+from trainers.readers import CARVED_SPLITS, FORMATS, DataError, read_annotations, resolve
+
+# A given box is a tight person box; the crop is this much larger, as the COCO and MPII readers
+# crop around one.
+PERSON_BOX_MARGIN = 1.25
+
+Box = tuple[float, float, float, float]   # x, y, w, h in original pixels
+
+
+@dataclass
+class Inputs:
+    """The crops to predict (a PoseSet: images, affines, flip pairs) and what to draw them on."""
+
+    poses: PoseSet
+    originals: list[Path | None]   # the image files; None where the crop is the image (synthetic)
+    fmt: str                       # registered data format: skeleton and flip pairs
+    box: Box | None = None         # the person box the images were cropped around, for the JSON
+
+
+@dataclass(frozen=True)
+class Written:
+    """One input's outputs: STEM.png and STEM.json, and how many joints reached the threshold."""
+
+    stem: Path
+    sure: int
+    joints: int
+
+
+def image_affine(width: int, height: int, size: int, box: Box | None = None) -> np.ndarray:
+    """Original -> crop affine for a whole image (the square around its centre that holds all of
+    it) or for a person box (PERSON_BOX_MARGIN x its longer side around its centre); pixel i's
+    centre is at i."""
+    x, y, w, h = box if box is not None else (0.0, 0.0, float(width), float(height))
+    side = max(w, h) * (PERSON_BOX_MARGIN if box is not None else 1.0)
+    return crop_affine(np.array([x + (w - 1) / 2.0, y + (h - 1) / 2.0]), side, size)
+
+
+def _crop_image(path: Path, box: Box | None, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(crop, affine) of one image file; a missing or undecodable file is a one-line ConfigError."""
+    try:
+        with Image.open(path) as img:
+            affine = image_affine(*img.size, size, box)
+            return warp_image(img, affine, size), affine
+    except FileNotFoundError:
+        raise ConfigError("image file not found", source=str(path), field="--image") from None
+    except (OSError, ValueError, SyntaxError) as err:  # PIL's ways of saying "not an image"
+        raise ConfigError(f"cannot decode image ({type(err).__name__}: {err})", source=str(path),
+                          field="--image") from None
+
+
+def _poseset(crops: list[np.ndarray], affines: list[np.ndarray], names: list[str],
+             fmt: str) -> PoseSet:
+    """Crops to predict as a PoseSet (no ground truth: joints are zeros)."""
+    n, joints = len(crops), len(FORMATS.get(fmt).joint_names)
+    empty = np.zeros((n, joints, 3), np.float32)
+    meta = {"format": fmt, "flip_pairs": [list(p) for p in FORMATS.get(fmt).flip_pairs]}
+    return PoseSet(np.stack(crops), empty, empty.copy(), np.stack(affines).astype(np.float32),
+                   np.ones(n, np.float32), names, meta)
+
+
+def image_inputs(paths: list[str], box: Box | None, size: int, fmt: str) -> Inputs:
+    """Image files, each cropped whole (or around `box`), for a model of format `fmt`'s joints."""
+    crops, affines = zip(*(_crop_image(Path(p), box, size) for p in paths))
+    names = [Path(p).name for p in paths]
+    return Inputs(_poseset(list(crops), list(affines), names, fmt), [Path(p) for p in paths], fmt,
+                  box)
+
+
+def data_inputs(data: str, split: str, n: int, size: int) -> Inputs:
+    """The first `n` records of `split` of `data`, cropped around the dataset's own person boxes."""
+    fmt, path, _ = parse_data(data)
+    if fmt == "synthetic":  # generated at crop size: the crop is the original image
+        poses = load_poses(data, split, size)
+        count = min(n, len(poses))
+        return Inputs(poses.select(np.arange(count)), [None] * count, "synthetic")
+    assert path is not None
+    fmt_obj, annot = resolve(fmt or None, path, "train" if split in CARVED_SPLITS else split)
+    records = read_annotations(fmt_obj, annot, split).records[:n]
+    if not records:
+        raise DataError(f"no usable records in split {split!r}", source=str(annot), field="split")
+    affines = [crop_affine(r.center, r.box, size) for r in records]
+    crops = []
+    for i, (rec, affine) in enumerate(zip(records, affines)):
+        _, crop, err = load_crop((i, str(rec.image), affine, size))
+        if err:
+            raise DataError(err, source=str(rec.image), field=f"record {i} ({rec.name})")
+        crops.append(crop)
+    poses = _poseset(crops, affines, [r.name for r in records], fmt_obj.name)
+    return Inputs(poses, [r.image for r in records], fmt_obj.name)
+
+
+def load_predictor(spec: ArchSpec, weights: str | Path, size: int,
+                   device: torch.device) -> tuple[torch.nn.Module, ArchSpec]:
+    """The network with `weights` loaded, on `device`, and the spec of the weights' joint count."""
+    model, spec = load_model(spec, weights, size)
+    return model.to(device), spec
+
+
+def predict_joints(model: torch.nn.Module, spec: ArchSpec, inputs: Inputs, size: int,
+                   device: torch.device, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(joints [N, J, 3] in original pixels, confidences [N, J]) of every input crop."""
+    check_input_size(spec, inputs.poses, size)
+    return predict(model, inputs.poses, device=device, flip=flip)
+
+
+def _out_names(names: list[str]) -> list[str]:
+    """File stems for the outputs: the image's stem, numbered where two images share one."""
+    stems, seen = [], set()
+    for k, name in enumerate(names):
+        stem = Path(name).stem or f"image{k}"
+        stems.append(stem if stem not in seen else f"{stem}-{k}")
+        seen.add(stems[-1])
+    return stems
+
+
+def _record(spec: ArchSpec, inputs: Inputs, k: int, size: int, joints: np.ndarray,
+            conf: np.ndarray, *, weights: str | Path, flip: bool, threshold: float) -> dict:
+    """One image's JSON: joints [x, y] in original pixels (pixel i's centre at i) and their
+    confidences."""
+    original = inputs.originals[k]
+    return {"image": str(original.resolve()) if original is not None else None,
+            "name": inputs.poses.names[k],
+            "arch_id": spec.arch_id, "weights": str(weights), "format": inputs.fmt,
+            "input_size": size, "flip": bool(flip),
+            "box": list(inputs.box) if inputs.box else None,
+            "threshold": threshold,
+            "crop_affine": inputs.poses.affine[k].tolist(),
+            "joint_names": list(FORMATS.get(inputs.fmt).joint_names),
+            "joints": np.round(joints[:, :2].astype(np.float64), 2).tolist(),
+            "confidences": np.round(conf.astype(np.float64), 4).tolist()}
+
+
+def _original(inputs: Inputs, k: int) -> Image.Image | np.ndarray:
+    """The image the k-th prediction is drawn on (decoded fully here; the crop used a reduced
+    draft)."""
+    path = inputs.originals[k]
+    if path is None:
+        return np.asarray(inputs.poses.images[k])
+    with Image.open(path) as img:
+        return img.convert("RGB")
+
+
+def write_outputs(out: Path, spec: ArchSpec, inputs: Inputs, size: int, joints: np.ndarray,
+                  conf: np.ndarray, *, weights: str | Path, flip: bool,
+                  threshold: float) -> Iterator[Written]:
+    """OUT/NAME.png (the skeleton on the original image) and OUT/NAME.json for every input.
+
+    A generator, yielding after each image is written, so that the caller can report each one as
+    it lands (a failure half-way leaves the earlier ones reported)."""
+    out.mkdir(parents=True, exist_ok=True)
+    skel = skeleton(inputs.fmt)
+    for k, stem in enumerate(_out_names(inputs.poses.names)):
+        png = draw_pose(_original(inputs, k), joints[k], conf[k], skel.limbs, skel.sides,
+                        threshold, skel.joint_sides)
+        atomic_write(out / f"{stem}.png", partial(png.save, format="PNG"))
+        record = _record(spec, inputs, k, size, joints[k], conf[k], weights=weights, flip=flip,
+                         threshold=threshold)
+        save_json(record, out / f"{stem}.json")
+        yield Written(out / stem, int((conf[k] >= threshold).sum()), len(conf[k]))
