@@ -21,8 +21,8 @@ from space.spec import load_arch
 from trainers.data import DataError, clear_memo, load_poses, parse_data
 from trainers.metrics import oks_ap, score_poses
 from trainers.proxy import ProxyBudget, train_proxy
-from trainers.readers import (FORMATS, VAL_FRACTION, Annotations, DatasetFormat, LspFormat, Record,
-                              box_from_joints, clean_joints, detection_order, read_annotations)
+from trainers.formats import (FORMATS, VAL_FRACTION, Annotations, DatasetFormat, LspFormat, Record,
+                             box_from_joints, clean_joints, detection_order, read_annotations)
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@
 
 `data` is "synthetic" (or "synthetic:N"), a path whose format is detected (a folder with
 joints.mat, a .mat, an MPII or COCO .json, an MPII .h5) or "FORMAT:PATH" with FORMAT any name
-registered in `trainers.readers.FORMATS` (lsp, lspet, mpii, coco, synthetic, and any added).
+registered in `trainers.formats.FORMATS` (lsp, lspet, mpii, coco, synthetic, and any added).
 See docs/data.md for splits, normalisers and the cache.
 """
 from __future__ import annotations
@@ -27,9 +27,9 @@ import numpy as np
 from space.errors import ConfigError
 from trainers.crop import (crop_affine, crop_to_original, invert_affine, load_crop,  # noqa: F401 (re-exported)
                            original_to_crop)
-from trainers.readers import (CARVED_SPLITS, FORMATS, VAL_FRACTION, DataError, DatasetFormat, Record,  # noqa: F401
-                              carves_val, read_annotations, resolve)
-from trainers.synthetic import DEFAULT_SIZE, render_sample, synthetic_meta
+from trainers.formats import (CARVED_SPLITS, FORMATS, VAL_FRACTION, DataError, DatasetFormat, Record,  # noqa: F401
+                             carves_val, read_annotations, resolve)
+from trainers.formats.synthetic import DEFAULT_SIZE, render_sample, synthetic_meta
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,14 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from trainers.readers import SyntheticFormat
+from trainers.formats.base import FORMATS, DatasetFormat
+from trainers.formats.lsp import LSP_FLIP, LSP_JOINTS, LSP_LIMBS
 
 _SPLIT_STREAM = {"train": 0, "val": 1, "valid": 1, "test": 2}
 DEFAULT_SIZE = {"train": 2000, "val": 500, "valid": 500, "test": 500}
+# each side's (shoulder, elbow, wrist) and (hip, knee, ankle): the person's right, then left
+_SIDES = [((8, 7, 6), (2, 1, 0)), ((9, 10, 11), (3, 4, 5))]
+Colour = tuple[int, int, int]
 
 
 def _rot(v: np.ndarray, deg: float) -> np.ndarray:
@@ -41,14 +45,15 @@ def _skeleton(rng: np.random.Generator) -> np.ndarray:
         # angles are measured from "down the body", positive = outwards for this side
         a1 = rng.uniform(-40, 170)
         j[el] = j[sh] + _rot(-up, -side * a1) * rng.uniform(0.5, 0.65)
-        j[wr] = j[el] + _rot(-up, -side * (a1 + rng.uniform(-10, 150) * rng.choice([-1, 1]))) * rng.uniform(0.45, 0.58)
+        j[wr] = (j[el] + _rot(-up, -side * (a1 + rng.uniform(-10, 150) * rng.choice([-1, 1])))
+                 * rng.uniform(0.45, 0.58))
         a2 = rng.uniform(-15, 60)
         j[kn] = j[hip] + _rot(-up, -side * a2) * rng.uniform(0.7, 0.9)
         j[an] = j[kn] + _rot(-up, -side * (a2 + rng.uniform(-60, 25))) * rng.uniform(0.7, 0.9)
     return j
 
 
-def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
+def _colour(rng: np.random.Generator) -> Colour:
     return tuple(int(c) for c in rng.integers(0, 256, 3))
 
 
@@ -77,7 +82,8 @@ def _background(rng: np.random.Generator, size: int) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def _shapes(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int, n: int, big: float) -> None:
+def _shapes(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int, n: int,
+            big: float) -> None:
     for _ in range(n):
         x, y = rng.uniform(-0.1, 1.1, 2) * size
         w, h = rng.uniform(0.05, big, 2) * size
@@ -91,8 +97,36 @@ def _shapes(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int, n: i
             draw.line(box, fill=_colour(rng), width=max(1, int(rng.uniform(0.01, 0.05) * size)))
 
 
+def _limb(draw: ImageDraw.ImageDraw, pts: np.ndarray, a: int, b: int, colour: Colour,
+          width: float) -> None:
+    """A round-capped line from joint `a` to joint `b`."""
+    w = max(1, int(round(width)))
+    draw.line([tuple(pts[a]), tuple(pts[b])], fill=colour, width=w)
+    for p in (pts[a], pts[b]):
+        r = w / 2
+        draw.ellipse([p[0] - r, p[1] - r, p[0] + r, p[1] + r], fill=colour)
+
+
+def _jitter(rng: np.random.Generator, c: Colour) -> Colour:
+    d = rng.integers(-25, 26, 3).tolist()
+    return tuple(min(255, max(0, v + dv)) for v, dv in zip(c, d))
+
+
+def _side(draw: ImageDraw.ImageDraw, rng: np.random.Generator, pts: np.ndarray,
+          side: tuple[tuple[int, int, int], tuple[int, int, int]],
+          colours: tuple[Colour, Colour, Colour], limb_w: float) -> None:
+    """One side's leg and arm; each limb's colour jittered from the outfit's."""
+    (sh, el, wr), (hp, kn, an) = side
+    top, skin, legs = colours
+    _limb(draw, pts, hp, kn, _jitter(rng, legs), limb_w * 1.3)
+    _limb(draw, pts, kn, an, _jitter(rng, legs), limb_w * 1.1)
+    _limb(draw, pts, sh, el, _jitter(rng, top), limb_w)
+    _limb(draw, pts, el, wr, _jitter(rng, skin), limb_w * 0.8)
+
+
 def render_sample(seed: int, split: str, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """One synthetic person: (size, size, 3) uint8 image and (14, 3) joints (x, y, v=1) in pixels."""
+    """One synthetic person: (size, size, 3) uint8 image and (14, 3) joints (x, y, v=1) in
+    pixels."""
     rng = np.random.default_rng([seed, _SPLIT_STREAM.get(split, 3), index])
     body = _skeleton(rng)
     # place the figure: its extent fills 45-80 % of the crop, somewhere near the centre
@@ -105,44 +139,37 @@ def render_sample(seed: int, split: str, index: int, size: int) -> tuple[np.ndar
     draw = ImageDraw.Draw(img)
     _shapes(draw, rng, size, int(rng.integers(1, 6)), 0.35)
 
-    top, skin, legs = _colour(rng), _colour(rng), _colour(rng)
+    colours = top, skin, legs = _colour(rng), _colour(rng), _colour(rng)
     limb_w = rng.uniform(0.1, 0.2) * torso
-
-    def limb(a: int, b: int, colour: tuple[int, int, int], width: float) -> None:
-        w = max(1, int(round(width)))
-        draw.line([tuple(pts[a]), tuple(pts[b])], fill=colour, width=w)
-        for p in (pts[a], pts[b]):
-            r = w / 2
-            draw.ellipse([p[0] - r, p[1] - r, p[0] + r, p[1] + r], fill=colour)
-
-    def jitter(c: tuple[int, int, int]) -> tuple[int, int, int]:
-        d = rng.integers(-25, 26, 3).tolist()
-        return tuple(min(255, max(0, v + dv)) for v, dv in zip(c, d))
-
     # far-side limbs first so the torso can cover them; which side is "far" is random
-    sides = [((8, 7, 6), (2, 1, 0)), ((9, 10, 11), (3, 4, 5))]
     order = rng.permutation(2)
-    for k in order[:1]:
-        (sh, el, wr), (hp, kn, an) = sides[k]
-        limb(hp, kn, jitter(legs), limb_w * 1.3); limb(kn, an, jitter(legs), limb_w * 1.1)
-        limb(sh, el, jitter(top), limb_w); limb(el, wr, jitter(skin), limb_w * 0.8)
+    _side(draw, rng, pts, _SIDES[order[0]], colours, limb_w)
     draw.polygon([tuple(pts[i]) for i in (8, 9, 3, 2)], fill=top)
     head_c = (pts[12] + pts[13]) / 2
     r = max(1.5, float(np.hypot(*(pts[13] - pts[12]))) / 2)
-    draw.ellipse([head_c[0] - r * 0.8, head_c[1] - r, head_c[0] + r * 0.8, head_c[1] + r], fill=skin)
-    limb(12, 13, skin, limb_w * 0.6)
-    for k in order[1:]:
-        (sh, el, wr), (hp, kn, an) = sides[k]
-        limb(hp, kn, jitter(legs), limb_w * 1.3); limb(kn, an, jitter(legs), limb_w * 1.1)
-        limb(sh, el, jitter(top), limb_w); limb(el, wr, jitter(skin), limb_w * 0.8)
-    if rng.random() < 0.3:  # an occluder over part of the person; its joints stay annotated, as in LSP
+    draw.ellipse([head_c[0] - r * 0.8, head_c[1] - r, head_c[0] + r * 0.8, head_c[1] + r],
+                 fill=skin)
+    _limb(draw, pts, 12, 13, skin, limb_w * 0.6)
+    _side(draw, rng, pts, _SIDES[order[1]], colours, limb_w)
+    # an occluder over part of the person; its joints stay annotated, as in LSP
+    if rng.random() < 0.3:
         _shapes(draw, rng, size, 1, 0.3)
     joints = np.concatenate([pts, np.ones((14, 1))], axis=1).astype(np.float32)
     return np.asarray(img, dtype=np.uint8), joints
 
 
 def synthetic_meta() -> dict:
-    """The registered `synthetic` format's joint names, flip pairs and metric, as PoseSet.meta entries."""
+    """The registered `synthetic` format's joint names, flip pairs and metric, as PoseSet.meta
+    entries."""
     fmt = SyntheticFormat()
-    return {"dataset": fmt.name, "joint_names": list(fmt.joint_names), "flip_pairs": [list(p) for p in fmt.flip_pairs],
-            "metric": fmt.metric, "norm_kind": fmt.norm_kind}
+    return {"dataset": fmt.name, "joint_names": list(fmt.joint_names),
+            "flip_pairs": [list(p) for p in fmt.flip_pairs], "metric": fmt.metric,
+            "norm_kind": fmt.norm_kind}
+
+
+@FORMATS.register("synthetic")
+class SyntheticFormat(DatasetFormat):
+    """Generated people: `synthetic` or `synthetic:N`, never detected from a path."""
+
+    name, metric, norm_kind, files = "synthetic", "pck", "torso", False
+    joint_names, flip_pairs, limbs = LSP_JOINTS, LSP_FLIP, LSP_LIMBS
