@@ -10,14 +10,17 @@ Every dataset format is a `DatasetFormat` class registered in `FORMATS` (`space.
         def read(self, annot, split, *, skip_bad=False): ...   # -> Annotations
 
 A format knows how to detect itself, where its annotation file for a split is, its native splits,
-joint names, flip pairs and metric, and how to read records. None decodes images (that is
-`trainers.data.load_poses`' job, so a subset is chosen before any JPEG is opened). Joints are
-(J, 3): x, y, v with v = 1 annotated and 0 not; unannotated joints get x = y = 0 whatever the
-file held. A dataset without a val split gets one carved from its train split (`carve_val`).
+joint names, flip pairs and metric, and how to read records. `read` never decodes an image: the
+base class's `prepare`, shared by every format with files, picks the subset first and decodes
+only those images. Joints are (J, 3): x, y, v with v = 1 annotated and 0 not; unannotated joints
+get x = y = 0 whatever the file held. A dataset without a val split gets one carved from its
+train split (`carve_val`). A generated format (synthetic.py) has no files: it overrides
+`identity`, `record_names` and `prepare`, and `trainers.data.load_poses` treats it like the rest.
 """
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +29,10 @@ import numpy as np
 
 from space.errors import ConfigError
 from space.registry import Registry
-from trainers.crop import BOX_MARGIN
+from trainers.crop import BOX_MARGIN, crop_affine, decode_crops
+from trainers.poseset import PoseSet, from_records, subset_indices
+
+log = logging.getLogger(__name__)
 
 
 class DataError(ConfigError):
@@ -65,6 +71,22 @@ class Annotations:
     split_note: str = ""
     skipped: int = 0          # annotation entries skipped as bad (skip_bad=True)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a data string names: its format, and the folder or file that format reads or, for a
+    generated format, how many samples each split has (`trainers.formats.open_source`)."""
+
+    fmt: DatasetFormat
+    path: Path | None = None     # a format with files: the folder or annotation file named
+    count: int | None = None     # a generated format: `NAME:N`; None: the format's own default
+
+    def annotation_file(self, split: str) -> Path:
+        """The annotation file `split` is read from (a carved split is cut from train's)."""
+        if self.path is None:
+            raise TypeError(f"the {self.fmt.name} format reads no files")
+        return self.fmt.annotation_file(self.path, "train" if split in CARVED_SPLITS else split)
 
 
 # ---------------------------------------------------------------- helpers for readers
@@ -179,7 +201,8 @@ class DatasetFormat:
     suffixes: tuple[str, ...] = ()  # annotation file types (for the "unknown file type" message)
     folder_hint: str = ""           # what a folder of this format holds (for "cannot tell")
     version: int = 0                # bump when prepared sets change; part of the cache key
-    files: bool = True              # False: generated, no path (synthetic)
+    files: bool = True              # False: generated from `NAME[:N]`, no path (synthetic)
+    disk_cache: bool = True         # False: prepared sets are only memoised in-process
 
     def detect(self, path: Path) -> bool:
         """Whether the existing folder or file `path` is in this format (cheap: names, a few
@@ -207,56 +230,88 @@ class DatasetFormat:
         return Annotations(records, dataset or self.name, list(self.joint_names),
                            list(self.flip_pairs), self.metric, self.norm_kind, note, skipped, extra)
 
+    # What trainers.data.load_poses asks every format, file or generated: a format with files
+    # keeps these defaults; a generated one (synthetic.py) overrides identity, record_names and
+    # prepare, and parse_count reads its `NAME:N`.
 
-# ---------------------------------------------------------------- detection and splits
+    def parse_count(self, text: str) -> int:
+        """N of a generated format's `NAME:N`: a positive number of samples per split."""
+        try:
+            n = int(text)
+        except ValueError:
+            n = -1
+        if n <= 0:
+            raise ConfigError(f"'{self.name}:N' needs a positive sample count, got {text!r}",
+                              source="<arg>", field="data")
+        return n
 
-def detection_order() -> list[DatasetFormat]:
-    """The formats `resolve` asks, in registration order; an alias (a class registered twice)
-    once."""
-    seen: list[type] = []
-    for name in FORMATS:
-        cls = FORMATS.get(name)
-        if cls not in seen and getattr(cls, "files", True):
-            seen.append(cls)
-    return [cls() for cls in seen]
+    def identity(self, src: Source, split: str) -> dict[str, Any]:
+        """What `split` of `src` depends on, for the cache key (load_poses adds the size, subset,
+        seed and skip_bad): the annotation file's resolved path, mtime and size."""
+        annot = src.annotation_file(split)
+        try:
+            st = annot.stat()
+        except FileNotFoundError as err:
+            raise DataError("annotation file not found", source=str(annot)) from err
+        ident = {"format": self.name, "annot": str(annot.resolve()), "mtime_ns": st.st_mtime_ns,
+                 "bytes": st.st_size}
+        # Keys that did not exist when a format's sets were first cached go in only where they
+        # apply, so the entries of unchanged formats (LSPET) keep their keys and stay valid.
+        if self.version:
+            ident["format_version"] = self.version
+        if carves_val(self, annot, split) or split in CARVED_SPLITS:
+            ident["val_carve"] = VAL_FRACTION
+        return ident
+
+    def record_names(self, src: Source, split: str) -> list[str]:
+        """The names of `split`'s records (PoseSet.names), without decoding an image."""
+        return [r.name for r in read_annotations(self, src.annotation_file(split), split).records]
+
+    def prepare(self, src: Source, split: str, size: int, *, subset: int | None = None,
+                seed: int = 0, skip_bad: bool = False, workers: int | None = None) -> PoseSet:
+        """`split` of `src` as `size` x `size` person crops: the records are read, a seeded
+        `subset` picked, and only its images decoded (`workers` processes, default up to 4).
+        A bad record raises DataError, or with `skip_bad` is skipped and counted."""
+        annot = src.annotation_file(split)
+        ann = read_annotations(self, annot, split, skip_bad=skip_bad)
+        if not ann.records:
+            raise DataError(f"no usable records in split {split!r}", source=str(annot),
+                            field=f"{split} split")
+        records = [ann.records[i] for i in subset_indices(len(ann.records), subset, seed)]
+        affines = [crop_affine(r.center, r.box, size) for r in records]
+        crops, errors = decode_crops([str(r.image) for r in records], affines, size, workers)
+        keep = _decoded(records, errors, ann.skipped, annot, split, skip_bad)
+        meta = {"dataset": ann.dataset, "format": self.name, "source": str(annot), "split": split,
+                "size": size, "joint_names": ann.joint_names,
+                "flip_pairs": [list(p) for p in ann.flip_pairs], "metric": ann.metric,
+                "norm_kind": ann.norm_kind, "split_note": ann.split_note,
+                "n_records": len(ann.records), "subset": subset, "seed": seed,
+                "skipped": ann.skipped + len(errors), **ann.extra}
+        return from_records([records[i] for i in keep], np.stack([affines[i] for i in keep]),
+                            np.stack([crops[i] for i in keep]), meta)
 
 
-def _undetected(path: Path) -> ConfigError:
-    formats = detection_order()
-    if path.is_dir():
-        hints = [f.folder_hint for f in formats if f.folder_hint]
-        expected = ", ".join(hints[:-1]) + " or " + hints[-1] if len(hints) > 1 else "".join(hints)
-        return ConfigError(f"cannot tell the dataset format of this folder (expected {expected})",
-                           source=str(path), field="data")
-    suffixes = list(dict.fromkeys(s for f in formats for s in f.suffixes))
-    return ConfigError(f"unknown data file type {path.suffix.lower()!r} ({', '.join(suffixes)})",
-                       source=str(path), field="data")
+def _decoded(records: list[Record], errors: list[tuple[int, str]], skipped: int, annot: Path,
+             split: str, skip_bad: bool) -> list[int]:
+    """Indices of the records whose image decoded. A failed one raises DataError naming it, or
+    with `skip_bad` is left out and counted in one warning line (with the skipped entries)."""
+    if errors and not skip_bad:
+        i, msg = errors[0]
+        raise DataError(msg, source=str(records[i].image), field=f"record {i} ({records[i].name})")
+    if errors:
+        i, msg = errors[0]
+        log.warning("skipped %d bad record(s) of %d in %s (first: %s: %s)", len(errors) + skipped,
+                    len(records) + skipped, annot, records[i].image, msg)
+    elif skipped:
+        log.warning("skipped %d bad annotation entr(ies) in %s", skipped, annot)
+    bad = {i for i, _ in errors}
+    keep = [i for i in range(len(records)) if i not in bad]
+    if not keep:
+        raise DataError("every selected record is bad", source=str(annot), field=f"{split} split")
+    return keep
 
 
-def detect_format(path: Path) -> DatasetFormat:
-    """The first format in `detection_order` that claims the existing `path`."""
-    for fmt in detection_order():
-        if fmt.detect(path):
-            return fmt
-    raise _undetected(path)
-
-
-def resolve(name: str | None, path: Path, split: str) -> tuple[DatasetFormat, Path]:
-    """Detect the format of `path` (or check the named one) and find its annotation file for
-    `split`."""
-    src = str(path)
-    if not path.exists():
-        raise ConfigError("data path does not exist", source=src, field="data")
-    if name is None:
-        fmt = detect_format(path)
-    else:
-        fmt = FORMATS.create(name)
-        if not fmt.detect(path):
-            other = detect_format(path)
-            raise ConfigError(f"format {name!r} given but the file looks like {other.name}",
-                              source=src, field="data")
-    return fmt, fmt.annotation_file(path, split)
-
+# ---------------------------------------------------------------- carved val splits
 
 def carves_val(fmt: DatasetFormat, annot: Path, split: str) -> bool:
     """Whether `split` of this file is carved: train or val of a dataset without a val split."""

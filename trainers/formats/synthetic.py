@@ -1,4 +1,4 @@
-"""Synthetic people: articulated 14-joint figures in LSP order on textured, cluttered backgrounds.
+"""The `synthetic` format: articulated 14-joint figures in LSP order on cluttered backgrounds.
 
 No files, deterministic by (seed, split, index), a few thousand samples per second at 64-128 px.
 The figure faces the camera (its right side on the image's left, as in LSP) so left and right are
@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from trainers.formats.base import FORMATS, DatasetFormat
+from space.errors import ConfigError
+from trainers.formats.base import FORMATS, DatasetFormat, Source
 from trainers.formats.lsp import LSP_FLIP, LSP_JOINTS, LSP_LIMBS
+from trainers.poseset import PoseSet, subset_indices
 
 _SPLIT_STREAM = {"train": 0, "val": 1, "valid": 1, "test": 2}
 DEFAULT_SIZE = {"train": 2000, "val": 500, "valid": 500, "test": 500}
@@ -158,18 +161,54 @@ def render_sample(seed: int, split: str, index: int, size: int) -> tuple[np.ndar
     return np.asarray(img, dtype=np.uint8), joints
 
 
-def synthetic_meta() -> dict:
-    """The registered `synthetic` format's joint names, flip pairs and metric, as PoseSet.meta
-    entries."""
-    fmt = SyntheticFormat()
-    return {"dataset": fmt.name, "joint_names": list(fmt.joint_names),
-            "flip_pairs": [list(p) for p in fmt.flip_pairs], "metric": fmt.metric,
-            "norm_kind": fmt.norm_kind}
+def _sample_name(split: str, index: int) -> str:
+    return f"synthetic-{split}-{index:06d}"
 
 
 @FORMATS.register("synthetic")
 class SyntheticFormat(DatasetFormat):
-    """Generated people: `synthetic` or `synthetic:N`, never detected from a path."""
+    """Generated people: `synthetic` (DEFAULT_SIZE samples per split) or `synthetic:N`, never
+    detected from a path. Each sample is rendered at the crop size, so the crop is the original
+    image (identity affine); norm = the torso diagonal (right shoulder to left hip)."""
 
-    name, metric, norm_kind, files = "synthetic", "pck", "torso", False
+    name, metric, norm_kind = "synthetic", "pck", "torso"
     joint_names, flip_pairs, limbs = LSP_JOINTS, LSP_FLIP, LSP_LIMBS
+    # No path: the data string names a sample count. Not cached on disk: rendering a set is
+    # about as fast as reading a cache entry back (docs/data.md), and nothing on disk goes stale.
+    files, disk_cache = False, False
+
+    def sample_count(self, src: Source, split: str) -> int:
+        """How many samples `split` has; an unknown split (a carved one too: val and test
+        differ here) is a ConfigError."""
+        if split not in DEFAULT_SIZE:
+            raise ConfigError(f"unknown split {split!r} for {self.name} (train, val, test)",
+                              source=self.name, field="split")
+        return src.count or DEFAULT_SIZE[split]
+
+    def identity(self, src: Source, split: str) -> dict[str, Any]:
+        return {"format": self.name, "count": src.count}
+
+    def record_names(self, src: Source, split: str) -> list[str]:
+        return [_sample_name(split, i) for i in range(self.sample_count(src, split))]
+
+    def prepare(self, src: Source, split: str, size: int, *, subset: int | None = None,
+                seed: int = 0, skip_bad: bool = False, workers: int | None = None) -> PoseSet:
+        """Render the seeded `subset` of `split` at `size` px, in this process: no sample can be
+        bad (`skip_bad` changes nothing) and rendering needs no pool (`workers` is unused)."""
+        n = self.sample_count(src, split)
+        idx = subset_indices(n, subset, seed)
+        images = np.empty((len(idx), size, size, 3), np.uint8)
+        joints = np.empty((len(idx), len(self.joint_names), 3), np.float32)
+        for k, i in enumerate(idx.tolist()):
+            images[k], joints[k] = render_sample(seed, split, i, size)
+        norm = np.hypot(*(joints[:, 8, :2] - joints[:, 3, :2]).T).astype(np.float32)
+        identity = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
+        affine = np.broadcast_to(identity, (len(idx), 2, 3)).copy()
+        meta = {"dataset": self.name, "joint_names": list(self.joint_names),
+                "flip_pairs": [list(p) for p in self.flip_pairs], "metric": self.metric,
+                "norm_kind": self.norm_kind, "format": self.name, "source": f"{self.name}:{n}",
+                "split": split, "size": size, "n_records": n, "subset": subset, "seed": seed,
+                "skipped": 0, "norm_estimated": []}
+        # floored at a pixel: a degenerate torso must not make PCK divide by almost nothing
+        return PoseSet(images, joints, joints.copy(), affine, np.maximum(norm, 1.0),
+                       [_sample_name(split, i) for i in idx.tolist()], meta)
