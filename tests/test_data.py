@@ -10,7 +10,7 @@ import scipy.io
 import torch
 from PIL import Image
 
-import trainers.data as data_mod
+import trainers.crop as crop_mod
 from trainers.data import DataError, clear_memo, crop_to_original, load_poses, original_to_crop, to_tensor_batch
 
 LSPET = Path(__file__).resolve().parents[1].parent / "shared/datasets/lspet"
@@ -62,7 +62,7 @@ def test_cache_reused_and_keyed(tmp_path, monkeypatch):
     def no_decoding(*a, **k):
         raise AssertionError("decoded an image although the set is cached")
 
-    monkeypatch.setattr(data_mod, "load_crop", no_decoding)
+    monkeypatch.setattr(crop_mod, "load_crop", no_decoding)
     clear_memo()
     again = load_poses(str(root), "train", 32, cache_dir=cache)
     for k in ("images", "joints", "joints_orig", "affine", "norm"):
@@ -100,7 +100,7 @@ def test_subset_is_seeded_and_chosen_before_decoding(tmp_path):
 def test_pool_matches_serial(tmp_path, monkeypatch):
     write_lspet(tmp_path, images=range(6))
     serial = load_poses(str(tmp_path), "train", 32, cache_dir=tmp_path / "a", workers=1)
-    monkeypatch.setattr(data_mod, "_POOL_MIN", 1)
+    monkeypatch.setattr(crop_mod, "_POOL_MIN", 1)
     clear_memo()
     pooled = load_poses(str(tmp_path), "train", 32, cache_dir=tmp_path / "b", workers=2)
     np.testing.assert_array_equal(pooled.images, serial.images)

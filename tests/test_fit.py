@@ -78,7 +78,7 @@ def test_evaluate_checkpoint_and_bare_state_dict(arch, tmp_path, capsys):
                         "--device", "cpu", "--flip"]) == 0
     text = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.strip()}
-    from trainers.readers import LSP_JOINTS
+    from trainers.formats.lsp import LSP_JOINTS
     for name in LSP_JOINTS:
         assert 0.0 <= float(rows[name][0]) <= 100.0 and int(rows[name][1]) == 16
     assert int(rows["mean"][1]) == 16 * 14

@@ -18,11 +18,13 @@ from PIL import Image
 
 from space.errors import ConfigError
 from space.spec import load_arch
-from trainers.data import DataError, clear_memo, load_poses, parse_data
+from trainers.data import (DataError, PoseSet, clear_memo, load_poses, parse_data, selection_splits,
+                           split_names)
 from trainers.metrics import oks_ap, score_poses
 from trainers.proxy import ProxyBudget, train_proxy
-from trainers.readers import (FORMATS, VAL_FRACTION, Annotations, DatasetFormat, LspFormat, Record,
-                              box_from_joints, clean_joints, detection_order, read_annotations)
+from trainers.formats import (FORMATS, VAL_FRACTION, Annotations, DatasetFormat, LspFormat, Record,
+                             SyntheticFormat, box_from_joints, clean_joints, detection_order,
+                             read_annotations)
 
 
 @pytest.fixture(autouse=True)
@@ -126,6 +128,52 @@ def test_unregistered_format_is_unknown_again(tmp_path):
 def test_detection_order_and_names():
     assert [f.name for f in detection_order()][:3] == ["lsp", "mpii", "coco"]   # lspet is lsp; synthetic has no files
     assert {"lsp", "lspet", "mpii", "coco", "synthetic"} <= set(FORMATS.names())
+
+
+class DotsFormat(DatasetFormat):
+    """A generated format (no files, like synthetic): `dots` or `dots:N` two-joint samples."""
+
+    joint_names, flip_pairs = ["a", "b"], [(0, 1)]
+    files, disk_cache = False, False
+
+    def identity(self, src, split):
+        return {"format": self.name, "count": src.count}
+
+    def record_names(self, src, split):
+        return [f"dots-{split}-{i}" for i in range(src.count or 3)]
+
+    def prepare(self, src, split, size, *, subset=None, seed=0, skip_bad=False, workers=None):
+        n = src.count or 3
+        joints = np.tile(np.array([[4.0, 4.0, 1.0], [9.0, 4.0, 1.0]], np.float32), (n, 1, 1))
+        affine = np.tile(np.array([[1, 0, 0], [0, 1, 0]], np.float32), (n, 1, 1))
+        return PoseSet(np.zeros((n, size, size, 3), np.uint8), joints, joints.copy(), affine,
+                       np.ones(n, np.float32), self.record_names(src, split), {"format": self.name})
+
+
+def test_a_generated_format_takes_the_path_synthetic_takes(tmp_path):
+    """Nothing in trainers.data names synthetic: a format without files registered here is parsed,
+    keyed, memoised and kept off the disk cache the same way."""
+    FORMATS.register("dots")(DotsFormat)
+    try:
+        assert parse_data("dots:5") == ("dots", None, 5) and parse_data("dots") == ("dots", None, None)
+        with pytest.raises(ConfigError, match="'dots:N' needs a positive sample count, got 'x'"):
+            parse_data("dots:x")
+        ps = load_poses("dots:5", "val", 16, cache_dir=tmp_path / "c")
+        assert len(ps) == 5 and ps.names == split_names("dots:5", "val") and ps.meta["format"] == "dots"
+        assert load_poses("dots:5", "val", 16) is ps and len(load_poses("dots", "val", 16)) == 3
+        assert selection_splits("dots") == ("train", "val")   # val and test records differ
+        assert not (tmp_path / "c").exists() and "dots" not in [f.name for f in detection_order()]
+    finally:
+        FORMATS.unregister("dots")
+
+
+def test_synthetic_is_a_registered_format_off_the_disk_cache(tmp_path):
+    assert isinstance(FORMATS.create("synthetic"), SyntheticFormat)
+    ps = load_poses("synthetic:5", "val", 32, cache_dir=tmp_path / "c")
+    assert not (tmp_path / "c").exists()   # rendering is as fast as reading a cache entry back
+    assert ps.names == split_names("synthetic:5", "val") == [f"synthetic-val-{i:06d}" for i in range(5)]
+    with pytest.raises(ConfigError, match="unknown split 'val_carved' for synthetic"):
+        load_poses("synthetic:5", "val_carved", 32)
 
 
 # ---------------------------------------------------------------- a val split carved from train (LSP)

@@ -18,8 +18,8 @@ from space.spec import ArchSpec
 from trainers.crop import crop_to_original
 from trainers.draw import (DEFAULT_THRESHOLD, SIDE_COLOURS, draw_pose, format_for_joints, limb_side, skeleton,
                            skeleton_for_joints)
-from trainers.readers import FORMATS
-from trainers.synthetic import render_sample
+from trainers.formats import FORMATS
+from trainers.formats.synthetic import render_sample
 
 GREY = (128, 128, 128)
 

@@ -7,6 +7,8 @@ maps predictions back (`crop_to_original`).
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,8 @@ from PIL import Image
 
 # Square crop side = this many times the extent of the annotated joints (room for arms and context).
 BOX_MARGIN = 1.3
+# below this many images a process pool costs more to start than it saves
+_POOL_MIN = 256
 
 
 def crop_affine(center: np.ndarray, box: float, size: int) -> np.ndarray:
@@ -88,3 +92,32 @@ def load_crop(task: tuple[int, str, np.ndarray, int]) -> tuple[int, np.ndarray |
         return index, None, "image file not found"
     except (OSError, ValueError, SyntaxError) as err:  # PIL's ways of saying "corrupt"
         return index, None, f"cannot decode image ({type(err).__name__}: {err})"
+
+
+def decode_crops(paths: list[str], affines: list[np.ndarray], size: int,
+                 workers: int | None) -> tuple[dict[int, np.ndarray], list[tuple[int, str]]]:
+    """Decode and crop every image (`workers` processes, default up to 4); returns the crops by
+    index and sorted (index, error) pairs for the images that failed."""
+    tasks = [(i, p, a, size) for i, (p, a) in enumerate(zip(paths, affines))]
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1)
+    crops: dict[int, np.ndarray] = {}
+    errors: list[tuple[int, str]] = []
+
+    def collect(results) -> None:
+        for i, img, err in results:
+            if err:
+                errors.append((i, err))
+            else:
+                crops[i] = img
+
+    if workers <= 1 or len(tasks) < _POOL_MIN:
+        collect(map(load_crop, tasks))
+    else:
+        # fork, like torch's DataLoader: no re-import of __main__ (spawn breaks for stdin scripts),
+        # and the children only run PIL and numpy, never the parent's torch threads or CUDA.
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else None)
+        with ctx.Pool(workers) as pool:
+            collect(pool.imap(load_crop, tasks, chunksize=32))
+    errors.sort()
+    return crops, errors

@@ -3,7 +3,7 @@
     skel = skeleton("lsp")                    # or skeleton_for_joints(14)
     png = draw_pose(image, joints, confidences, skel.limbs, skel.sides, joint_sides=skel.joint_sides)
 
-The skeletons live with the dataset formats (`DatasetFormat.limbs` in trainers.readers); a limb's
+The skeletons live with the dataset formats (`DatasetFormat.limbs` in trainers.formats); a limb's
 side follows from its joints' names (`l_...` left, `r_...` right, anything else centre).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from space.errors import ConfigError
-from trainers.readers import FORMATS, detection_order
+from trainers.formats import FORMATS, detection_order
 
 # Joints whose confidence (heatmap peak; a perfect target peaks at 1.0) is below this are drawn faded.
 DEFAULT_THRESHOLD = 0.2
