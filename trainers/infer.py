@@ -26,7 +26,7 @@ from trainers.engine import predict
 from trainers.fit import load_model
 from trainers.io import atomic_write, save_json
 from trainers.proxy import check_input_size
-from trainers.readers import CARVED_SPLITS, FORMATS, DataError, read_annotations, resolve
+from trainers.formats import CARVED_SPLITS, FORMATS, DataError, read_annotations, resolve
 
 # A given box is a tight person box; the crop is this much larger, as the COCO and MPII readers
 # crop around one.
@@ -40,7 +40,7 @@ class Inputs:
     """The crops to predict (a PoseSet: images, affines, flip pairs) and what to draw them on."""
 
     poses: PoseSet
-    originals: list[Path | None]   # the image files; None where the crop is the image (synthetic)
+    originals: list[Path | None]   # the image files; None where the crop is the image (a generated format)
     fmt: str                       # registered data format: skeleton and flip pairs
     box: Box | None = None         # the person box the images were cropped around, for the JSON
 
@@ -97,10 +97,10 @@ def image_inputs(paths: list[str], box: Box | None, size: int, fmt: str) -> Inpu
 def data_inputs(data: str, split: str, n: int, size: int) -> Inputs:
     """The first `n` records of `split` of `data`, cropped around the dataset's own person boxes."""
     fmt, path, _ = parse_data(data)
-    if fmt == "synthetic":  # generated at crop size: the crop is the original image
+    if path is None:  # a generated format (no files): made at crop size, the crop is the original
         poses = load_poses(data, split, size)
         count = min(n, len(poses))
-        return Inputs(poses.select(np.arange(count)), [None] * count, "synthetic")
+        return Inputs(poses.select(np.arange(count)), [None] * count, fmt)
     assert path is not None
     fmt_obj, annot = resolve(fmt or None, path, "train" if split in CARVED_SPLITS else split)
     records = read_annotations(fmt_obj, annot, split).records[:n]
