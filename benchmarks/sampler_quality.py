@@ -108,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def resolve_data(source: str) -> str:
     # study files give the dataset relative to the repo root (where launch.py runs)
-    if Path(source).exists() or ":" in source or source.startswith("synthetic"):
+    if Path(source).exists() or ":" in source:  # a generated format (synthetic) falls through
         return source
     return str(REPO / source) if (REPO / source).exists() else source
 
