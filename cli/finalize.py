@@ -31,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="dataset (default: the study's data.source)")
     parser.add_argument("--seeds", type=int, default=1, help="runs per architecture, seeds 0..N-1")
     parser.add_argument("--references", default="paper,newell", help="paper,newell or none")
+    parser.add_argument("--family", default="none",
+                        help="paper,newell or none: also train each design at a ladder of widths "
+                             "and report each found arch's margin over that family's curve")
+    parser.add_argument("--family-widths", default="16,24,32,48,64,96",
+                        help="the family's widths (plus a deeper and a 2-stack member)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted finalize")
 
 
@@ -74,7 +79,9 @@ def _plan(args: argparse.Namespace, cfg: StudyConfig,
 
     fin.check_counts(args.epochs, args.seeds, args.top)
     references = fin.parse_references(args.references)
+    families = fin.parse_references(args.family, "--family")
     candidates = fin.with_references(fin.found_candidates(loc, args.top), references)
+    candidates = fin.with_families(candidates, families, fin.parse_widths(args.family_widths))
     data = absolute_data(args.data or cfg.data.source)
     splits = _check_data(data, args.input_size, {c.arch["input_size"] for c in candidates})
     final_dir = loc.run_dir / fin.FINAL_DIR
@@ -83,6 +90,21 @@ def _plan(args: argparse.Namespace, cfg: StudyConfig,
     job = fin.RunJob(data, args.epochs, args.input_size, splits, max(1, int(r.cpus_per_trial)),
                      "cuda" if r.gpus_per_trial else "cpu")
     return candidates, fin.plan_runs(candidates, args.seeds, final_dir), job, final_dir
+
+
+def _family_lines(rows: list[dict], seeds: int) -> list[str]:
+    """Per family: each found arch's margin over its curve, then the summary line."""
+    from search.family import family_margins, summary_line
+
+    lines = []
+    for name in dict.fromkeys(r["family"] for r in rows if r.get("family")):
+        margins = family_margins(rows, name)
+        for m in margins:
+            where = "outside its latency range" if m.margin is None else f"{m.margin:+.2f} PCK"
+            spread = "" if m.spread is None else f" (seed std {m.spread:.2f})"
+            lines.append(f"  {m.arch_id} at {m.latency_ms:.3g} ms vs {name}: {where}{spread}")
+        lines.append(summary_line(name, margins, seeds))
+    return lines
 
 
 def main(args: argparse.Namespace) -> int:
@@ -106,8 +128,7 @@ def main(args: argparse.Namespace) -> int:
         ray_up(args.address, args.verbose)
     fin.run_tune(runs, job, {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}, cfg.concurrency,
                  final_dir)
-    profiles = {c.arch_id: fin.measure(c, args.input_size, cfg.latency.to_dict())
-                for c in candidates}
+    profiles = fin.measure(candidates, args.input_size, cfg.latency.to_dict())
     rows = fin.collect_rows(candidates, runs, profiles)
     paths = fin.write_outputs(rows, final_dir, loc.name)
     stored = fin.store_results(loc, rows)
@@ -115,7 +136,7 @@ def main(args: argparse.Namespace) -> int:
                                 {row["arch_id"]: fin.final_attrs(row) for row in rows})
     print(f"done in {dur(time.time() - start)}")
     print(fin.markdown_table(rows), end="")
-    for line in fin.dominance_lines(rows):
+    for line in fin.dominance_lines(rows) + _family_lines(rows, args.seeds):
         print(line)
     for path in paths:
         print(f"  {path}")

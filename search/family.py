@@ -14,6 +14,7 @@ latency range (nothing can be said there).
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -94,3 +95,40 @@ def margin(curve: FamilyCurve, latency: float, score: float) -> float | None:
     """`score` minus the family's curve at `latency`; None outside the family's latency range."""
     at = curve(latency)
     return None if at is None else score - at
+
+
+@dataclass(frozen=True)
+class Margin:
+    """A found arch against one family's curve, in PCK points (percent)."""
+
+    arch_id: str
+    latency_ms: float
+    margin: float | None  # None: outside the family's latency range
+    spread: float | None  # the found arch's seed std, in points; None with one seed
+
+
+def family_margins(rows: Sequence[Mapping[str, Any]], family: str) -> list[Margin]:
+    """Each found row's margin over `family`'s curve, built from the rows of the family's members
+    (`family` column; a found arch can be one): score `test_mean`, latency `latency_ms`."""
+    members = [r for r in rows if r.get("family") == family]
+    curve = FamilyCurve.from_points([(r["latency_ms"], r["test_mean"]) for r in members])
+    out = []
+    for r in rows:
+        if r["source"] in ("found", "found+reference"):
+            m = margin(curve, r["latency_ms"], r["test_mean"])
+            spread = None if r.get("test_std") is None else 100 * r["test_std"]
+            out.append(Margin(r["arch_id"], r["latency_ms"], None if m is None else 100 * m, spread))
+    return out
+
+
+def summary_line(family: str, margins: Sequence[Margin], seeds: int) -> str:
+    """`margin over the paper family: median X.XX, best Y.YY PCK over N found archs, S seeds`
+    (archs outside the family's latency range are not counted, and said)."""
+    inside = [m.margin for m in margins if m.margin is not None]
+    outside = len(margins) - len(inside)
+    tail = f" ({outside} outside its latency range)" if outside else ""
+    if not inside:
+        return f"margin over the {family} family: no found arch inside its latency range{tail}"
+    med = statistics.median(inside)
+    return (f"margin over the {family} family: median {med:+.2f}, best {max(inside):+.2f} PCK over "
+            f"{len(inside)} found archs, {seeds} seeds{tail}")

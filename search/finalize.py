@@ -15,10 +15,11 @@ import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
+from search.family import LADDER_WIDTHS
 from search.export import INDEX_NAME, StudyLocation, export_files, open_study, pareto_trials
 from space.errors import ConfigError
 from space.references import DESIGN_KEYS, REFERENCES, SHAPE_KEYS, project_reference
@@ -35,8 +36,9 @@ class Candidate:
 
     arch: dict
     arch_id: str
-    source: str                 # found | reference | found+reference
+    source: str                 # found | reference | found+reference | family
     reference: str = ""         # the reference's name, where it is one
+    family: str = ""            # the hand-design family it is a member of (search/family.py)
     trial: int | None = None    # the study's trial, where found
     proxy_pck: float | None = None
 
@@ -55,16 +57,29 @@ class Run:
         return (self.folder / RECORD).is_file()
 
 
-def parse_references(text: str) -> list[str]:
-    """`--references paper,newell` -> names; "none" -> []; ConfigError for an unknown name."""
+def parse_references(text: str, flag: str = "--references") -> list[str]:
+    """`--references paper,newell` (or `--family`) -> names; "none" -> []; ConfigError for an
+    unknown name."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if names == ["none"]:
         return []
     unknown = [n for n in names if n not in REFERENCES]
     if unknown or not names:
         raise ConfigError(f"unknown reference {(unknown or [text])[0]!r} (choose from {', '.join(REFERENCES)}, "
-                          "or none)", source="<arg>", field="--references")
+                          "or none)", source="<arg>", field=flag)
     return list(dict.fromkeys(names))
+
+
+def parse_widths(text: str) -> list[int]:
+    """`--family-widths 16,32,64` -> [16, 32, 64]; ConfigError for anything but positive integers."""
+    try:
+        widths = [int(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise ConfigError(f"expected positive integers separated by commas, got {text!r}",
+                          source="<arg>", field="--family-widths")
+    return widths
 
 
 def check_counts(epochs: int, seeds: int, top: int | None) -> None:
@@ -129,6 +144,25 @@ def with_references(found: list[Candidate], references: list[str]) -> list[Candi
                 by_id[arch_id] = Candidate(arch, arch_id, "reference", reference=name)
             elif known.source == "found":
                 known.source, known.reference = "found+reference", name
+    return list(by_id.values())
+
+
+def with_families(candidates: list[Candidate], families: list[str],
+                  widths: Sequence[int] = LADDER_WIDTHS) -> list[Candidate]:
+    """`candidates` plus each family's ladder (search/family.py) at the found archs' smallest stacks
+    and depth; a member that is already a candidate is marked as one, not trained twice."""
+    from search.family import family_ladder
+    from space.spec import ArchSpec
+
+    found = [c.arch for c in candidates if c.source != "reference"] or [candidates[0].arch]
+    base = dict(found[0]) | {"stacks": min(a["stacks"] for a in found),
+                             "depth": min(a["depth"] for a in found)}
+    by_id = {c.arch_id: c for c in candidates}
+    for name in families:
+        for arch in family_ladder(name, base, widths):
+            arch_id = ArchSpec.from_dict(arch).arch_id
+            known = by_id.setdefault(arch_id, Candidate(arch, arch_id, "family", reference=name))
+            known.family = name
     return list(by_id.values())
 
 
@@ -209,18 +243,27 @@ def run_tune(runs: list[Run], job: RunJob, resources: dict, concurrency: int, ou
 
 
 # -- results ----------------------------------------------------------------------------------------------
-def measure(cand: Candidate, input_size: int | None, latency: dict) -> dict:
-    """params, FLOPs (space.profile) and latency with the study's meter settings, at the final size."""
-    from search.latency import LatencyMeter, meter_settings
+def measure(candidates: list[Candidate], input_size: int | None, latency: dict) -> dict[str, dict]:
+    """Per arch id: params, FLOPs (space.profile) and latency at the final size, every candidate
+    timed in one quiet interleaved pass with the study's latency settings (search/remeasure.py), so
+    that drift does not decide which is faster; `latency_ms` is that pass's value."""
+    from search.remeasure import quiet_latencies
     from space.model import build_model
     from space.profile import count_flops, count_params
     from space.spec import ArchSpec
 
-    spec = ArchSpec.from_dict(cand.arch)
-    size = int(input_size or spec.input_size)
-    model = build_model(spec, input_size=size).eval()
-    lat = LatencyMeter(**meter_settings(latency)).measure(cand.arch, size)  # no trial runs now: no pause
-    return {"params": count_params(model), "flops": count_flops(model, size), "latency_ms": lat["latency_ms"]}
+    out = {}
+    for size in sorted({int(input_size or c.arch["input_size"]) for c in candidates}):
+        group = [c for c in candidates if int(input_size or c.arch["input_size"]) == size]
+        quiet = quiet_latencies({c.arch_id: c.arch for c in group}, latency, input_size=size)
+        for c in group:
+            model = build_model(ArchSpec.from_dict(c.arch), input_size=size).eval()
+            q = quiet[c.arch_id]
+            out[c.arch_id] = {"params": count_params(model), "flops": count_flops(model, size),
+                              "latency_ms": q["latency_quiet_ms"],
+                              "latency_low_ms": q["ratio_low"] * q["latency_quiet_ms"] / q["ratio"],
+                              "latency_high_ms": q["ratio_high"] * q["latency_quiet_ms"] / q["ratio"]}
+    return out
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -234,7 +277,7 @@ def collect_rows(candidates: list[Candidate], runs: list[Run], profiles: dict[st
         records = [json.loads((r.folder / RECORD).read_text()) for r in runs if r.candidate is cand]
         test_mean, test_std = _mean_std([r["test"] for r in records])
         rows.append({"arch_id": cand.arch_id, "source": cand.source, "reference": cand.reference,
-                     "trial": cand.trial, **{k: cand.arch.get(k) for k in SHAPE_KEYS[1:] + DESIGN_KEYS},
+                     "family": cand.family, "trial": cand.trial, **{k: cand.arch.get(k) for k in SHAPE_KEYS[1:] + DESIGN_KEYS},
                      **profiles[cand.arch_id], "proxy_pck": cand.proxy_pck, "metric": records[0]["metric_name"],
                      "test_mean": test_mean, "test_std": test_std,
                      "val_mean": statistics.fmean(r["val"] for r in records), "seeds": len(records),
@@ -293,13 +336,16 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         if part:
             ax.errorbar([r["latency_ms"] for r in part], [r["test_mean"] for r in part],
                         yerr=[r["test_std"] or 0 for r in part], fmt=marker, color=colour, label=source, capsize=3)
+    _plot_families(ax, rows)
     for r in rows:
-        ax.annotate(r["reference"] or r["arch_id"][:8], (r["latency_ms"], r["test_mean"]), fontsize=7,
+        label = f"{r['stacks']}x{r['width']}d{r['depth']}" if r["source"] == "family" else \
+            (r["reference"] or r["arch_id"][:8])
+        ax.annotate(label, (r["latency_ms"], r["test_mean"]), fontsize=7,
                     xytext=(3, 3), textcoords="offset points")
     best = front(rows)
     ax.step([r["latency_ms"] for r in best], [r["test_mean"] for r in best], where="post", color="grey",
             linestyle="--", label="front")
-    ax.set_xlabel("latency (ms)")
+    ax.set_xlabel("latency (ms, batch 1, one quiet interleaved pass)")
     ax.set_ylabel(f"test {rows[0]['metric']} (flip)")
     ax.set_title(title)
     ax.legend(fontsize=8)
@@ -308,6 +354,17 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     tmp.replace(path)
+
+
+def _plot_families(ax: Any, rows: list[dict]) -> None:
+    """Each family as a line through its members, by latency (its curve's points)."""
+    markers = iter(("s-", "^-", "v-", "<-"))
+    for name in dict.fromkeys(r["family"] for r in rows if r.get("family")):
+        members = sorted((r for r in rows if r.get("family") == name), key=lambda r: r["latency_ms"])
+        ax.errorbar([r["latency_ms"] for r in members], [r["test_mean"] for r in members],
+                    yerr=[r["test_std"] or 0 for r in members], fmt=next(markers, "o-"), alpha=0.6,
+                    capsize=2, label=f"{name} family")
+        ax.set_xscale("log")  # a family's curve is linear in log latency between its members
 
 
 def write_outputs(rows: list[dict], final_dir: Path, study_name: str) -> list[Path]:

@@ -19,6 +19,7 @@ from helpers import REPO, TINY
 from search import finalize as fin
 from search.export import add_index_columns, export_files
 from space.errors import ConfigError
+from space.references import project_reference
 from space.spec import ArchSpec
 from trainers.data import selection_splits, split_names
 
@@ -176,3 +177,51 @@ def test_a_relative_data_path_reaches_the_ray_workers_absolute(tmp_path, monkeyp
         launch.main(["finalize", "--study", str(REPO / "studies/smoke.yaml"), "--out", str(out), "--epochs", "1",
                      "--data", "data/lspet"])
     assert seen["data"] == str((tmp_path / "data" / "lspet").resolve())
+
+
+def test_families_add_their_ladder_once_and_mark_found_members():
+    from search.finalize import Candidate, parse_widths, with_families
+
+    paper32 = project_reference({"stacks": 1, "width": 32, "depth": 3, "joints": 14, "input_size": 256,
+                                 "intermediate_supervision": True, "version": 1}, "paper")
+    found = [Candidate(paper32, ArchSpec.from_dict(paper32).arch_id, "found", trial=0)]
+    out = with_families(found, ["paper", "newell"], [16, 32])
+    paper = [c for c in out if c.family == "paper"]
+    assert len(paper) == 4 and found[0] in paper and found[0].source == "found"
+    assert {(c.arch["stacks"], c.arch["width"], c.arch["depth"]) for c in paper} == \
+        {(1, 16, 3), (1, 32, 3), (1, 16, 4), (2, 16, 3)}  # deeper and wider at the middle width
+    assert len({c.arch_id for c in out}) == len(out) == 8
+    assert parse_widths("16, 32") == [16, 32]
+    for bad in ("", "a,b", "0,16"):
+        with pytest.raises(ConfigError):
+            parse_widths(bad)
+
+
+def test_family_lines_give_margins_and_the_summary():
+    from cli.finalize import _family_lines
+
+    rows = [_row(f"p{w}", "family", lat, score, 0.01) | {"family": "paper"}
+            for w, lat, score in [(16, 10.0, 0.50), (32, 20.0, 0.60), (64, 40.0, 0.62)]]
+    rows += [_row("a", "found", 15.0, 0.58, 0.005), _row("b", "found", 5.0, 0.4, None)]
+    lines = _family_lines(rows, 2)
+    assert any("a at 15 ms vs paper: +2.15 PCK (seed std 0.50)" in line for line in lines)
+    assert any("b at 5 ms vs paper: outside its latency range" in line for line in lines)
+    assert lines[-1] == ("margin over the paper family: median +2.15, best +2.15 PCK over 1 found archs, "
+                         "2 seeds (1 outside its latency range)")
+
+
+@pytest.mark.slow  # a smoke study, then 1 found arch and a 4-member family, 1 epoch each
+def test_finalize_against_a_family_prints_margins_and_draws_the_family(tmp_path):
+    out = tmp_path / "run"
+    assert launch.main(["--study", "smoke", "--out", str(out)]) == 0
+    done = subprocess.run(_finalize_cmd(out, "--references", "none", "--family", "paper",
+                                        "--family-widths", "16,32") + ["--top", "1"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(open(out / "final" / "final.csv")))
+    family = [r for r in rows if r["family"] == "paper"]
+    assert len(family) == 4 and all(float(r["latency_ms"]) > 0 for r in family)
+    assert all(float(r["latency_low_ms"]) <= float(r["latency_ms"]) <= float(r["latency_high_ms"])
+               for r in rows)
+    assert any(line.startswith("margin over the paper family: ") for line in done.stdout.splitlines())
+    assert (out / "final" / "final_pareto.png").read_bytes()[:4] == b"\x89PNG"
