@@ -4,8 +4,9 @@ The Optuna storage is the source of truth, not Ray's experiment state: `search.s
 asks the stored study for each trial and tells it the result, so that `--resume` after kill -9,
 several launch.py processes sharing a PostgreSQL study, and the dashboard all see the same trials.
 What is written where is the storage contract in docs/design.md. The pieces: search/storage.py
-(open the storage, hand back dead processes' trials), search/searcher.py (ask/tell),
-search/trial.py (one trial in a worker), search/cluster.py (Ray).
+(open the storage, hand back dead processes' trials), search/searcher.py (ask/tell, built of
+search/quota.py, live.py, reuse.py and progress.py), search/trial.py (one trial in a worker),
+search/cluster.py (Ray).
 """
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def _refuse_early(cfg: StudyConfig, resume: bool) -> None:
         _exists(cfg, open_storage(cfg.storage_url), resume)
 
 
-def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Callable[[str], None]) -> Any:
+def make_searcher(study: StoredStudy, cfg: StudyConfig, space: Any,
+                  printer: Callable[[str], None]) -> Any:
     """The study's `StorageSearcher` (imported here, not at the top: ray reads its environment on import)."""
     from search.searcher import StorageSearcher
 
