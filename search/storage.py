@@ -23,7 +23,8 @@ from search.faults import fault_point
 from space.errors import ConfigError
 
 # how often the driver marks its running trials alive in the storage, and after how long without a
-# heartbeat a RUNNING trial is taken to belong to a dead process (env overrides: tests, slow networks)
+# heartbeat a RUNNING trial is taken to belong to a dead process (env overrides: tests, slow
+# networks)
 HEARTBEAT_S = int(os.environ.get("SOFTGATE_HEARTBEAT_S", 5))
 GRACE_S = int(os.environ.get("SOFTGATE_GRACE_S", 20))
 INTERRUPTED = "interrupted"
@@ -34,7 +35,7 @@ _PLAIN_QUERY_KEYS = {"host", "port", "sslmode", "connect_timeout", "application_
                      "driver", "check_same_thread", "timeout", "target_session_attrs"}
 
 
-# -- URLs -------------------------------------------------------------------------------------------
+# -- URLs ------------------------------------------------------------------------------------------
 def engine_url(url: str) -> str:
     """The URL for SQLAlchemy: plain postgresql:// means psycopg 3 when psycopg2 is not installed
     (SQLAlchemy's default PostgreSQL driver is psycopg2; this project depends on psycopg 3)."""
@@ -85,7 +86,7 @@ def scrub(text: str, url: str) -> str:
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The database file of an SQLite URL; None for other storages, in-memory SQLite or a bad URL."""
+    """The database file of an SQLite URL; None for other storages, in-memory SQLite, a bad URL."""
     try:
         parsed = make_url(url)
     except Exception:
@@ -95,7 +96,7 @@ def sqlite_file(url: str) -> Path | None:
     return None
 
 
-# -- which trials count -----------------------------------------------------------------------------
+# -- which trials count ----------------------------------------------------------------------------
 def one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or "no message"
     return f"{type(err).__name__}: {text}"[:300]
@@ -111,7 +112,7 @@ def finished(t: optuna.trial.FrozenTrial) -> bool:
     return t.state.is_finished() and counts_toward_target(t)
 
 
-# -- opening ----------------------------------------------------------------------------------------
+# -- opening ---------------------------------------------------------------------------------------
 class StoredStudy(optuna.Study):
     """An optuna.Study that keeps, in the open, the RDBStorage this process opened it with.
 
@@ -157,7 +158,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                           source=mask_url(url), field="storage") from None
 
 
-# -- Optuna internals -------------------------------------------------------------------------------
+# -- Optuna internals ------------------------------------------------------------------------------
 # Optuna lists stale trials only inside its own fail_stale_trials (which fails them with no reason
 # we could add: a finished trial's attrs are read-only), does not show whether a trial has any
 # heartbeat, and keeps an enqueued trial's parameters in an undocumented system attr. These are
@@ -165,7 +166,8 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 OPTUNA_INTERNALS = (
     "RDBStorage._get_stale_trial_ids(study_id)",
     "RDBStorage.scoped_session()",
-    "optuna.storages._rdb.models.TrialModel (trial_id, study_id, state, datetime_start, heartbeats)",
+    ("optuna.storages._rdb.models.TrialModel"
+     " (trial_id, study_id, state, datetime_start, heartbeats)"),
     'FrozenTrial.system_attrs["fixed_params"] (an enqueued trial\'s parameters)',
 )
 FIXED_PARAMS = "fixed_params"
@@ -192,16 +194,16 @@ def _never_beat_ids(study: StoredStudy, cutoff: dt.datetime) -> set[int]:
         session.close()
 
 
-# -- dead processes' trials -------------------------------------------------------------------------
+# -- dead processes' trials ------------------------------------------------------------------------
 def stale_trial_ids(study: StoredStudy) -> list[int]:
     """RUNNING trials of dead processes: heartbeat older than GRACE_S, or, for a process killed
     between `ask()` and its first heartbeat, no heartbeat at all and started over GRACE_S ago."""
-    # datetime_start is the asking client's local time (optuna's datetime.now()), so compare with ours
+    # datetime_start is the asking client's local time (optuna's datetime.now()): compare with ours
     cutoff = dt.datetime.now() - dt.timedelta(seconds=GRACE_S)
     try:
         stale = set(study.rdb._get_stale_trial_ids(study.rdb_study_id))
         stale |= _never_beat_ids(study, cutoff)
-    except (AttributeError, ImportError) as err:
+    except (AttributeError, ImportError, NotImplementedError) as err:  # moved in a new optuna
         raise _internal_moved(err) from err
     return sorted(stale)
 
