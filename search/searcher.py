@@ -3,8 +3,9 @@
 A thin adapter between Tune's Searcher interface and the parts that each do one job:
 `search.quota.TrialQuota` (may this process ask another trial: the count across processes, the
 timeout), `search.live.LiveTrials` (the trials this process runs: heartbeats, hand-back on close),
-`search.reuse.ReuseCache` (an arch the study already trained takes its earlier result and latency)
-and `search.progress.ProgressReporter` (the line printed as each trial ends).
+`search.reuse.ReuseCache` (an arch the study already trained takes its earlier result and latency),
+`search.outcome.OutcomeTeller` (how a trial ended, told to Optuna) and
+`search.progress.ProgressReporter` (the line printed as each trial ends).
 
 A module-level class on purpose: Ray cloudpickles a class defined inside a function by value into
 its experiment files, and a closure over the config would write the storage URL (with its password)
@@ -12,7 +13,6 @@ there. This one is pickled by reference, and its `__getstate__` returns {}.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -20,13 +20,14 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from search.artifacts import PREVIEW_KEY, TrialExtras, decode_preview
+from search.artifacts import TrialExtras
 from search.config import StudyConfig
 from search.faults import fault_point
-from search.live import LiveTrials, sigint_deferred  # noqa: F401  (sigint_deferred re-exported)
+from search.live import LiveTrials
+from search.outcome import OutcomeTeller
 from search.progress import ProgressReporter
 from search.quota import ASK, DONE, TrialQuota
-from search.reuse import NOT_REUSED, ReuseCache  # noqa: F401  (NOT_REUSED re-exported)
+from search.reuse import ReuseCache
 from search.samplers import SEED_PARAM
 from search.storage import StoredStudy, fail_stale_trials, one_line
 
@@ -38,10 +39,12 @@ class StorageSearcher(Searcher):
                  printer: Callable[[str], None]) -> None:
         super().__init__(metric=None, mode=None)
         self.study, self.cfg, self.space = study, cfg, space
-        self.extras = TrialExtras.from_config(cfg)  # notes and artifacts for optuna-dashboard
         self.quota = TrialQuota(study, cfg.trials, cfg.timeout, printer)
         self.reuse = ReuseCache.from_config(study, cfg)
         self.progress = ProgressReporter(study, cfg, printer)
+        # notes and artifacts for optuna-dashboard go with each outcome
+        self.outcomes = OutcomeTeller(study, cfg.objective_names, TrialExtras.from_config(cfg),
+                                      self.progress)
         self.live = LiveTrials(study)
         self.last: dict[str, dict] = {}
         self.curves: dict[str, list[float]] = {}  # per-epoch pck as reported, for pruned trials
@@ -137,45 +140,4 @@ class StorageSearcher(Searcher):
             return
         result = result or self.last.get(trial_id) or {}
         self.last.pop(trial_id, None)
-        curve = self.curves.pop(trial_id, [])
-        attrs = json.loads(result.get("attrs_json") or "{}")
-        reason = result.get("fail_reason")
-        if error and not reason:
-            reason = "the trial's worker died (out of memory or killed); see the Ray logs"
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        for key, value in (attrs.get("constraints") or {}).items():
-            trial.set_constraint(key, value)
-        fault_point("tell")  # the result's attrs stored, the trial still RUNNING
-        if reason:
-            self._tell_failed(trial, reason)
-        elif not result.get("final"):  # stopped early by ASHA
-            self._tell_pruned(trial, result, curve)
-        else:
-            self._tell_complete(trial, result, attrs)
-
-    def _tell_failed(self, trial: optuna.Trial, reason: str) -> None:
-        trial.set_user_attr("fail_reason", reason)
-        self.extras.record(trial, f"FAIL ({reason})")
-        self.study.tell(trial, state=TrialState.FAIL)
-        self.progress.trial_done(trial.number, None, reason)
-
-    def _tell_pruned(self, trial: optuna.Trial, result: dict, curve: list[float]) -> None:
-        # Tune skips on_trial_result for the result that stops a trial
-        if "epoch" in result and int(result["epoch"]) > len(curve):
-            curve.append(float(result["pck"]))
-        trial.set_user_attr("pruned_at_epoch", int(result.get("epoch", 0)))
-        trial.set_user_attr("pck_curve", curve)
-        if "pck" in result:
-            trial.set_user_attr("pck", float(result["pck"]))
-        self.extras.record(trial, f"PRUNED (ASHA) at epoch {int(result.get('epoch', 0))}")
-        self.study.tell(trial, state=TrialState.PRUNED)
-        self.progress.trial_done(trial.number, None, None, pruned=True)
-
-    def _tell_complete(self, trial: optuna.Trial, result: dict, attrs: dict) -> None:
-        values = [float(attrs[name]) for name in self.cfg.objective_names]
-        self.extras.record(trial, "COMPLETE", dict(zip(self.cfg.objective_names, values)),
-                           decode_preview(result.get(PREVIEW_KEY)))
-        self.study.tell(trial, values)
-        fault_point("told")
-        self.progress.trial_done(trial.number, values, None)
+        self.outcomes.tell(trial, result, self.curves.pop(trial_id, []), error)
