@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from search.measures import COST, MEASURES
+from search.storage import engine_url, mask_url  # noqa: F401  (URL helpers: search.storage; re-exported)
 from space import checks
 from space.errors import ConfigError
 from trainers.budget import ProxyBudget
@@ -404,40 +405,6 @@ def resolve_study_file(name_or_path: str) -> Path:
     known = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
     raise ConfigError(f"no study named {name_or_path!r}; known: {', '.join(known) or 'none'}",
                       source="<arg>", field="--study")
-
-
-def engine_url(url: str) -> str:
-    """The URL for SQLAlchemy: plain postgresql:// means psycopg 3 when psycopg2 is not installed
-    (SQLAlchemy's default PostgreSQL driver is psycopg2; this project depends on psycopg 3)."""
-    if url.startswith("postgresql://"):
-        import importlib.util
-
-        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
-            return "postgresql+psycopg://" + url[len("postgresql://"):]
-    return url
-
-
-def mask_url(url: str) -> str:
-    """The URL safe to print and store, parsed by SQLAlchemy: the password and every query value
-    that may be a secret become *** (postgresql://user:***@host/db?sslpassword=***); a URL
-    SQLAlchemy cannot parse keeps only its scheme."""
-    from sqlalchemy.engine import make_url
-
-    # query keys whose values are never secrets; every other query value is masked
-    plain_keys = {"host", "port", "sslmode", "connect_timeout", "application_name", "charset", "driver",
-                  "check_same_thread", "timeout", "target_session_attrs"}
-    try:
-        scheme, sep, rest = url.partition("://")
-        if sep and "@" in rest:  # unquoted "@", "/" or "?" in a password: the last "@" ends it
-            userinfo, _, hostpart = rest.rpartition("@")
-            user, colon, _ = userinfo.partition(":")
-            url = f"{scheme}://{user}{':password' if colon else ''}@{hostpart}"
-        parsed = make_url(url)
-        query = {k: v if k in plain_keys else "***" for k, v in parsed.query.items()}
-        return parsed.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
-    except Exception:  # not a URL SQLAlchemy can read: nothing after the scheme is safe to show
-        scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url or "")
-        return (scheme.group(0) if scheme else "") + "***"
 
 
 # -- top-level keys ----------------------------------------------------------------------------------

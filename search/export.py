@@ -20,7 +20,7 @@ import yaml
 from search.config import STUDIES_DIR, StudyConfig, engine_url, mask_url  # noqa: F401  (mask_url is re-exported)
 from search.faults import fault_point
 from search.measures import measure_names
-from search.storage import scrub
+from search.storage import StoredStudy, scrub
 from space.errors import ConfigError
 
 INDEX_NAME = "index.csv"
@@ -80,7 +80,7 @@ def locate_study(study: str, storage: str | None = None, out: str | None = None)
     return StudyLocation(name=study, storage=url, run_dir=run_dir, export_dir=run_dir / "export", source="<arg>")
 
 
-def open_study(storage_url: str, study_name: str) -> optuna.Study:
+def open_study(storage_url: str, study_name: str) -> StoredStudy:
     """Load an existing study; ConfigError (listing the known names) when there is none.
 
     Never creates anything: a SQLite URL whose file is missing is refused before optuna sees it,
@@ -108,7 +108,7 @@ def open_study(storage_url: str, study_name: str) -> optuna.Study:
     if study_name not in names:
         known = ", ".join(sorted(names)) or "none"
         raise ConfigError(f"no study named {study_name!r}; known studies: {known}", source=masked, field="study")
-    return optuna.load_study(study_name=study_name, storage=rdb)
+    return StoredStudy(study_name, rdb)  # as optuna.load_study, keeping the storage at hand
 
 
 def objective_names(study: optuna.Study) -> list[str]:

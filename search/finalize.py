@@ -409,9 +409,10 @@ def store_results(loc: StudyLocation, rows: list[dict]) -> bool:
     clean = jsonable(json.loads(json.dumps(rows, default=str)))
     study.set_user_attr("final", clean)
     name = final_study_name(loc.name)
-    if name in optuna.get_all_study_names(study._storage):
-        optuna.delete_study(study_name=name, storage=study._storage)
-    linked = optuna.create_study(study_name=name, storage=study._storage, directions=["maximize", "minimize"])
+    if name in optuna.get_all_study_names(study.rdb):
+        optuna.delete_study(study_name=name, storage=study.rdb)
+    linked = optuna.create_study(study_name=name, storage=study.rdb,
+                                 directions=["maximize", "minimize"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         linked.set_metric_names([f"test_{rows[0]['metric']}", "latency_ms"])

@@ -1,12 +1,11 @@
 """`StorageSearcher`: the Ray Tune searcher that asks and tells the Optuna study in its storage.
 
-How the requested number of trials is reached, however many processes share the study: before each
-ask the searcher counts the trials in the storage that count (`search.storage.counts_toward_target`);
-after the ask it checks its new trial's rank among them, so that of two processes racing for the
-last slot, the later one withdraws (FAIL, fail_reason "surplus"). A process whose trial count is
-reached waits while other processes' trials still run: if one of those processes dies, its trials
-stop sending heartbeats, are marked FAIL "interrupted" after `GRACE_S`, and are re-run (same
-parameters) by whoever is still there.
+A thin adapter between Tune's Searcher interface and the parts that each do one job:
+`search.quota.TrialQuota` (may this process ask another trial: the count across processes, the
+timeout), `search.live.LiveTrials` (the trials this process runs: heartbeats, hand-back on close),
+`search.reuse.ReuseCache` (an arch the study already trained takes its earlier result and latency),
+`search.outcome.OutcomeTeller` (how a trial ended, told to Optuna) and
+`search.progress.ProgressReporter` (the line printed as each trial ends).
 
 A module-level class on purpose: Ray cloudpickles a class defined inside a function by value into
 its experiment files, and a closure over the config would write the storage URL (with its password)
@@ -14,86 +13,56 @@ there. This one is pickled by reference, and its `__getstate__` returns {}.
 """
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
-import signal
-import threading
-import time
-import warnings
-from typing import Any, Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from search import storage
-from search.artifacts import PREVIEW_KEY, TrialExtras, decode_preview
+from search.artifacts import TrialExtras
 from search.config import StudyConfig
 from search.faults import fault_point
-from search.progress import dur, fmt
+from search.live import LiveTrials
+from search.outcome import OutcomeTeller
+from search.progress import ProgressReporter
+from search.quota import ASK, DONE, TrialQuota
+from search.reuse import ReuseCache
 from search.samplers import SEED_PARAM
-from search.storage import SURPLUS, counts_toward_target, fail_stale_trials, finished, interrupt, one_line
-
-log = logging.getLogger("softgate.study")
-
-
-@contextlib.contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C (SIGINT) that arrives inside the block until its end, then raise it."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
-
-
-NOT_REUSED = ("rerun_of", "reused_from")  # user attrs about a trial's history, not its arch's result
+from search.storage import StoredStudy, fail_stale_trials, one_line
 
 
 class StorageSearcher(Searcher):
     """Optuna ask/tell against the real storage, one Optuna trial per Ray Tune trial."""
 
-    def __init__(self, study: optuna.Study, cfg: StudyConfig, space: Any, printer: Callable[[str], None]) -> None:
+    def __init__(self, study: StoredStudy, cfg: StudyConfig, space: Any,
+                 printer: Callable[[str], None]) -> None:
         super().__init__(metric=None, mode=None)
-        self.study, self.cfg, self.space, self.printer = study, cfg, space, printer
-        self.extras = TrialExtras.from_config(cfg)  # notes and artifacts for optuna-dashboard
-        self.live: dict[str, optuna.Trial] = {}
-        self._asking: optuna.Trial | None = None  # asked, not yet in live
+        self.study, self.cfg, self.space = study, cfg, space
+        self.quota = TrialQuota(study, cfg.trials, cfg.timeout, printer)
+        self.reuse = ReuseCache.from_config(study, cfg)
+        self.progress = ProgressReporter(study, cfg, printer)
+        # notes and artifacts for optuna-dashboard go with each outcome
+        self.outcomes = OutcomeTeller(study, cfg.objective_names, TrialExtras.from_config(cfg),
+                                      self.progress)
+        self.live = LiveTrials(study)
         self.last: dict[str, dict] = {}
         self.curves: dict[str, list[float]] = {}  # per-epoch pck as reported, for pruned trials
-        self.start = time.time()
-        self.done_here = 0
-        self._full_until = 0.0
-        self._said_waiting = False
-        self._said_timeout = False
-        self._stop = threading.Event()
-        self._beat = threading.Thread(target=self._heartbeat, daemon=True)
-        self._beat.start()
+        # GridSampler picks whole grid points, by index: the space samples them its own way
+        self._sample = space.sample_grid if cfg.sampler.name == "grid" else space.sample
 
-    # heartbeats: the driver vouches for its trials while they run on the workers
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(storage.HEARTBEAT_S):
-            for trial in list(self.live.values()):
-                try:
-                    self.study._storage.record_heartbeat(trial._trial_id)
-                except Exception as err:  # a storage hiccup must not kill the study
-                    log.warning("heartbeat failed: %s", one_line(err))
+    @property
+    def start(self) -> float:
+        """When this launch started: the timeout and the ETA count from it."""
+        return self.quota.start
+
+    @start.setter
+    def start(self, value: float) -> None:
+        self.quota.start = self.progress.start = value
 
     def close(self) -> None:
-        """Stop the heartbeats; trials still live (Ctrl-C, a crash) are handed back for re-running."""
-        self._stop.set()
-        asking = [self._asking] if self._asking is not None else []
-        for trial in list(self.live.values()) + asking:  # a finished one is left alone by interrupt
-            interrupt(self.study, trial._trial_id)
-        self.live.clear()
-        self._asking = None
+        """Stop the heartbeats; trials still live (Ctrl-C, a crash) are handed back for re-runs."""
+        self.live.close()
 
     # Tune pickles its searcher for its own restore; the storage (not Ray) is what we resume from
     def __getstate__(self) -> dict:
@@ -105,193 +74,70 @@ class StorageSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         pass
 
-    def _counted(self) -> list[optuna.trial.FrozenTrial]:
-        return [t for t in self.study.get_trials(deepcopy=False) if counts_toward_target(t)]
-
-    # -- asking -------------------------------------------------------------------------------------
+    # -- asking ------------------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict | str | None:
-        if self.live and time.time() < self._full_until:
-            return None  # the count was reached a moment ago: spare the storage Tune's polling
+        if self.live and self.quota.resting():
+            return None
         fail_stale_trials(self.study)
-        counted = self._counted()
-        # WAITING trials (re-runs of interrupted ones) are asked whatever the count says: they are
-        # part of it, and only an ask turns them into results (a resume killed after enqueueing them
-        # would otherwise leave a study that every later --resume calls full)
-        waiting = any(t.state == TrialState.WAITING for t in counted)
-        if len(counted) >= self.cfg.trials and not waiting:
-            return self._when_full(counted)
-        if self._timed_out():
-            return Searcher.FINISHED if not self.live else None  # the running trials finish
-        trial = self._ask()
-        if trial is None:
+        gate = self.quota.gate(self.live.numbers())
+        if gate != ASK:
+            return Searcher.FINISHED if gate == DONE and not self.live else None
+        trial = self.live.ask()
+        if self.quota.withdraw_surplus(trial):
+            self.live.told()
             return None
-        try:
-            spec = (self.space.sample_grid(trial) if self.cfg.sampler.name == "grid"
-                    else self.space.sample(trial))
-        except Exception as err:  # a space that cannot make a valid arch: this trial fails
-            trial.set_user_attr("fail_reason", one_line(err))
-            self.study.tell(trial, state=TrialState.FAIL)
-            self._progress(trial.number, None, one_line(err))
+        spec = self._arch(trial)
+        if spec is None:
             return None
-        # `latency.cache: false` asks for a fresh measurement per trial, so it trains again too
-        reuse = self.cfg.latency.cache and not self.cfg.seeds
-        earlier = self._trained_before(spec.arch_id) if reuse else None
-        if earlier is not None:
-            self._reuse(trial, spec, earlier)
+        earlier = self.reuse.earlier(spec.arch_id)
+        if earlier is not None:  # already trained in this study: no training, its result
+            self._label(trial, spec)
+            values = self.reuse.take_over(trial, earlier)
+            self.live.told()
+            self.progress.trial_done(trial.number, values)
             return None
-        self.live[trial_id] = trial
-        self._asking = None
+        self.live.run(trial_id, trial)
         config = self._trial_config(trial, spec)
         fault_point("suggested")
         return config
 
-    def _timed_out(self) -> bool:
-        """The study's `timeout` has passed since this launch started: no new trial (said once)."""
-        if self.cfg.timeout is None or time.time() - self.start < self.cfg.timeout:
-            return False
-        if not self._said_timeout:
-            self.printer(f"timeout: {self.cfg.timeout:g} s since the start: no new trials, the running ones "
-                         f"finish; --resume goes on towards {self.cfg.trials}")
-            self._said_timeout = True
-        return True
-
-    def _when_full(self, counted: list[optuna.trial.FrozenTrial]) -> str | None:
-        """The count is reached: finish, or wait for this process's or others' running trials."""
-        mine = {t._trial_id for t in self.live.values()}
-        others_running = [t for t in counted if t.state == TrialState.RUNNING and t._trial_id not in mine]
-        if others_running and not self.live:
-            if not self._said_waiting:  # say why nothing happens (a dead process's trials take GRACE_S)
-                self.printer(f"waiting for {len(others_running)} trial(s) running elsewhere; a dead "
-                             f"process's trials are re-run after {storage.GRACE_S} s without heartbeat")
-                self._said_waiting = True
-            time.sleep(1.0)  # wait: they finish, or go stale and come back as WAITING
-            return None
-        self._full_until = time.time() + 1.0
-        return Searcher.FINISHED if not self.live else None
-
-    def _ask(self) -> optuna.Trial | None:
-        """A new trial, heartbeat recorded at once; None when another process took the last slot."""
-        # until suggest hands it to Tune (self.live), close() must still find it: a Ctrl-C inside ask
-        # (the trial row exists, the sampler still runs) or before it reaches live would otherwise
-        # leave it RUNNING without params or heartbeats; so Ctrl-C waits for the end of the ask
-        with warnings.catch_warnings(), sigint_deferred():
-            warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
-            trial = self.study.ask()
-            self._asking = trial
-        fault_point("ask")  # between ask and the first heartbeat
-        self.study._storage.record_heartbeat(trial._trial_id)
-        rank = sum(1 for t in self._counted() if t.number < trial.number)
-        if rank >= self.cfg.trials:  # another process took the last slot meanwhile
-            trial.set_user_attr("fail_reason", SURPLUS)
+    def _arch(self, trial: optuna.Trial) -> Any:
+        """The trial's ArchSpec; None, with the trial told FAIL, when the space cannot make one."""
+        try:
+            return self._sample(trial)
+        except Exception as err:  # a space that cannot make a valid arch: this trial fails
+            trial.set_user_attr("fail_reason", one_line(err))
             self.study.tell(trial, state=TrialState.FAIL)
+            self.live.told()
+            self.progress.trial_done(trial.number, None, one_line(err))
             return None
-        return trial
 
-    def _trial_config(self, trial: optuna.Trial, spec: Any) -> dict:
+    def _label(self, trial: optuna.Trial, spec: Any) -> None:
         # known before training: failed and pruned trials carry them too
         trial.set_user_attr("arch", spec.to_dict())
         trial.set_user_attr("arch_id", spec.arch_id)
+
+    def _trial_config(self, trial: optuna.Trial, spec: Any) -> dict:
+        self._label(trial, spec)
         config = {"arch": spec.to_dict(), "number": trial.number}
         if self.cfg.seeds:
             config["seed"] = trial.suggest_categorical(SEED_PARAM, list(self.cfg.seeds))
-        cached = self._cached_latency(spec.arch_id) if self.cfg.latency.cache else None
+        cached = self.reuse.latency(spec.arch_id)
         if cached:
             config["latency"] = cached
         return config
 
-    def _trained_before(self, arch_id: str) -> optuna.trial.FrozenTrial | None:
-        # proxies are seeded, so training an arch again gives its first result again (grid studies
-        # with `seeds:` train one arch per seed on purpose, and are not asked here)
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get("arch_id") == arch_id:
-                return t
-        return None
-
-    def _reuse(self, trial: optuna.Trial, spec: Any, earlier: optuna.trial.FrozenTrial) -> None:
-        """An arch this study already trained is not trained again: the trial takes the earlier result."""
-        self._trial_config(trial, spec)
-        for key, value in earlier.user_attrs.items():
-            if key not in NOT_REUSED:  # the earlier trial's own history is not this trial's
-                trial.set_user_attr(key, value)
-        for key, value in (earlier.user_attrs.get("constraints") or {}).items():
-            trial.set_constraint(key, value)
-        trial.set_user_attr("reused_from", earlier.number)
-        self.study.tell(trial, list(earlier.values))
-        self._asking = None
-        self._progress(trial.number, list(earlier.values), None)
-
-    def _cached_latency(self, arch_id: str) -> dict | None:
-        from search.latency import LATENCY_KEYS
-
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get("arch_id") == arch_id and all(k in t.user_attrs for k in LATENCY_KEYS):
-                return {k: t.user_attrs[k] for k in LATENCY_KEYS}
-        return None
-
-    # -- telling ------------------------------------------------------------------------------------
+    # -- telling -----------------------------------------------------------------------------------
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self.last[trial_id] = result
         if "epoch" in result:
             self.curves.setdefault(trial_id, []).append(float(result["pck"]))
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        trial = self.live.pop(trial_id, None)
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        trial = self.live.pop(trial_id)
         if trial is None:
             return
         result = result or self.last.get(trial_id) or {}
         self.last.pop(trial_id, None)
-        curve = self.curves.pop(trial_id, [])
-        attrs = json.loads(result.get("attrs_json") or "{}")
-        reason = result.get("fail_reason")
-        if error and not reason:
-            reason = "the trial's worker died (out of memory or killed); see the Ray logs"
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        for key, value in (attrs.get("constraints") or {}).items():
-            trial.set_constraint(key, value)
-        fault_point("tell")  # the result's attrs stored, the trial still RUNNING
-        if reason:
-            trial.set_user_attr("fail_reason", reason)
-            self.extras.record(trial, f"FAIL ({reason})")
-            self.study.tell(trial, state=TrialState.FAIL)
-            self._progress(trial.number, None, reason)
-        elif not result.get("final"):  # stopped early by ASHA
-            self._tell_pruned(trial, result, curve)
-        else:
-            values = [float(attrs[name]) for name in self.cfg.objective_names]
-            self.extras.record(trial, "COMPLETE", dict(zip(self.cfg.objective_names, values)),
-                               decode_preview(result.get(PREVIEW_KEY)))
-            self.study.tell(trial, values)
-            fault_point("told")
-            self._progress(trial.number, values, None)
-
-    def _tell_pruned(self, trial: optuna.Trial, result: dict, curve: list[float]) -> None:
-        if "epoch" in result and int(result["epoch"]) > len(curve):  # Tune skips on_trial_result on STOP
-            curve.append(float(result["pck"]))
-        trial.set_user_attr("pruned_at_epoch", int(result.get("epoch", 0)))
-        trial.set_user_attr("pck_curve", curve)
-        if "pck" in result:
-            trial.set_user_attr("pck", float(result["pck"]))
-        self.extras.record(trial, f"PRUNED (ASHA) at epoch {int(result.get('epoch', 0))}")
-        self.study.tell(trial, state=TrialState.PRUNED)
-        self._progress(trial.number, None, None, pruned=True)
-
-    def _progress(self, number: int, values: list[float] | None, reason: str | None,
-                  pruned: bool = False) -> None:
-        self.done_here += 1
-        trials = self.study.get_trials(deepcopy=False)
-        n = sum(1 for t in trials if finished(t))
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        pareto = len(self.study.best_trials) if complete else 0
-        elapsed = time.time() - self.start
-        eta = elapsed / self.done_here * max(self.cfg.trials - n, 0)
-        if self.cfg.timeout is not None:  # no trial starts after it; the running ones take about a trial's time
-            eta = min(eta, max(self.cfg.timeout - elapsed, 0) + elapsed / self.done_here * self.cfg.concurrency)
-        if values is not None:
-            what = " ".join(f"{k}={fmt(v)}" for k, v in zip(self.cfg.objective_names, values))
-        elif pruned:
-            what = "PRUNED (ASHA)"
-        else:
-            what = f"FAIL {reason}"
-        self.printer(f"[{n}/{self.cfg.trials}] trial {number} {what} | pareto {pareto} | "
-                     f"elapsed {dur(elapsed)} eta {dur(eta)}")
+        self.outcomes.tell(trial, result, self.curves.pop(trial_id, []), error)

@@ -1,30 +1,102 @@
-"""The Optuna storage side of a study: open it, and find and hand back the trials of dead processes.
+"""The Optuna storage side of a study: its URL, opening it, and handing back dead processes' trials.
 
 The storage is the source of truth (storage contract in docs/design.md). Which trials count toward
 the requested number: COMPLETE, PRUNED, FAIL except "interrupted" and "surplus", RUNNING, WAITING.
+
+Only Optuna's public API is used, except where Optuna has none (`OPTUNA_INTERNALS`): pyproject.toml
+bounds optuna's version, and tests/test_optuna_internals.py names the internal that moved.
 """
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import warnings
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
-from search.config import engine_url, mask_url
 from search.faults import fault_point
 from space.errors import ConfigError
 
 # how often the driver marks its running trials alive in the storage, and after how long without a
-# heartbeat a RUNNING trial is taken to belong to a dead process (env overrides: tests, slow networks)
+# heartbeat a RUNNING trial is taken to belong to a dead process (env overrides: tests, slow
+# networks)
 HEARTBEAT_S = int(os.environ.get("SOFTGATE_HEARTBEAT_S", 5))
 GRACE_S = int(os.environ.get("SOFTGATE_GRACE_S", 20))
 INTERRUPTED = "interrupted"
 SURPLUS = "surplus"
 
+# query keys whose values are never secrets; every other query value is masked
+_PLAIN_QUERY_KEYS = {"host", "port", "sslmode", "connect_timeout", "application_name", "charset",
+                     "driver", "check_same_thread", "timeout", "target_session_attrs"}
 
+
+# -- URLs ------------------------------------------------------------------------------------------
+def engine_url(url: str) -> str:
+    """The URL for SQLAlchemy: plain postgresql:// means psycopg 3 when psycopg2 is not installed
+    (SQLAlchemy's default PostgreSQL driver is psycopg2; this project depends on psycopg 3)."""
+    if url.startswith("postgresql://"):
+        import importlib.util
+
+        if (importlib.util.find_spec("psycopg2") is None
+                and importlib.util.find_spec("psycopg") is not None):
+            return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL safe to print and store, parsed by SQLAlchemy: the password and every query value
+    that may be a secret become *** (postgresql://user:***@host/db?sslpassword=***); a URL
+    SQLAlchemy cannot parse keeps only its scheme."""
+    try:
+        scheme, sep, rest = url.partition("://")
+        if sep and "@" in rest:  # unquoted "@", "/" or "?" in a password: the last "@" ends it
+            userinfo, _, hostpart = rest.rpartition("@")
+            user, colon, _ = userinfo.partition(":")
+            url = f"{scheme}://{user}{':password' if colon else ''}@{hostpart}"
+        parsed = make_url(url)
+        query = {k: v if k in _PLAIN_QUERY_KEYS else "***" for k, v in parsed.query.items()}
+        shown = parsed.set(query=query).render_as_string(hide_password=True)
+        return shown.replace("%2A%2A%2A", "***")
+    except Exception:  # not a URL SQLAlchemy can read: nothing after the scheme is safe to show
+        scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url or "")
+        return (scheme.group(0) if scheme else "") + "***"
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (an error message) with `url` and its password replaced by their masked forms:
+    SQLAlchemy and drivers quote the URL they could not use."""
+    text = text.replace(url, mask_url(url))
+    secrets = set()
+    try:
+        parsed = make_url(url)
+        secrets.add(parsed.password or "")
+        secrets.update(v for vs in parsed.query.values()
+                       for v in ([vs] if isinstance(vs, str) else vs))
+    except Exception:  # unparseable: mask_url already hid everything after the scheme
+        pass
+    for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), unquote(secret)}:
+            text = text.replace(form, "***")
+    return text
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite URL; None for other storages, in-memory SQLite, a bad URL."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database)
+    return None
+
+
+# -- which trials count ----------------------------------------------------------------------------
 def one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or "no message"
     return f"{type(err).__name__}: {text}"[:300]
@@ -40,38 +112,23 @@ def finished(t: optuna.trial.FrozenTrial) -> bool:
     return t.state.is_finished() and counts_toward_target(t)
 
 
-def scrub(text: str, url: str) -> str:
-    """`text` (an error message) with `url` and its password replaced by their masked forms:
-    SQLAlchemy and drivers quote the URL they could not use."""
-    from urllib.parse import quote, unquote
+# -- opening ---------------------------------------------------------------------------------------
+class StoredStudy(optuna.Study):
+    """An optuna.Study that keeps, in the open, the RDBStorage this process opened it with.
 
-    text = text.replace(url, mask_url(url))
-    secrets = set()
-    try:
-        from sqlalchemy.engine import make_url
+    Heartbeats and hand-backs are storage calls by trial id, and Optuna keeps a study's storage and
+    a trial's id private: so the storage travels with the study here, and a trial's id is looked
+    up by its number through the storage's public API."""
 
-        parsed = make_url(url)
-        secrets.add(parsed.password or "")
-        secrets.update(v for vs in parsed.query.values() for v in ([vs] if isinstance(vs, str) else vs))
-    except Exception:  # unparseable: mask_url already hid everything after the scheme
-        pass
-    for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
-        for form in {secret, quote(secret, safe=""), unquote(secret)}:
-            text = text.replace(form, "***")
-    return text
+    def __init__(self, study_name: str, storage: optuna.storages.RDBStorage,
+                 sampler: optuna.samplers.BaseSampler | None = None) -> None:
+        super().__init__(study_name=study_name, storage=storage, sampler=sampler)
+        self.rdb = storage
+        self.rdb_study_id = storage.get_study_id_from_name(study_name)
 
-
-def sqlite_file(url: str) -> Path | None:
-    """The database file of an SQLite URL; None for other storages, in-memory SQLite or a bad URL."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return None
-    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
-        return Path(parsed.database)
-    return None
+    def trial_id(self, number: int) -> int:
+        """The storage's id of the study's trial `number`."""
+        return self.rdb.get_trial_id_from_study_id_trial_number(self.rdb_study_id, number)
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
@@ -97,33 +154,61 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                 folder.rmdir()
             except OSError:
                 break
-        raise ConfigError(f"cannot open storage ({scrub(one_line(err), url)})", source=mask_url(url),
-                          field="storage") from None
+        raise ConfigError(f"cannot open storage ({scrub(one_line(err), url)})",
+                          source=mask_url(url), field="storage") from None
 
 
-def stale_trial_ids(study: optuna.Study) -> list[int]:
-    """RUNNING trials of dead processes: heartbeat older than GRACE_S, or, for a process killed
-    between `ask()` and its first heartbeat, no heartbeat at all and started over GRACE_S ago."""
+# -- Optuna internals ------------------------------------------------------------------------------
+# Optuna lists stale trials only inside its own fail_stale_trials (which fails them with no reason
+# we could add: a finished trial's attrs are read-only), does not show whether a trial has any
+# heartbeat, and keeps an enqueued trial's parameters in an undocumented system attr. These are
+# the only internals used; tests/test_optuna_internals.py checks each on the installed optuna.
+OPTUNA_INTERNALS = (
+    "RDBStorage._get_stale_trial_ids(study_id)",
+    "RDBStorage.scoped_session()",
+    ("optuna.storages._rdb.models.TrialModel"
+     " (trial_id, study_id, state, datetime_start, heartbeats)"),
+    'FrozenTrial.system_attrs["fixed_params"] (an enqueued trial\'s parameters)',
+)
+FIXED_PARAMS = "fixed_params"
+
+
+def _internal_moved(err: Exception) -> RuntimeError:
+    return RuntimeError(f"optuna {optuna.__version__} no longer has an internal that "
+                        f"search/storage.py relies on ({one_line(err)}); it needs one of "
+                        f"{'; '.join(OPTUNA_INTERNALS)}: install the optuna pyproject.toml allows")
+
+
+def _never_beat_ids(study: StoredStudy, cutoff: dt.datetime) -> set[int]:
+    """RUNNING trials with no heartbeat at all, started before `cutoff`."""
     from optuna.storages._rdb import models
 
-    storage = study._storage
-    stale = set(storage._get_stale_trial_ids(study._study_id))
-    rdb = getattr(storage, "_backend", storage)  # optuna wraps RDBStorage in a _CachedStorage
-    # datetime_start is the asking client's local time (optuna's datetime.now()), so compare with ours
-    cutoff = dt.datetime.now() - dt.timedelta(seconds=GRACE_S)
-    session = rdb.scoped_session()
+    session = study.rdb.scoped_session()
     try:
         rows = (session.query(models.TrialModel)
-                .filter(models.TrialModel.study_id == study._study_id)
+                .filter(models.TrialModel.study_id == study.rdb_study_id)
                 .filter(models.TrialModel.state == TrialState.RUNNING).all())
-        stale.update(t.trial_id for t in rows if not t.heartbeats and t.datetime_start is not None
-                     and t.datetime_start < cutoff)
+        return {t.trial_id for t in rows if not t.heartbeats and t.datetime_start is not None
+                and t.datetime_start < cutoff}
     finally:
         session.close()
+
+
+# -- dead processes' trials ------------------------------------------------------------------------
+def stale_trial_ids(study: StoredStudy) -> list[int]:
+    """RUNNING trials of dead processes: heartbeat older than GRACE_S, or, for a process killed
+    between `ask()` and its first heartbeat, no heartbeat at all and started over GRACE_S ago."""
+    # datetime_start is the asking client's local time (optuna's datetime.now()): compare with ours
+    cutoff = dt.datetime.now() - dt.timedelta(seconds=GRACE_S)
+    try:
+        stale = set(study.rdb._get_stale_trial_ids(study.rdb_study_id))
+        stale |= _never_beat_ids(study, cutoff)
+    except (AttributeError, ImportError, NotImplementedError) as err:  # moved in a new optuna
+        raise _internal_moved(err) from err
     return sorted(stale)
 
 
-def fail_stale_trials(study: optuna.Study) -> int:
+def fail_stale_trials(study: StoredStudy) -> int:
     """Mark trials of dead processes FAIL "interrupted" and enqueue the same parameters again.
 
     Optuna's own `fail_stale_trials` cannot tag the trial with a reason (a finished trial's attrs
@@ -136,28 +221,29 @@ def fail_stale_trials(study: optuna.Study) -> int:
 
 
 def _rerun_key(t: optuna.trial.FrozenTrial) -> tuple[int | None, dict]:
-    """(the `rerun_of` its re-run carries, the parameters to re-run); (None, {}) for nothing to re-run.
-    A re-run killed before it was sampled has its parameters only in fixed_params: its re-run names
-    the same original trial."""
+    """(the `rerun_of` its re-run carries, the parameters to re-run); (None, {}) for nothing to
+    re-run. A re-run killed before it was sampled has its parameters only in fixed_params: its
+    re-run names the same original trial."""
     if t.params:
         return t.number, t.params
-    fixed = t.system_attrs.get("fixed_params") or {}
+    fixed = t.system_attrs.get(FIXED_PARAMS) or {}
     return (t.user_attrs.get("rerun_of"), fixed) if fixed else (None, {})
 
 
-def interrupt(study: optuna.Study, trial_id: int) -> bool:
+def interrupt(study: StoredStudy, trial_id: int) -> bool:
     """RUNNING -> FAIL "interrupted", and the same parameters enqueued for a re-run.
 
     A trial killed before it was sampled has no parameters: nothing to re-run, so nothing is
     enqueued; "interrupted" does not count toward the target, so the searcher asks a fresh trial."""
-    storage = study._storage
+    rdb = study.rdb
     try:
-        storage.set_trial_user_attr(trial_id, "fail_reason", INTERRUPTED)
-        if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+        rdb.set_trial_user_attr(trial_id, "fail_reason", INTERRUPTED)
+        if rdb.set_trial_state_values(trial_id, state=TrialState.FAIL):
             fault_point("interrupt")
-            rerun_of, params = _rerun_key(storage.get_trial(trial_id))
+            rerun_of, params = _rerun_key(rdb.get_trial(trial_id))
             if params:
-                study.enqueue_trial(params, user_attrs={"rerun_of": rerun_of}, skip_if_exists=False)
+                study.enqueue_trial(params, user_attrs={"rerun_of": rerun_of},
+                                    skip_if_exists=False)
             return True
     except optuna.exceptions.UpdateFinishedTrialError:
         pass  # another process got there first
@@ -168,7 +254,8 @@ def requeue_lost(study: optuna.Study) -> int:
     """Enqueue the re-run of trials failed "interrupted" over GRACE_S ago whose re-run was never
     enqueued (their process died between failing them and enqueueing)."""
     trials = study.get_trials(deepcopy=False)
-    enqueued = {(t.user_attrs.get("rerun_of"), t.number) for t in trials if "rerun_of" in t.user_attrs}
+    enqueued = {(t.user_attrs.get("rerun_of"), t.number)
+                for t in trials if "rerun_of" in t.user_attrs}
     cutoff = dt.datetime.now() - dt.timedelta(seconds=GRACE_S)
     lost = 0
     for t in trials:

@@ -4,8 +4,9 @@ The Optuna storage is the source of truth, not Ray's experiment state: `search.s
 asks the stored study for each trial and tells it the result, so that `--resume` after kill -9,
 several launch.py processes sharing a PostgreSQL study, and the dashboard all see the same trials.
 What is written where is the storage contract in docs/design.md. The pieces: search/storage.py
-(open the storage, hand back dead processes' trials), search/searcher.py (ask/tell),
-search/trial.py (one trial in a worker), search/cluster.py (Ray).
+(open the storage, hand back dead processes' trials), search/searcher.py (ask/tell, built of
+search/quota.py, live.py, reuse.py and progress.py), search/trial.py (one trial in a worker),
+search/cluster.py (Ray).
 """
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ import optuna
 from optuna.trial import TrialState
 
 from search import faults
-from search.config import StudyConfig, mask_url
+from search.config import StudyConfig
 from search.progress import dur, fmt
 from search.samplers import build_sampler, effective_trials, grid_points  # noqa: F401  (build_sampler re-exported)
-from search.storage import (GRACE_S, HEARTBEAT_S, INTERRUPTED, SURPLUS, counts_toward_target,  # noqa: F401
-                            fail_stale_trials, interrupt, one_line, open_storage, sqlite_file)
+from search.storage import (GRACE_S, HEARTBEAT_S, INTERRUPTED, SURPLUS, StoredStudy,  # noqa: F401
+                            counts_toward_target, fail_stale_trials, interrupt, mask_url,
+                            one_line, open_storage, sqlite_file)
 from space.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,14 +70,17 @@ def _exists(cfg: StudyConfig, storage: optuna.storages.BaseStorage, resume: bool
     return exists
 
 
-def prepare_study(cfg: StudyConfig, *, resume: bool) -> optuna.Study:
+def prepare_study(cfg: StudyConfig, *, resume: bool) -> StoredStudy:
     """Create the study (or load it with --resume); refuse to reuse one silently."""
     storage = open_storage(cfg.storage_url)
     exists = _exists(cfg, storage, resume)
+    sampler = build_sampler(cfg)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study = optuna.create_study(study_name=cfg.name, storage=storage, sampler=build_sampler(cfg),
-                                    directions=cfg.directions, load_if_exists=True)
+        optuna.create_study(study_name=cfg.name, storage=storage, directions=cfg.directions,
+                            load_if_exists=True)
+        # the study as the runner uses it: with the storage it was opened with (search.storage)
+        study = StoredStudy(cfg.name, storage, sampler=sampler)
         faults.fault_point("created")  # the study exists, its attributes not yet
         if not exists or not study.metric_names:
             study.set_metric_names(cfg.objective_names)
@@ -97,7 +102,8 @@ def _refuse_early(cfg: StudyConfig, resume: bool) -> None:
         _exists(cfg, open_storage(cfg.storage_url), resume)
 
 
-def make_searcher(study: optuna.Study, cfg: StudyConfig, space: Any, printer: Callable[[str], None]) -> Any:
+def make_searcher(study: StoredStudy, cfg: StudyConfig, space: Any,
+                  printer: Callable[[str], None]) -> Any:
     """The study's `StorageSearcher` (imported here, not at the top: ray reads its environment on import)."""
     from search.searcher import StorageSearcher
 
