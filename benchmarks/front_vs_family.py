@@ -1,17 +1,23 @@
 """Does the search's front beat the hand-designed family after full training?
 
-Steps (each resumable; every finished training is one line of the JSON-lines log, which is kept in
-the repository so that a later session resumes where this one stopped):
+Steps (each resumable; the JSON-lines log is kept in the repository, so a later session, with none
+of this one's run folders, resumes where this one stopped):
 
-  train    the families (the paper's design and Newell's hourglass at a ladder of widths, see
-           search/family.py) and, once a study has been exported, its found archs: each with the
+  study    a fresh default study (`launch.py --study softgate`, as a user runs it; its own machine
+           alone: its proxies are capped in seconds); its exported front is logged
+  train    the found archs (up to `--top`, spread over latency) and the families (the paper's design
+           and Newell's hourglass at a ladder of widths, search/family.py), `--seeds` each, with the
            finalize recipe (search.finalize.train_run: the full trainer, checkpoint selected on a
-           validation split carved from train, scored on the test split with the flip test)
+           validation split carved from train, scored on the test split with the flip test); one
+           log line per finished training
+  report   every trained arch timed in one quiet interleaved pass (search/remeasure.py), each found
+           arch's margin over each family's curve, the plot, and per family the line
+           `margin over the paper family: median X.XX, best Y.YY PCK over N found archs, S seeds`
 
-    python benchmarks/front_vs_family.py train --family paper,newell --seeds 2 --jobs 2
+    python benchmarks/front_vs_family.py all --jobs 2        # study, train, report
 
-The trainings' scores do not depend on the machine's load (epochs, not seconds, bound them), so this
-step may share the machine; latency is measured in a separate quiet step.
+Training scores do not depend on the machine's load (epochs bound them, not seconds); the study's
+proxies and the latency pass do: run those with nothing else on the machine.
 """
 
 from __future__ import annotations
@@ -24,13 +30,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import yaml  # noqa: E402
 
 from benchmarks.common import append_jsonl, digest, read_jsonl, worker_pool  # noqa: E402
 
 DEFAULT_LOG = Path(__file__).resolve().parent / "logs" / "front_vs_family.jsonl"
 DEFAULT_WORK = Path("runs/front_vs_family")
 DEFAULT_DATA = "../shared/datasets/lspet"
+LATENCY_SETTINGS = {"device": "cpu", "threads": 1, "backend": "torch", "clock": "auto"}
 FAMILY_BASE = {"stacks": 1, "depth": 3, "joints": 14, "input_size": 256,
                "intermediate_supervision": True, "version": 1}
 
@@ -51,6 +61,25 @@ def data_arg(data: str) -> str:
 
 def job_key(arch_id: str, seed: int, rec: dict[str, Any]) -> str:
     return digest({"arch_id": arch_id, "seed": seed, **rec})
+
+
+def spread_pick(front: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
+    """At most `top` of the front, spread evenly over its latency order (ends included)."""
+    ordered = sorted(front, key=lambda r: r["latency_ms"])
+    if len(ordered) <= top:
+        return ordered
+    picks = sorted({round(i * (len(ordered) - 1) / (top - 1)) for i in range(top)})
+    return [ordered[i] for i in picks]
+
+
+def found_jobs(log: list[dict[str, Any]], top: int, seeds: int) -> list[dict[str, Any]]:
+    """The logged study's exported archs (the last study logged), `top` of them, every seed."""
+    studies = [r for r in log if r.get("kind") == "study"]
+    if not studies:
+        return []
+    picked = spread_pick(studies[-1]["front"], top)
+    return [{"role": "found", "arch": r["arch"], "seed": seed, "arch_id": r["arch_id"]}
+            for seed in range(seeds) for r in picked]
 
 
 def family_jobs(families: list[str], seeds: int) -> list[dict[str, Any]]:
@@ -84,9 +113,11 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
 
 def train(args: argparse.Namespace) -> None:
     rec = recipe(args)
-    done = {r["key"] for r in read_jsonl(args.log) if r.get("kind") == "training"}
-    jobs = [j for j in family_jobs(args.family.split(","), args.seeds)
-            if job_key(j["arch_id"], j["seed"], rec) not in done]
+    log = read_jsonl(args.log)
+    done = {r["key"] for r in log if r.get("kind") == "training"}
+    wanted = found_jobs(log, args.top, args.seeds) + family_jobs(args.family.split(","), args.seeds)
+    jobs = list({job_key(j["arch_id"], j["seed"], rec): j for j in wanted
+                 if job_key(j["arch_id"], j["seed"], rec) not in done}.values())
     print(f"{len(done)} trainings logged, {len(jobs)} to run ({args.jobs} at a time)", flush=True)
     if not jobs:
         return
@@ -111,9 +142,33 @@ def _as_completed(futures: dict) -> Any:
     return as_completed(futures)
 
 
+def study(args: argparse.Namespace) -> None:
+    """A fresh default study as a user runs it; its export's archs and metrics go to the log."""
+    import subprocess
+
+    from space.spec import ArchSpec
+
+    out = args.work / "study"
+    if out.exists():
+        raise SystemExit(f"{out} exists: remove it for a fresh study (the log keeps earlier ones)")
+    started = time.time()
+    cmd = [sys.executable, str(REPO / "launch.py"), "--study", args.study, "--out", str(out)]
+    subprocess.run(cmd, check=True, cwd=REPO)
+    front = []
+    for path in sorted((out / "export").glob("*.yaml")):
+        rec = yaml.safe_load(path.read_text())
+        front.append({"arch": rec["arch"], "arch_id": ArchSpec.from_dict(rec["arch"]).arch_id,
+                      **{k: rec["metrics"].get(k) for k in ("pck", "latency_ms", "params")}})
+    append_jsonl(args.log, {"kind": "study", "study": args.study, "wall_s": round(time.time() - started),
+                            "front": front, "when": time.strftime("%Y-%m-%d %H:%M")})
+    print(f"study {args.study}: {len(front)} archs exported in {time.time() - started:.0f} s")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("step", choices=["train"])
+    p.add_argument("step", choices=["study", "train", "report", "all"])
+    p.add_argument("--study", default="softgate")
+    p.add_argument("--top", type=int, default=8, help="found archs trained, spread over latency")
     p.add_argument("--family", default="paper,newell")
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--epochs", type=int, default=12)
@@ -128,7 +183,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    train(args)
+    if args.step in ("study", "all"):
+        study(args)
+    if args.step in ("train", "all"):
+        train(args)
+    if args.step in ("report", "all"):
+        from benchmarks.front_vs_family_report import report
+
+        report(args)
     return 0
 
 

@@ -1,0 +1,76 @@
+"""The report step of benchmarks/front_vs_family.py: quiet latency, margins over each family, plot."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import append_jsonl, read_jsonl
+from benchmarks.front_vs_family import LATENCY_SETTINGS, job_key, recipe
+
+
+def trained_rows(log: list[dict[str, Any]], rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per trained arch of this recipe: its roles, test mean and std over its seeds."""
+    by_arch: dict[str, list[dict]] = defaultdict(list)
+    for r in log:
+        if r.get("kind") == "training" and r["key"] == job_key(r["arch_id"], r["seed"], rec):
+            by_arch[r["arch_id"]].append(r)
+    studies = [r for r in log if r.get("kind") == "study"]
+    found = {f["arch_id"] for f in studies[-1]["front"]} if studies else set()
+    rows = []
+    for arch_id, runs in by_arch.items():
+        runs = list({r["seed"]: r for r in runs}.values())
+        tests = [r["test"] for r in runs]
+        families = [r["role"].split(":", 1)[1] for r in runs if r["role"].startswith("family:")]
+        arch = runs[0]["arch"]
+        rows.append({"arch_id": arch_id, "arch": arch, "source": "found" if arch_id in found else
+                     "family", "reference": "", "family": families[0] if families else "",
+                     "stacks": arch["stacks"], "width": arch["width"], "depth": arch["depth"],
+                     "test_mean": statistics.fmean(tests), "seeds": len(tests),
+                     "test_std": statistics.stdev(tests) if len(tests) > 1 else None,
+                     "metric": runs[0]["metric_name"]})
+    return rows
+
+
+def report(args: argparse.Namespace) -> None:
+    from search.family import family_margins, summary_line
+    from search.finalize import plot
+    from search.remeasure import quiet_latencies
+
+    rec = recipe(args)
+    rows = trained_rows(read_jsonl(args.log), rec)
+    if not rows:
+        print("nothing trained yet")
+        return
+    quiet = quiet_latencies({r["arch_id"]: r["arch"] for r in rows}, LATENCY_SETTINGS,
+                            input_size=args.input_size, target=0.01, max_seconds=300)
+    for r in rows:
+        r["latency_ms"] = quiet[r["arch_id"]]["latency_quiet_ms"]
+    append_jsonl(args.log, {"kind": "latency", "input_size": args.input_size, **rec,
+                            "quiet": {k: v["latency_quiet_ms"] for k, v in quiet.items()}})
+    _print_rows(rows)
+    seeds = min(r["seeds"] for r in rows)
+    for name in args.family.split(","):
+        if any(r["family"] == name for r in rows):
+            margins = family_margins(rows, name)
+            for m in margins:
+                where = "outside" if m.margin is None else f"{m.margin:+.2f}"
+                print(f"  {m.arch_id} {m.latency_ms:7.2f} ms vs {name}: {where} "
+                      f"(seed std {m.spread if m.spread is not None else float('nan'):.2f})")
+            print(summary_line(name, margins, seeds))
+    path = Path(args.work) / "front_vs_family.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot(rows, path, f"{args.study} front vs hand families: {args.epochs} epochs, {seeds}+ seeds")
+    print(f"plot: {path}")
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    print(f"{'arch_id':13} {'source':7} {'family':7} {'shape':8} {'ms':>7} {'test':>7} {'std':>6} seeds")
+    for r in sorted(rows, key=lambda r: r["latency_ms"]):
+        std = "" if r["test_std"] is None else f"{100 * r['test_std']:.2f}"
+        print(f"{r['arch_id']:13} {r['source']:7} {r['family']:7} "
+              f"{r['stacks']}x{r['width']}d{r['depth']:<3} {r['latency_ms']:7.2f} "
+              f"{100 * r['test_mean']:7.2f} {std:>6} {r['seeds']}")
