@@ -55,7 +55,7 @@ def arch_params(space: SearchSpace, arch: Mapping[str, Any]) -> dict[str, Any]:
     params = {}
     for key in AXES:
         choices = space.axes.get(key, ())
-        if len(choices) > 1 and space._active(key, arch):
+        if len(choices) > 1 and space.active(key, arch):
             params[key] = split_key(arch[key]) if key == "branch_split" else arch[key]
     return params
 
@@ -305,14 +305,14 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             for v in choices:
                 if len(choices) > 1 and v != arch.get(key) and key not in ("branch_split", "gate_init"):
                     out.append(self._repair({**arch, key: v}))
-                elif key in ("branch_split", "gate_init") and self.space._active(key, arch) and v != arch.get(key):
+                elif key in ("branch_split", "gate_init") and self.space.active(key, arch) and v != arch.get(key):
                     out.append({**arch, key: v})
         return [a for a in out if a is not None and self.space.is_valid(a)]
 
     def _repair(self, arch: dict) -> dict | None:
         # a changed block or gate turns a conditional axis on or off: give it the space's first value
         for key, attr in (("branch_split", "block"), ("gate_init", "gate")):
-            active = self.space._active(key, arch)
+            active = self.space.active(key, arch)
             if active and arch.get(key) is None:
                 arch[key] = self.space.axes.get(key, (None,))[0]
             elif not active:
