@@ -19,6 +19,7 @@ import yaml
 from search.measures import COST, MEASURES
 from space import checks
 from space.errors import ConfigError
+from space.search_space import SearchSpace
 from trainers.budget import ProxyBudget
 
 REPO = Path(__file__).resolve().parents[1]
@@ -250,7 +251,7 @@ class StudyConfig:
 
     name: str
     description: str
-    space: dict
+    space: SearchSpace  # parsed once, here; `space_given` keeps the file's own form for to_dict
     data: DataConfig
     proxy: ProxyBudget
     objectives: tuple[Objective, ...]
@@ -269,6 +270,7 @@ class StudyConfig:
     proxy_keys: tuple[str, ...] = ()  # the proxy keys the file gave (the stored config lists those)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     timeout: float | None = None  # seconds after which a launch starts no new trial (optuna's optimize(timeout=))
+    space_given: dict | None = field(default=None, repr=False)  # None: to_dict writes space.to_dict()
 
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
@@ -296,7 +298,8 @@ class StudyConfig:
         cfg = cls(
             name=_name(d["name"], source),
             description=checks.text(d.get("description") or "", source, "description", "a string", optional=True),
-            space=_space(d["space"], source), data=DataConfig.from_dict(d.get("data"), source),
+            space=_space(d["space"], source), space_given=d["space"],
+            data=DataConfig.from_dict(d.get("data"), source),
             proxy=_proxy(d["proxy"], source), objectives=_objectives(d.get("objectives"), source),
             constraints=Constraints.from_dict(d.get("constraints"), source),
             sampler=SamplerConfig.from_dict(d.get("sampler"), source),
@@ -360,7 +363,7 @@ class StudyConfig:
         """The config as plain data (stored in study.user_attrs["config"]); the password is masked."""
         budget = self.proxy.to_dict()
         return {
-            "name": self.name, "description": self.description, "space": copy.deepcopy(self.space),
+            "name": self.name, "description": self.description, "space": self._space_dict(),
             "data": self.data.to_dict(), "proxy": {k: budget[k] for k in self.proxy_keys or budget},
             "objectives": [o.to_dict() for o in self.objectives], "constraints": self.constraints.to_dict(),
             "sampler": self.sampler.to_dict(), "trials": self.trials, "timeout": self.timeout,
@@ -372,6 +375,13 @@ class StudyConfig:
             "seeds": list(self.seeds) if self.seeds is not None else None,
             "dashboard": self.dashboard.to_dict(),
         }
+
+    def _space_dict(self) -> dict:
+        # as the file gave it (one value stays one value, not a list of one): what users wrote is
+        # what the dashboard shows them
+        if self.space_given is not None:
+            return copy.deepcopy(self.space_given)
+        return self.space.to_dict()
 
     # -- cross-checks ------------------------------------------------------------------------------
     def _cross_check(self) -> None:
@@ -448,13 +458,10 @@ def _name(name: Any, source: str) -> str:
     return name
 
 
-def _space(space: Any, source: str) -> dict:
-    from space.search_space import SearchSpace
-
+def _space(space: Any, source: str) -> SearchSpace:
     if not isinstance(space, dict) or not space:
         raise ConfigError("must be a mapping of axis -> value or list of choices", source=source, field="space")
-    SearchSpace.from_dict(space, source=source)  # raises ConfigError naming the axis
-    return space
+    return SearchSpace.from_dict(space, source=source)  # raises ConfigError naming the axis
 
 
 def _proxy(proxy: Any, source: str) -> ProxyBudget:

@@ -60,9 +60,8 @@ def random_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
 def costaware_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
     """Reference designs first, then expected hypervolume improvement at known cost (search.strategy)."""
     from search.strategy import CostAwareSampler
-    from space.search_space import SearchSpace
 
-    return CostAwareSampler(SearchSpace.from_dict(cfg.space, source=cfg.source),
+    return CostAwareSampler(cfg.space,
                             [(o.name, o.direction) for o in cfg.objectives], cfg.constraints.limits,
                             seed=cfg.sampler.seed, **cfg.sampler.options)
 
@@ -70,9 +69,7 @@ def costaware_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
 @SAMPLERS.register("grid")
 def grid_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
     """Every valid point of the space once (one categorical index into SearchSpace.grid()), per proxy seed."""
-    from space.search_space import SearchSpace
-
-    space = SearchSpace.from_dict(cfg.space, source=cfg.source).grid_sampler_space()
+    space = cfg.space.grid_sampler_space()
     if cfg.seeds:
         space[SEED_PARAM] = list(cfg.seeds)
     return RunnerGridSampler(space, seed=cfg.sampler.seed, **cfg.sampler.options)
@@ -139,9 +136,7 @@ def effective_trials(cfg: StudyConfig) -> int:
 
 
 def grid_points(cfg: StudyConfig) -> int:
-    from space.search_space import SearchSpace
-
-    return len(SearchSpace.from_dict(cfg.space, source=cfg.source).grid()) * len(cfg.seeds or [None])
+    return len(cfg.space.grid()) * len(cfg.seeds or [None])
 
 
 def _first_line(err: BaseException) -> str:

@@ -146,10 +146,9 @@ def _with_effective_trials(cfg: StudyConfig) -> tuple[StudyConfig, str | None]:
 
 def _prepare_inputs(cfg: StudyConfig) -> tuple[Any, Any, Any]:
     """The space and the data, checked before anything is written."""
-    from space.search_space import SearchSpace
     from trainers.data import load_poses
 
-    space = SearchSpace.from_dict(cfg.space, source=cfg.source)
+    space = cfg.space
     check_buildable(cfg, space.grid())
     # the data is prepared once, here, and shipped to the workers through Ray's object store
     size, d = cfg.proxy.input_size, cfg.data

@@ -223,7 +223,7 @@ def test_smoke_study_with_the_costaware_sampler(tmp_path) -> None:
     trials = sorted(study.trials, key=lambda t: t.number)
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
     ids = [t.user_attrs["arch_id"] for t in trials]
-    refs = {ArchSpec.from_dict(a).arch_id for a in references_in_space(SearchSpace.from_dict(cfg.space))}
+    refs = {ArchSpec.from_dict(a).arch_id for a in references_in_space(cfg.space)}
     assert len(refs) == 2 and set(ids[:2]) == refs  # concurrency 2: both asked before either finished
     assert len(set(ids)) == 4  # the 4 archs of the smoke space, none twice
     assert all(t.user_attrs["train_s"] > 0 for t in trials)  # what the per-second acquisition fits
