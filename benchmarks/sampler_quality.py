@@ -60,9 +60,8 @@ from optuna._hypervolume import compute_hypervolume  # noqa: E402  (optuna expos
 from optuna.trial import TrialState  # noqa: E402
 
 from benchmarks.common import append_jsonl, digest, read_jsonl, worker_pool  # noqa: E402
-from search.config import StudyConfig  # noqa: E402
+from search.config import StudyConfig, build_sampler  # noqa: E402
 from search.latency import LatencyMeter, meter_settings  # noqa: E402
-from search.samplers import build_sampler  # noqa: E402
 from search.strategy import TRAIN_SECONDS  # noqa: E402
 from space.references import references_in_space  # noqa: E402
 from space.spec import ArchSpec  # noqa: E402

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
 import yaml
 
 from search.measures import COST, MEASURES
+from search.samplers import SamplerConfig, create_sampler, grid_points
 from space import checks
 from space.errors import ConfigError
 from space.search_space import SearchSpace
@@ -123,27 +125,6 @@ class Constraints(_Section):
         """As in the file: `max_<name>` keys, the cost measures' unset limits as null."""
         unset = {f"max_{m.name}": None for m in MEASURES.values() if m.stage == COST}
         return {**unset, **{f"max_{name}": limit for name, limit in self.limits.items()}}
-
-
-@dataclass(frozen=True)
-class SamplerConfig(_Section):
-    name: str = "nsga2"             # a name in search.samplers.SAMPLERS, or package.module:ClassName
-    seed: int | None = 0
-    options: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d: Any, source: str) -> SamplerConfig:
-        from search.samplers import SAMPLERS, is_import_path
-
-        v = _section(cls, d, source, "sampler")
-        name = v["name"]
-        if not isinstance(name, str) or (name not in SAMPLERS and not is_import_path(name)):
-            raise ConfigError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}",
-                              source=source, field="sampler.name")
-        if v["seed"] is not None:
-            checks.whole(v["seed"], source, "sampler.seed", lo=0)
-        checks.mapping(v["options"], source, "sampler.options", "a mapping of sampler arguments")
-        return cls(**v)
 
 
 @dataclass(frozen=True)
@@ -395,9 +376,22 @@ class StudyConfig:
         if self.scheduler is not None and "pck" not in self.objective_names:
             raise ConfigError("the ASHA scheduler stops trials on pck, which is not an objective",
                               source=src, field="scheduler")
-        from search.samplers import check_sampler
+        build_sampler(self)  # a bad sampler or option fails here, before anything is written
 
-        check_sampler(self)  # a bad sampler or option fails here, before anything is written
+
+def build_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
+    """The study's Optuna sampler (search.samplers) for its space, objectives and limits."""
+    return create_sampler(cfg.sampler, space=cfg.space,
+                          objectives=[(o.name, o.direction) for o in cfg.objectives],
+                          limits=cfg.constraints.limits, seeds=cfg.seeds, source=cfg.source)
+
+
+def effective_trials(cfg: StudyConfig) -> int:
+    """The trials the study runs: `cfg.trials`, cut to the grid size (x proxy seeds) for a grid
+    study."""
+    if cfg.sampler.name != "grid":
+        return cfg.trials
+    return min(cfg.trials, grid_points(cfg.space, cfg.seeds))
 
 
 def resolve_study_file(name_or_path: str) -> Path:

@@ -21,9 +21,9 @@ import optuna
 from optuna.trial import TrialState
 
 from search import faults
-from search.config import StudyConfig, mask_url
+from search.config import StudyConfig, build_sampler, effective_trials, mask_url
 from search.progress import dur, fmt
-from search.samplers import build_sampler, effective_trials, grid_points  # noqa: F401  (build_sampler re-exported)
+from search.samplers import grid_points
 from search.storage import (GRACE_S, HEARTBEAT_S, INTERRUPTED, SURPLUS, counts_toward_target,  # noqa: F401
                             fail_stale_trials, interrupt, one_line, open_storage, sqlite_file)
 from space.errors import ConfigError
@@ -140,7 +140,8 @@ def _with_effective_trials(cfg: StudyConfig) -> tuple[StudyConfig, str | None]:
     note = None
     if trials < cfg.trials:
         seeds = f" x {len(cfg.seeds)} seeds" if cfg.seeds else ""
-        note = f"note: the grid has {grid_points(cfg)} points{seeds}; running that many trials, not {cfg.trials}"
+        points = grid_points(cfg.space, cfg.seeds)
+        note = f"note: the grid has {points} points{seeds}; running that many trials, not {cfg.trials}"
     return dataclasses.replace(cfg, trials=trials), note
 
 

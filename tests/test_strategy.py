@@ -10,8 +10,7 @@ import yaml
 
 import launch
 from helpers import REPO, study_file
-from search.config import StudyConfig
-from search.samplers import build_sampler
+from search.config import StudyConfig, build_sampler
 from search.strategy import (CostAwareSampler, History, Scored, Surrogate, Timed, arch_params,
                              expected_hvi, model_costs, params_arch, predict_seconds)
 from space.errors import ConfigError

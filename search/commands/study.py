@@ -7,8 +7,7 @@ import time
 
 import optuna
 
-from search.config import StudyConfig, mask_url
-from search.samplers import effective_trials
+from search.config import StudyConfig, effective_trials, mask_url
 from space.errors import ConfigError
 
 
