@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def study_copy(study: str, dest: Path, on: bool) -> Path:
     """The study file with the dashboard key on or off, under its own name."""
-    from search.config import resolve_study_file
+    from search.locate import resolve_study_file
 
     raw = yaml.safe_load(resolve_study_file(study).read_text())
     raw.update(name=f"{raw['name']}-dash-{'on' if on else 'off'}", dashboard={"notes": on, "artifacts": on})

@@ -17,15 +17,13 @@ from typing import Any
 import optuna
 import yaml
 
+from search.locate import STUDIES_DIR, RunFolder, resolve_study_file  # noqa: F401  (re-exported)
 from search.measures import COST, MEASURES
 from search.samplers import SamplerConfig, create_sampler, grid_points
 from space import checks
 from space.errors import ConfigError
 from space.search_space import SearchSpace
 from trainers.budget import ProxyBudget
-
-REPO = Path(__file__).resolve().parents[1]
-STUDIES_DIR = REPO / "studies"
 
 _TOP_KEYS = {"name", "description", "space", "data", "proxy", "objectives", "constraints", "sampler", "trials", "timeout",
              "resources", "concurrency", "storage", "scheduler", "latency", "export", "seeds", "dashboard"}
@@ -317,20 +315,22 @@ class StudyConfig:
     # -- derived values ----------------------------------------------------------------------------
     @property
     def run_dir(self) -> Path:
-        return self.out if self.out is not None else Path("runs") / self.name
+        return RunFolder.of(self.name, self.out).path
 
     @property
     def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{self.run_dir / 'study.db'}"
+        return self.storage or RunFolder(self.run_dir).storage_url
 
     @property
     def export_dir(self) -> Path:
-        return Path(self.export.dir) if self.export.dir else self.run_dir / "export"
+        return Path(self.export.dir) if self.export.dir else RunFolder(self.run_dir).export_dir
 
     @property
     def artifact_dir(self) -> Path:
         """The study's optuna artifact store (FileSystemArtifactStore) folder."""
-        return Path(self.dashboard.artifact_dir) if self.dashboard.artifact_dir else self.run_dir / "artifacts"
+        if self.dashboard.artifact_dir:
+            return Path(self.dashboard.artifact_dir)
+        return RunFolder(self.run_dir).artifact_dir
 
     @property
     def objective_names(self) -> list[str]:
@@ -392,22 +392,6 @@ def effective_trials(cfg: StudyConfig) -> int:
     if cfg.sampler.name != "grid":
         return cfg.trials
     return min(cfg.trials, grid_points(cfg.space, cfg.seeds))
-
-
-def resolve_study_file(name_or_path: str) -> Path:
-    """A study name (looked up in ./studies then the repo's studies/) or a path to a YAML file."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or "/" in name_or_path:
-        if not path.is_file():
-            raise ConfigError("no such study file", source=str(path), field="--study")
-        return path
-    for folder in (Path("studies"), STUDIES_DIR):
-        candidate = folder / f"{name_or_path}.yaml"
-        if candidate.is_file():
-            return candidate
-    known = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
-    raise ConfigError(f"no study named {name_or_path!r}; known: {', '.join(known) or 'none'}",
-                      source="<arg>", field="--study")
 
 
 def engine_url(url: str) -> str:
