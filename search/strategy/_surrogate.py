@@ -65,7 +65,7 @@ class Surrogate:
         self.x = encoder.encode([s.arch for s in history.done])
         self.gp = fit_gp(self.x, np.array([roles.loss(s.value) for s in history.done]), seed)
         self._timed = history.timed if per_second and len(history.timed) >= MIN_TIMED else []
-        self._cost = None  # the ridge fit of a measured cost: fitted on first use
+        self._cost = None  # a measured cost's ridge fit; exact costs (params, FLOPs) never need it
         self._costs_seen = np.array([s.cost for s in history.done])
 
     def costs(self, archs: Sequence[dict], x: np.ndarray) -> np.ndarray:
