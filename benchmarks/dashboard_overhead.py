@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def study_copy(study: str, dest: Path, on: bool) -> Path:
     """The study file with the dashboard key on or off, under its own name."""
-    from search.config import resolve_study_file
+    from search.locate import resolve_study_file
 
     raw = yaml.safe_load(resolve_study_file(study).read_text())
     raw.update(name=f"{raw['name']}-dash-{'on' if on else 'off'}", dashboard={"notes": on, "artifacts": on})
@@ -98,13 +98,12 @@ def smoke_network(study: str) -> tuple:
     """The largest network of the study's space at the proxy's size (untrained) and the val set."""
     from search.config import StudyConfig
     from space.model import build_model
-    from space.search_space import SearchSpace
     from space.spec import ArchSpec
     from trainers.data import load_poses
 
     cfg = StudyConfig.load(study)
     d, size = cfg.data, cfg.proxy.input_size
-    spec = ArchSpec.from_dict({**SearchSpace.from_dict(cfg.space).grid()[-1], "input_size": size})
+    spec = ArchSpec.from_dict({**cfg.space.grid()[-1], "input_size": size})
     val = load_poses(d.source, d.val_split, size, subset=d.val, seed=d.seed)
     return spec, build_model(spec).eval(), val
 

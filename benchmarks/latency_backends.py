@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     lat = cfg.latency
     meters = {b: LatencyMeter(device="cpu", threads=1, warmup=lat.warmup, runs=lat.runs,
                               min_seconds=lat.min_seconds, cache=False, backend=b) for b in BACKENDS}
-    archs = sample_archs(SearchSpace.from_dict(cfg.space, source=cfg.source), args.n, args.seed)
+    archs = sample_archs(cfg.space, args.n, args.seed)
     print(f"{len(archs)} archs of {cfg.name}'s space (seed {args.seed}) at {size} px, batch 1, 1 thread, "
           f"warm-up {lat.warmup}, >= {lat.runs} runs and {lat.min_seconds} s, thread clock: "
           f"{', '.join(f'{b} {m.thread_clock}' for b, m in meters.items())}")

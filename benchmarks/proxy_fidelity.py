@@ -152,7 +152,6 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from search.config import StudyConfig
-    from space.search_space import SearchSpace
     from trainers.data import load_poses
     from trainers.proxy import ProxyBudget
     from trainers.zero_cost import image_batch, zero_cost_scores
@@ -180,7 +179,7 @@ def run(args: argparse.Namespace) -> dict:
         name, _, knobs = text.partition(":")
         budgets[name] = ProxyBudget(**{**short, **parse_knobs(knobs, f"--variant {name}")}).to_dict()
 
-    space = SearchSpace.from_dict(cfg.space, source=cfg.source)
+    space = cfg.space
     archs = sample_archs(space, args.archs, args.arch_seed, [budgets["short"]["input_size"],
                                                              budgets["long"]["input_size"]])
     print(f"{len(archs)} archs from {cfg.source} (random, seed {args.arch_seed}); data {data['source']} "

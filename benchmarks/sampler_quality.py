@@ -60,12 +60,10 @@ from optuna._hypervolume import compute_hypervolume  # noqa: E402  (optuna expos
 from optuna.trial import TrialState  # noqa: E402
 
 from benchmarks.common import append_jsonl, digest, read_jsonl, worker_pool  # noqa: E402
-from search.config import StudyConfig  # noqa: E402
+from search.config import StudyConfig, build_sampler  # noqa: E402
 from search.latency import LatencyMeter, meter_settings  # noqa: E402
-from search.samplers import build_sampler  # noqa: E402
 from search.strategy import TRAIN_SECONDS  # noqa: E402
 from space.references import references_in_space  # noqa: E402
-from space.search_space import SearchSpace  # noqa: E402
 from space.spec import ArchSpec  # noqa: E402
 from trainers.data import load_poses  # noqa: E402
 from trainers.proxy import NonFiniteLossError, ProxyBudget, train_proxy  # noqa: E402
@@ -249,7 +247,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     torch.set_num_threads(1)
     setup, strategy, seed = job["setup"], job["strategy"], job["seed"]
-    space = SearchSpace.from_dict(setup.cfg.space, source=setup.cfg.source)
+    space = setup.cfg.space
     objective = Objective(setup)
     study = optuna.create_study(directions=setup.cfg.directions, sampler=make_sampler(setup, strategy, seed))
     study.set_metric_names(setup.cfg.objective_names)
@@ -380,7 +378,7 @@ def surrogate_check(setup: Setup, cache: list[dict], folds: int = 5) -> dict[str
     done = [r for r in cache if r.get("pck") is not None]
     if len(done) < 2 * folds:
         return {}
-    space = SearchSpace.from_dict(setup.cfg.space, source=setup.cfg.source)
+    space = setup.cfg.space
     x = Encoder(space).matrix([r["arch"] for r in done], [model_costs(r["arch"]) for r in done])
     pck, lat = np.array([r["pck"] for r in done]), np.array([r["latency_ms"] for r in done])
     pred_pck, pred_lat = np.zeros(len(done)), np.zeros(len(done))
@@ -423,7 +421,7 @@ def run_all(jobs: list[dict], workers: int, log: Path) -> list[dict]:
 
 def prefill_references(setup: Setup, workers: int) -> None:
     """Train the reference designs first, in parallel: every warm-started run asks for them."""
-    space = SearchSpace.from_dict(setup.cfg.space, source=setup.cfg.source)
+    space = setup.cfg.space
     known = Objective(setup).cache
     sizes = setup.cfg.sampler.options.get("reference_sizes", "smallest")  # the sampler's default
     archs = [a for a in references_in_space(space, sizes=sizes) if ArchSpec.from_dict(a).arch_id not in known]

@@ -27,7 +27,6 @@ sys.path.insert(0, str(REPO))
 from benchmarks import sampler_quality as sq  # noqa: E402
 from benchmarks.common import worker_pool  # noqa: E402
 from search.strategy import Encoder, fit_log_ridge, model_costs  # noqa: E402
-from space.search_space import SearchSpace  # noqa: E402
 
 
 class SurrogateObjective(sq.Objective):
@@ -36,8 +35,7 @@ class SurrogateObjective(sq.Objective):
     def _prepared(self):
         if self._data is None:
             done = [r for r in self.cache.values() if r.get("pck") is not None]
-            space = SearchSpace.from_dict(self.setup.cfg.space, source=self.setup.cfg.source)
-            self._data = _fit(Encoder(space), done)
+            self._data = _fit(Encoder(self.setup.cfg.space), done)
         return self._data
 
     def _train(self, spec) -> None:

@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def study_file(study: str, dest: Path, trials: int) -> dict:
     """A copy of the study file with concurrency 1 and the given trial count; returns its dict."""
-    from search.config import resolve_study_file
+    from search.locate import resolve_study_file
 
     raw = yaml.safe_load(resolve_study_file(study).read_text())
     raw.update(name=f"overhead-{raw['name']}", concurrency=1, trials=trials)

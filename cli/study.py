@@ -28,8 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from search.config import StudyConfig
-    from search.samplers import effective_trials
+    from search.config import StudyConfig, effective_trials
     from search.study import counts_toward_target, run_study
 
     cfg = StudyConfig.load(args.study).with_overrides(

@@ -3,7 +3,8 @@
 Every key is checked here, before anything runs or is written: an unknown key or a bad value is a
 `ConfigError` naming the file and the dotted key (`studies/x.yaml: sampler.name: ...`). The keys
 are documented in docs/search.md ("Study file reference"). Each section is a frozen dataclass with
-`from_dict(d, source)`; the proxy section is `trainers.budget.ProxyBudget` itself.
+`from_dict(d, source)` (search/sections.py); the proxy section is `trainers.budget.ProxyBudget`
+itself, the sampler section `search.samplers.SamplerConfig`.
 """
 from __future__ import annotations
 
@@ -14,235 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
 import yaml
 
-from search.measures import COST, MEASURES
+from search.locate import STUDIES_DIR, RunFolder, resolve_study_file  # noqa: F401  (re-exported)
+from search.samplers import SamplerConfig, create_sampler, grid_points
+from search.sections import (Constraints, DashboardConfig, DataConfig, ExportConfig,
+                             LatencyConfig, Objective, ResourcesConfig, SchedulerConfig, read_objectives)
 from search.storage import engine_url, mask_url  # noqa: F401  (URL helpers: search.storage; re-exported)
 from space import checks
 from space.errors import ConfigError
+from space.search_space import SearchSpace
 from trainers.budget import ProxyBudget
-
-REPO = Path(__file__).resolve().parents[1]
-STUDIES_DIR = REPO / "studies"
 
 _TOP_KEYS = {"name", "description", "space", "data", "proxy", "objectives", "constraints", "sampler", "trials", "timeout",
              "resources", "concurrency", "storage", "scheduler", "latency", "export", "seeds", "dashboard"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def _section(cls: type, d: Any, source: str, name: str) -> dict:
-    """The section's keys with the dataclass defaults filled in; unknown keys are errors."""
-    if d is None:
-        d = {}
-    checks.mapping(d, source, name)
-    checks.no_unknown(d, [f.name for f in dataclasses.fields(cls)], source, f"{name}.")
-    return {**{f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls)}, **copy.deepcopy(d)}
-
-
-class _Section:
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class DataConfig(_Section):
-    source: str = "synthetic"
-    train: int | None = 256
-    val: int | None = 64
-    train_split: str = "train"
-    val_split: str = "val"
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, d: Any, source: str) -> DataConfig:
-        if isinstance(d, str):  # `data: synthetic` is shorthand for data.source
-            d = {"source": d}
-        v = _section(cls, d, source, "data")
-        checks.text(v["source"], source, "data.source", "synthetic, a dataset path or FORMAT:PATH")
-        for k in ("train", "val"):
-            if v[k] is not None:
-                checks.whole(v[k], source, f"data.{k}", lo=1)
-        for k in ("train_split", "val_split"):
-            checks.text(v[k], source, f"data.{k}", "a split name")
-        checks.whole(v["seed"], source, "data.seed", lo=0)
-        return cls(**v)
-
-
-@dataclass(frozen=True)
-class Objective(_Section):
-    name: str
-    direction: str
-
-    @classmethod
-    def from_dict(cls, d: Any, source: str, where: str) -> Objective:
-        if isinstance(d, str):
-            d = {"name": d}
-        checks.mapping(d, source, where, "{name, direction}")
-        checks.no_unknown(d, {"name", "direction"}, source, f"{where}.")
-        name = d.get("name")
-        if name not in MEASURES:
-            raise ConfigError(f"unknown objective {name!r}; choose from {', '.join(MEASURES)}",
-                              source=source, field=f"{where}.name")
-        direction = d.get("direction", MEASURES[name].direction)
-        checks.one_of(direction, ("maximize", "minimize"), source, f"{where}.direction")
-        return cls(name=name, direction=direction)
-
-
-def _objectives(objs: Any, source: str) -> tuple[Objective, ...]:
-    if objs is None:
-        return (Objective("pck", "maximize"), Objective("latency_ms", "minimize"))
-    if not isinstance(objs, list) or not objs:
-        raise ConfigError("must be a list of {name, direction}", source=source, field="objectives")
-    out: list[Objective] = []
-    for i, o in enumerate(objs):
-        objective = Objective.from_dict(o, source, f"objectives[{i}]")
-        if objective.name in {x.name for x in out}:
-            raise ConfigError(f"objective {objective.name!r} given twice", source=source, field=f"objectives[{i}].name")
-        out.append(objective)
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class Constraints(_Section):
-    """`max_<measure>: limit` for any registered measure (search.measures); `limits` keeps the set ones."""
-
-    limits: dict[str, float] = field(default_factory=dict)  # measure name -> limit
-
-    @classmethod
-    def from_dict(cls, d: Any, source: str) -> Constraints:
-        d = {} if d is None else checks.mapping(d, source, "constraints")
-        checks.no_unknown(d, [f"max_{m}" for m in MEASURES], source, "constraints.")
-        limits = {}
-        for key, v in d.items():
-            if v is not None:
-                limits[key[len("max_"):]] = checks.number(v, source, f"constraints.{key}",
-                                                          "a positive number or null", ok=lambda x: x > 0)
-        return cls(limits=limits)
-
-    def to_dict(self) -> dict:
-        """As in the file: `max_<name>` keys, the cost measures' unset limits as null."""
-        unset = {f"max_{m.name}": None for m in MEASURES.values() if m.stage == COST}
-        return {**unset, **{f"max_{name}": limit for name, limit in self.limits.items()}}
-
-
-@dataclass(frozen=True)
-class SamplerConfig(_Section):
-    name: str = "nsga2"             # a name in search.samplers.SAMPLERS, or package.module:ClassName
-    seed: int | None = 0
-    options: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d: Any, source: str) -> SamplerConfig:
-        from search.samplers import SAMPLERS, is_import_path
-
-        v = _section(cls, d, source, "sampler")
-        name = v["name"]
-        if not isinstance(name, str) or (name not in SAMPLERS and not is_import_path(name)):
-            raise ConfigError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}",
-                              source=source, field="sampler.name")
-        if v["seed"] is not None:
-            checks.whole(v["seed"], source, "sampler.seed", lo=0)
-        checks.mapping(v["options"], source, "sampler.options", "a mapping of sampler arguments")
-        return cls(**v)
-
-
-@dataclass(frozen=True)
-class ResourcesConfig(_Section):
-    cpus_per_trial: int = 1
-    gpus_per_trial: float = 0.0
-
-    @classmethod
-    def from_dict(cls, d: Any, source: str) -> ResourcesConfig:
-        v = _section(cls, d, source, "resources")
-        checks.whole(v["cpus_per_trial"], source, "resources.cpus_per_trial", lo=1)
-        v["gpus_per_trial"] = checks.number(v["gpus_per_trial"], source, "resources.gpus_per_trial",
-                                            "a fraction in [0, 1] or a whole number of GPUs",
-                                            ok=lambda g: g >= 0 and (g <= 1 or g == int(g)))
-        return cls(**v)
-
-
-@dataclass(frozen=True)
-class LatencyConfig(_Section):
-    device: str = "cpu"
-    threads: int = 1
-    warmup: int = 10
-    runs: int = 50
-    min_seconds: float = 1.0
-    cache: bool = True
-    clock: str = "auto"
-    pause_trials: bool = True
-    backend: str = "torch"  # a name in space.latency_backends.LATENCY_BACKENDS
-
-    @classmethod
-    def from_dict(cls, d: Any, source: str) -> LatencyConfig:
-        from space.latency_backends import LATENCY_BACKENDS
-
-        v = _section(cls, d, source, "latency")
-        if not isinstance(v["device"], str) or not re.match(r"^(cpu|cuda(:\d+)?)$", v["device"]):
-            raise ConfigError(f"must be cpu, cuda or cuda:N (got {v['device']!r})", source=source,
-                              field="latency.device")
-        checks.whole(v["threads"], source, "latency.threads", lo=1)
-        checks.whole(v["warmup"], source, "latency.warmup", lo=0)
-        checks.whole(v["runs"], source, "latency.runs", lo=20)
-        v["min_seconds"] = checks.number(v["min_seconds"], source, "latency.min_seconds",
-                                         "a number of seconds in [0, 600]", ok=lambda m: 0 <= m <= 600)
-        checks.one_of(v["clock"], ("auto", "wall"), source, "latency.clock")
-        for key in ("cache", "pause_trials"):
-            checks.boolean(v[key], source, f"latency.{key}")
-        if not isinstance(v["backend"], str) or v["backend"] not in LATENCY_BACKENDS:
-            raise ConfigError(f"unknown latency backend {v['backend']!r} (choose from "
-                              f"{', '.join(LATENCY_BACKENDS.names())})", source=source, field="latency.backend")
-        return cls(**v)
-
-
-@dataclass(frozen=True)
-class ExportConfig(_Section):
-    auto: bool = True
-    dir: str | None = None
-
-    @classmethod
-    def from_dict(cls, d: Any, source: str) -> ExportConfig:
-        v = _section(cls, d, source, "export")
-        checks.boolean(v["auto"], source, "export.auto")
-        checks.text(v["dir"], source, "export.dir", "a folder path or null", optional=True)
-        return cls(**v)
-
-
-@dataclass(frozen=True)
-class DashboardConfig(_Section):
-    """What each trial leaves for optuna-dashboard (search/artifacts.py): a markdown note, and
-    artifacts (the arch YAML, a PNG of its predictions) in a store at `artifact_dir`."""
-
-    notes: bool = True
-    artifacts: bool = True
-    artifact_dir: str | None = None  # None: <run folder>/artifacts; a shared path for several machines
-
-    @classmethod
-    def from_dict(cls, d: Any, source: str) -> DashboardConfig:
-        v = _section(cls, d, source, "dashboard")
-        for key in ("notes", "artifacts"):
-            checks.boolean(v[key], source, f"dashboard.{key}", show=True)
-        checks.text(v["artifact_dir"], source, "dashboard.artifact_dir", "a folder path or null", optional=True)
-        return cls(**v)
-
-
-@dataclass(frozen=True)
-class SchedulerConfig(_Section):
-    name: str = "asha"
-    grace_period: int = 1
-    reduction_factor: int = 2
-
-    @classmethod
-    def from_dict(cls, d: Any, source: str) -> SchedulerConfig | None:
-        if d is None or d is False:
-            return None
-        checks.mapping(d, source, "scheduler", "a mapping {name: asha, grace_period, reduction_factor} or null")
-        v = _section(cls, d, source, "scheduler")
-        if v["name"] != "asha":
-            raise ConfigError(f"only asha is supported (got {v['name']!r})", source=source, field="scheduler.name")
-        checks.whole(v["grace_period"], source, "scheduler.grace_period", lo=1)
-        checks.whole(v["reduction_factor"], source, "scheduler.reduction_factor", lo=2)
-        return cls(**v)
 
 
 @dataclass(frozen=True)
@@ -251,7 +39,7 @@ class StudyConfig:
 
     name: str
     description: str
-    space: dict
+    space: SearchSpace  # parsed once, here; `space_given` keeps the file's own form for to_dict
     data: DataConfig
     proxy: ProxyBudget
     objectives: tuple[Objective, ...]
@@ -270,6 +58,7 @@ class StudyConfig:
     proxy_keys: tuple[str, ...] = ()  # the proxy keys the file gave (the stored config lists those)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     timeout: float | None = None  # seconds after which a launch starts no new trial (optuna's optimize(timeout=))
+    space_given: dict | None = field(default=None, repr=False)  # None: to_dict writes space.to_dict()
 
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
@@ -297,8 +86,9 @@ class StudyConfig:
         cfg = cls(
             name=_name(d["name"], source),
             description=checks.text(d.get("description") or "", source, "description", "a string", optional=True),
-            space=_space(d["space"], source), data=DataConfig.from_dict(d.get("data"), source),
-            proxy=_proxy(d["proxy"], source), objectives=_objectives(d.get("objectives"), source),
+            space=_space(d["space"], source), space_given=d["space"],
+            data=DataConfig.from_dict(d.get("data"), source),
+            proxy=_proxy(d["proxy"], source), objectives=read_objectives(d.get("objectives"), source),
             constraints=Constraints.from_dict(d.get("constraints"), source),
             sampler=SamplerConfig.from_dict(d.get("sampler"), source),
             trials=checks.whole(d["trials"], source, "trials", lo=1),
@@ -334,20 +124,22 @@ class StudyConfig:
     # -- derived values ----------------------------------------------------------------------------
     @property
     def run_dir(self) -> Path:
-        return self.out if self.out is not None else Path("runs") / self.name
+        return RunFolder.of(self.name, self.out).path
 
     @property
     def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{self.run_dir / 'study.db'}"
+        return self.storage or RunFolder(self.run_dir).storage_url
 
     @property
     def export_dir(self) -> Path:
-        return Path(self.export.dir) if self.export.dir else self.run_dir / "export"
+        return Path(self.export.dir) if self.export.dir else RunFolder(self.run_dir).export_dir
 
     @property
     def artifact_dir(self) -> Path:
         """The study's optuna artifact store (FileSystemArtifactStore) folder."""
-        return Path(self.dashboard.artifact_dir) if self.dashboard.artifact_dir else self.run_dir / "artifacts"
+        if self.dashboard.artifact_dir:
+            return Path(self.dashboard.artifact_dir)
+        return RunFolder(self.run_dir).artifact_dir
 
     @property
     def objective_names(self) -> list[str]:
@@ -361,7 +153,7 @@ class StudyConfig:
         """The config as plain data (stored in study.user_attrs["config"]); the password is masked."""
         budget = self.proxy.to_dict()
         return {
-            "name": self.name, "description": self.description, "space": copy.deepcopy(self.space),
+            "name": self.name, "description": self.description, "space": self._space_dict(),
             "data": self.data.to_dict(), "proxy": {k: budget[k] for k in self.proxy_keys or budget},
             "objectives": [o.to_dict() for o in self.objectives], "constraints": self.constraints.to_dict(),
             "sampler": self.sampler.to_dict(), "trials": self.trials, "timeout": self.timeout,
@@ -373,6 +165,13 @@ class StudyConfig:
             "seeds": list(self.seeds) if self.seeds is not None else None,
             "dashboard": self.dashboard.to_dict(),
         }
+
+    def _space_dict(self) -> dict:
+        # as the file gave it (one value stays one value, not a list of one): what users wrote is
+        # what the dashboard shows them
+        if self.space_given is not None:
+            return copy.deepcopy(self.space_given)
+        return self.space.to_dict()
 
     # -- cross-checks ------------------------------------------------------------------------------
     def _cross_check(self) -> None:
@@ -386,25 +185,22 @@ class StudyConfig:
         if self.scheduler is not None and "pck" not in self.objective_names:
             raise ConfigError("the ASHA scheduler stops trials on pck, which is not an objective",
                               source=src, field="scheduler")
-        from search.samplers import check_sampler
-
-        check_sampler(self)  # a bad sampler or option fails here, before anything is written
+        build_sampler(self)  # a bad sampler or option fails here, before anything is written
 
 
-def resolve_study_file(name_or_path: str) -> Path:
-    """A study name (looked up in ./studies then the repo's studies/) or a path to a YAML file."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or "/" in name_or_path:
-        if not path.is_file():
-            raise ConfigError("no such study file", source=str(path), field="--study")
-        return path
-    for folder in (Path("studies"), STUDIES_DIR):
-        candidate = folder / f"{name_or_path}.yaml"
-        if candidate.is_file():
-            return candidate
-    known = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
-    raise ConfigError(f"no study named {name_or_path!r}; known: {', '.join(known) or 'none'}",
-                      source="<arg>", field="--study")
+def build_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
+    """The study's Optuna sampler (search.samplers) for its space, objectives and limits."""
+    return create_sampler(cfg.sampler, space=cfg.space,
+                          objectives=[(o.name, o.direction) for o in cfg.objectives],
+                          limits=cfg.constraints.limits, seeds=cfg.seeds, source=cfg.source)
+
+
+def effective_trials(cfg: StudyConfig) -> int:
+    """The trials the study runs: `cfg.trials`, cut to the grid size (x proxy seeds) for a grid
+    study."""
+    if cfg.sampler.name != "grid":
+        return cfg.trials
+    return min(cfg.trials, grid_points(cfg.space, cfg.seeds))
 
 
 # -- top-level keys ----------------------------------------------------------------------------------
@@ -415,13 +211,10 @@ def _name(name: Any, source: str) -> str:
     return name
 
 
-def _space(space: Any, source: str) -> dict:
-    from space.search_space import SearchSpace
-
+def _space(space: Any, source: str) -> SearchSpace:
     if not isinstance(space, dict) or not space:
         raise ConfigError("must be a mapping of axis -> value or list of choices", source=source, field="space")
-    SearchSpace.from_dict(space, source=source)  # raises ConfigError naming the axis
-    return space
+    return SearchSpace.from_dict(space, source=source)  # raises ConfigError naming the axis
 
 
 def _proxy(proxy: Any, source: str) -> ProxyBudget:

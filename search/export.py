@@ -1,8 +1,8 @@
 """After a study: find it in its storage and export the Pareto-optimal architectures as YAML.
 
 Also home of the small helpers that `report` and `dashboard` share: `locate_study` (a study name or
-file -> storage URL and run folder) and `open_study` (load it, or a ConfigError naming the studies
-that do exist). Everything here reads the storage; nothing writes to it.
+file -> storage URL and run folder, by search.locate) and `open_study` (load it, or a ConfigError
+naming the studies that do exist). Everything here reads the storage; nothing writes to it.
 """
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from pathlib import Path
 import optuna
 import yaml
 
-from search.config import STUDIES_DIR, StudyConfig, engine_url, mask_url  # noqa: F401  (mask_url is re-exported)
+from search.config import StudyConfig, engine_url, mask_url  # noqa: F401  (mask_url is re-exported)
 from search.faults import fault_point
+from search.locate import RunFolder, find_study_file  # find_study_file: also imported from here
 from search.measures import measure_names
 from search.storage import StoredStudy, scrub
 from space.errors import ConfigError
@@ -52,16 +53,6 @@ class StudyLocation:
     source: str  # the study file, or "<arg>" when the study was named directly
 
 
-def find_study_file(study: str) -> Path | None:
-    """The study file `--study` names, or None for a bare name with no file in studies/."""
-    if Path(study).suffix in (".yaml", ".yml") or "/" in study:
-        return Path(study)  # a path: StudyConfig.load reports it if it is missing
-    for folder in (Path("studies"), STUDIES_DIR):
-        if (folder / f"{study}.yaml").is_file():
-            return folder / f"{study}.yaml"
-    return None
-
-
 def locate_study(study: str, storage: str | None = None, out: str | None = None) -> StudyLocation:
     """Resolve `--study/--storage/--out` the way the study runner does.
 
@@ -70,14 +61,14 @@ def locate_study(study: str, storage: str | None = None, out: str | None = None)
     default run folder runs/<name> and storage sqlite:///runs/<name>/study.db. `--out` is the run
     folder; `--storage` overrides the storage URL.
     """
-    file = find_study_file(study)
+    file = find_study_file(study)  # a path that is missing: StudyConfig.load reports it
     if file is not None:
         cfg = StudyConfig.load(str(file)).with_overrides(storage=storage, out=out)
         return StudyLocation(name=cfg.name, storage=cfg.storage_url, run_dir=cfg.run_dir,
                              export_dir=cfg.export_dir, source=str(file))
-    run_dir = Path(out) if out else Path("runs") / study
-    url = storage or f"sqlite:///{run_dir / 'study.db'}"
-    return StudyLocation(name=study, storage=url, run_dir=run_dir, export_dir=run_dir / "export", source="<arg>")
+    run = RunFolder.of(study, out or None)
+    return StudyLocation(name=study, storage=storage or run.storage_url, run_dir=run.path,
+                         export_dir=run.export_dir, source="<arg>")
 
 
 def open_study(storage_url: str, study_name: str) -> StoredStudy:

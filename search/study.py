@@ -22,9 +22,9 @@ import optuna
 from optuna.trial import TrialState
 
 from search import faults
-from search.config import StudyConfig
+from search.config import StudyConfig, build_sampler, effective_trials  # noqa: F401  (re-exported)
 from search.progress import dur, fmt
-from search.samplers import build_sampler, effective_trials, grid_points  # noqa: F401  (build_sampler re-exported)
+from search.samplers import grid_points
 from search.storage import (GRACE_S, HEARTBEAT_S, INTERRUPTED, SURPLUS, StoredStudy,  # noqa: F401
                             counts_toward_target, fail_stale_trials, interrupt, mask_url,
                             one_line, open_storage, sqlite_file)
@@ -146,16 +146,16 @@ def _with_effective_trials(cfg: StudyConfig) -> tuple[StudyConfig, str | None]:
     note = None
     if trials < cfg.trials:
         seeds = f" x {len(cfg.seeds)} seeds" if cfg.seeds else ""
-        note = f"note: the grid has {grid_points(cfg)} points{seeds}; running that many trials, not {cfg.trials}"
+        points = grid_points(cfg.space, cfg.seeds)
+        note = f"note: the grid has {points} points{seeds}; running that many trials, not {cfg.trials}"
     return dataclasses.replace(cfg, trials=trials), note
 
 
 def _prepare_inputs(cfg: StudyConfig) -> tuple[Any, Any, Any]:
     """The space and the data, checked before anything is written."""
-    from space.search_space import SearchSpace
     from trainers.data import load_poses
 
-    space = SearchSpace.from_dict(cfg.space, source=cfg.source)
+    space = cfg.space
     check_buildable(cfg, space.grid())
     # the data is prepared once, here, and shipped to the workers through Ray's object store
     size, d = cfg.proxy.input_size, cfg.data

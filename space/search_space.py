@@ -75,7 +75,9 @@ class SearchSpace:
         """YAML/JSON-friendly form: each axis as a list of choices (splits as "1/2,1/4,1/4")."""
         return {k: [_to_plain(k, v) for v in vs] for k, vs in self.axes.items()}
 
-    def _active(self, key: str, values: Mapping[str, Any]) -> bool:
+    def active(self, key: str, values: Mapping[str, Any]) -> bool:
+        """Whether axis `key` applies to an arch with these `values`: a conditional axis only where its
+        condition's value takes it (a split for a block with branches, an init for a learnable gate)."""
         if key == "branch_split":
             return takes_split(values.get("block", ArchSpec.block))
         if key == "gate_init":
@@ -86,7 +88,7 @@ class SearchSpace:
         """Suggest every axis with more than one choice (optuna.Trial, define-by-run) and build the spec."""
         values: dict[str, Any] = {}
         for key in AXES:
-            if key not in self.axes or not self._active(key, values):
+            if key not in self.axes or not self.active(key, values):
                 continue
             choices = self.axes[key]
             if len(choices) == 1:
@@ -114,7 +116,7 @@ class SearchSpace:
         plain = [k for k in AXES if k in self.axes and k not in ("branch_split", "gate_init")]
         for combo in itertools.product(*(self.axes[k] for k in plain)):
             values = dict(zip(plain, combo))
-            conditional = [[(k, v) for v in self.axes[k]] if k in self.axes and self._active(k, values) else [None]
+            conditional = [[(k, v) for v in self.axes[k]] if k in self.axes and self.active(k, values) else [None]
                            for k in ("branch_split", "gate_init")]
             for extra in itertools.product(*conditional):
                 full = dict(values, **dict(e for e in extra if e is not None))

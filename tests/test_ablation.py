@@ -15,7 +15,6 @@ from search.ablation import FAILS, HOLDS, INCONCLUSIVE, check_claims, judge, per
 from search.config import StudyConfig
 from space.errors import ConfigError
 from space.registry import DOWNSAMPLE, FUSIONS, GATES, SKIPS, UPSAMPLE
-from space.search_space import SearchSpace
 from space.spec import load_arch
 from helpers import REPO
 
@@ -165,7 +164,7 @@ def test_report_prints_table_and_verdicts(tmp_path: Path) -> None:
 # -- the shipped study files ----------------------------------------------------------------------------
 def grid_points(name: str) -> tuple[StudyConfig, list[dict]]:
     cfg = StudyConfig.load(name)
-    return cfg, SearchSpace.from_dict(cfg.space, source=cfg.source).grid()
+    return cfg, cfg.space.grid()
 
 
 @pytest.mark.parametrize("name, axes, points", [
@@ -234,7 +233,7 @@ def test_searcher_runs_every_grid_point_once_per_seed(tmp_path: Path) -> None:
 
     path = smoke_with(tmp_path, seeds=[0, 1, 2], sampler={"name": "grid", "seed": 0}, trials=12)
     cfg = StudyConfig.load(str(path)).with_overrides(out=str(tmp_path / "run"))
-    space = SearchSpace.from_dict(cfg.space)
+    space = cfg.space
     assert len(space.grid()) == 4  # width 16 / 32 x gate channel / identity
     searcher = make_searcher(prepare_study(cfg, resume=False), cfg, space, printer=lambda s: None)
     try:

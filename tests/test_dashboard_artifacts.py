@@ -180,11 +180,10 @@ def test_the_searcher_notes_pruned_and_failed_trials_too(tmp_path: Path) -> None
     """The driver's side without Ray: StorageSearcher records every outcome before it tells."""
     from search.config import StudyConfig
     from search.study import make_searcher, prepare_study
-    from space.search_space import SearchSpace
 
     cfg = StudyConfig.load("smoke").with_overrides(trials=3, out=str(tmp_path))
     study = prepare_study(cfg, resume=False)
-    searcher = make_searcher(study, cfg, SearchSpace.from_dict(cfg.space), printer=lambda s: None)
+    searcher = make_searcher(study, cfg, cfg.space, printer=lambda s: None)
     try:
         for tid in ("done", "pruned", "failed"):
             assert isinstance(searcher.suggest(tid), dict)

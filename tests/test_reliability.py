@@ -129,9 +129,8 @@ def _cfg(tmp_path: Path, trials: int) -> StudyConfig:
 
 def _searcher(cfg: StudyConfig, study: optuna.Study):
     from search.study import make_searcher
-    from space.search_space import SearchSpace
 
-    return make_searcher(study, cfg, SearchSpace.from_dict(cfg.space), printer=lambda s: None)
+    return make_searcher(study, cfg, cfg.space, printer=lambda s: None)
 
 
 def test_resume_after_an_interrupted_resume_runs_the_waiting_trials(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import optuna
 import pytest
 
 import launch
-from search.config import StudyConfig
-from search.samplers import SAMPLERS, build_sampler, effective_trials
+from search.config import StudyConfig, build_sampler, effective_trials
+from search.samplers import SAMPLERS
 from space.errors import ConfigError
 
 from helpers import REPO, SMOKE, study_file

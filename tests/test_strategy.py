@@ -1,4 +1,4 @@
-"""The costaware sampler (search/strategy.py): warm start, no repeats, limits, its EHVI, and a real study."""
+"""The costaware sampler (search/strategy/): warm start, no repeats, limits, its EHVI, a real study."""
 from __future__ import annotations
 
 import math
@@ -10,9 +10,9 @@ import yaml
 
 import launch
 from helpers import REPO, study_file
-from search.config import StudyConfig
-from search.samplers import build_sampler
-from search.strategy import CostAwareSampler, arch_params, expected_hvi, model_costs, params_arch
+from search.config import StudyConfig, build_sampler
+from search.strategy import (CostAwareSampler, History, Scored, Surrogate, Timed, arch_params,
+                             expected_hvi, model_costs, params_arch, predict_seconds)
 from space.errors import ConfigError
 from space.references import references_in_space
 from space.search_space import SearchSpace
@@ -90,8 +90,9 @@ def _timed_history(space: SearchSpace) -> tuple[list, list]:
     """Six scored archs whose training seconds grow tenfold with width."""
     archs = [a for a in space.grid() if a["gate"] == "channel"][:3] + [a for a in space.grid() if a["gate"] == "none"][:3]
     archs = [{**a, "width": w} for a, w in zip(archs, (16, 32) * 3)]
-    done = [(a, toy_value(ArchSpec.from_dict(a)), model_costs(a)["flops"] / 1e7) for a in archs]
-    return done, [(a, 10.0 if a["width"] == 16 else 100.0) for a in archs]
+    done = [Scored(a, toy_value(ArchSpec.from_dict(a)), model_costs(a)["flops"] / 1e7)
+            for a in archs]
+    return done, [Timed(a, 10.0 if a["width"] == 16 else 100.0) for a in archs]
 
 
 def test_training_seconds_are_predicted_within_the_seconds_seen() -> None:
@@ -99,7 +100,8 @@ def test_training_seconds_are_predicted_within_the_seconds_seen() -> None:
     sampler = CostAwareSampler(space, OBJECTIVES, seed=0)
     _, seconds = _timed_history(space)
     pool = [{**a, "width": w} for a, w in zip([a for a in space.grid() if a["gate"] == "scalar"][:8], (16, 32) * 4)]
-    predicted = sampler._predict_seconds(seconds, sampler.encoder.matrix(pool, [model_costs(a) for a in pool]))
+    x = sampler.encoder.matrix(pool, [model_costs(a) for a in pool])
+    predicted = predict_seconds(sampler.encoder, seconds, x)
     assert ((10.0 <= predicted) & (predicted <= 100.0)).all()
     wide = np.array([a["width"] == 32 for a in pool])
     assert wide.any() and (~wide).any() and predicted[wide].min() > predicted[~wide].max()
@@ -108,15 +110,16 @@ def test_training_seconds_are_predicted_within_the_seconds_seen() -> None:
 def test_at_equal_expected_improvement_the_faster_training_wins(monkeypatch) -> None:
     # EHVI per predicted second: the study's compute is the budget, so of two candidates that promise
     # the same, the one that trains in a tenth of the time goes first
-    import search.strategy as strategy
+    import search.strategy._acquisition as acquisition
 
     space = SearchSpace.from_dict(SMALL)
     done, seconds = _timed_history(space)
     pool = [{**a, "width": w} for a, w in zip([a for a in space.grid() if a["gate"] == "scalar"][:4], (32, 32, 32, 16))]
-    monkeypatch.setattr(strategy, "expected_hvi", lambda mu, *args: np.ones(len(mu)))
+    monkeypatch.setattr(acquisition, "expected_hvi", lambda mu, *args: np.ones(len(mu)))
     sampler = CostAwareSampler(space, OBJECTIVES, seed=0)
-    assert sampler._best_candidate(pool, done, [], seconds) == pool[3]
-    assert sampler._best_candidate(pool, done, [], []) == pool[0]  # untimed: the first of equals
+    assert sampler.best_candidate(pool, History(done=done, timed=seconds)) == pool[3]
+    untimed = History(done=done)
+    assert sampler.best_candidate(pool, untimed) == pool[0]  # untimed: the first of equals
 
 
 def test_warm_start_alone_draws_at_random_after_the_references() -> None:
@@ -153,7 +156,8 @@ def test_an_input_constant_over_the_trials_keeps_candidates_that_differ_there_in
     y = np.array([toy_value(ArchSpec.from_dict(a)) for a in archs])
     twin = {**archs[int(np.argmax(y))], "down": "avgpool"}
     sampler = CostAwareSampler(space, OBJECTIVES, seed=0)
-    _, gp = sampler._fit_accuracy([(a, v, 1.0) for a, v in zip(archs, y)])
+    history = History(done=[Scored(a, v, 1.0) for a, v in zip(archs, y)])
+    gp = Surrogate(sampler.encoder, sampler.roles, history, sampler.seed).gp
     accuracy = -gp.predict(sampler.encoder.matrix([twin], [model_costs(twin)]))[0]
     assert accuracy > y.mean() + 0.5 * (y.max() - y.mean())
 
@@ -218,7 +222,7 @@ def test_smoke_study_with_the_costaware_sampler(tmp_path) -> None:
     trials = sorted(study.trials, key=lambda t: t.number)
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
     ids = [t.user_attrs["arch_id"] for t in trials]
-    refs = {ArchSpec.from_dict(a).arch_id for a in references_in_space(SearchSpace.from_dict(cfg.space))}
+    refs = {ArchSpec.from_dict(a).arch_id for a in references_in_space(cfg.space)}
     assert len(refs) == 2 and set(ids[:2]) == refs  # concurrency 2: both asked before either finished
     assert len(set(ids)) == 4  # the 4 archs of the smoke space, none twice
     assert all(t.user_attrs["train_s"] > 0 for t in trials)  # what the per-second acquisition fits
@@ -228,8 +232,8 @@ def test_smoke_study_with_the_costaware_sampler(tmp_path) -> None:
 def test_each_ask_keeps_three_quarters_of_the_random_candidates() -> None:
     # counting a new candidate's FLOPs costs up to half a second: only a quarter are new per ask
     sampler = CostAwareSampler(SearchSpace.from_dict(SMALL), OBJECTIVES, seed=0, candidates=16)
-    first = sampler._draw(set())
+    first = sampler.candidates.draw(set())
     seen = set(list(first)[:2])  # two of them trained meanwhile
-    second = sampler._draw(seen)
+    second = sampler.candidates.draw(seen)
     assert len(first) == len(second) == 16 and not seen & set(second)
     assert len(set(first) & set(second)) == 12  # the 12 newest unseen of the first draw, plus 4 new

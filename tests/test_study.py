@@ -128,10 +128,9 @@ def _cfg(tmp_path: Path, trials: int) -> StudyConfig:
 
 def test_processes_sharing_a_study_reach_exactly_the_count(tmp_path):
     from search.study import make_searcher, prepare_study
-    from space.search_space import SearchSpace
 
     cfg = _cfg(tmp_path, 3)
-    space = SearchSpace.from_dict(cfg.space)
+    space = cfg.space
     a = make_searcher(prepare_study(cfg, resume=False), cfg, space, printer=lambda s: None)
     b = make_searcher(prepare_study(cfg, resume=True), cfg, space, printer=lambda s: None)  # another process
     try:
@@ -154,11 +153,10 @@ def test_after_the_timeout_no_trial_starts_and_the_running_ones_finish(tmp_path)
     import dataclasses
 
     from search.study import make_searcher, prepare_study
-    from space.search_space import SearchSpace
 
     cfg = dataclasses.replace(_cfg(tmp_path, 10), timeout=60.0)
     said: list[str] = []
-    searcher = make_searcher(prepare_study(cfg, resume=False), cfg, SearchSpace.from_dict(cfg.space), said.append)
+    searcher = make_searcher(prepare_study(cfg, resume=False), cfg, cfg.space, said.append)
     try:
         assert isinstance(searcher.suggest("t1"), dict)
         searcher.start -= 61  # a minute has passed
