@@ -40,8 +40,9 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
     """Train `spec` on `data` for `epochs`, checkpointing into `out` after every epoch; returns metrics.json's content.
 
     The heads are built for the data's joint count (see `match_joints`); Adam with a cosine schedule over
-    `epochs`, the proxy's augmentation; best.pt is chosen on `val_split` (finalize passes the carved
-    splits of `trainers.data.selection_splits` where val is the test split). Raises NonFiniteLossError
+    `epochs`, the proxy's augmentation; best.pt is chosen on `val_split` (train and finalize pass the
+    carved splits of `trainers.data.selection_splits` where val is the test split; resuming with
+    another val split is refused). Raises NonFiniteLossError
     when the run diverges."""
     out = Path(out)
     size = input_size or spec.input_size
@@ -60,7 +61,7 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
     spec = match_joints(spec, train)
     check_input_size(spec, train, size)
     if ckpt is not None:
-        _check_resumable(ckpt, spec, size, out / LAST)
+        _check_resumable(ckpt, spec, size, out / LAST, val_split)
 
     torch.manual_seed(seed)
     model = build_model(spec, input_size=size).to(dev)
@@ -68,7 +69,7 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
     engine = Engine(model, spec, opt, dev, scheduler=sched, eval_batch_size=max(batch_size, 32))
     batches = Batcher(train, np.arange(len(train.images)), batch_size, dev, None, True, seed)
-    saver = Checkpointer(out, spec, size, data, epochs, batches)
+    saver = Checkpointer(out, spec, size, data, epochs, batches, val_split=val_split)
     start_epoch = 0 if ckpt is None else _restore(ckpt, engine, batches, epochs, saver)
     bar = Progress(epochs, start_epoch, len(batches), saver, enabled=progress)
     try:
@@ -92,13 +93,18 @@ def _checkpoint_to_resume(out: Path, resume: bool) -> dict | None:
     return None
 
 
-def _check_resumable(ckpt: dict, spec: ArchSpec, size: int, path: Path) -> None:
+def _check_resumable(ckpt: dict, spec: ArchSpec, size: int, path: Path, val_split: str) -> None:
     if ckpt.get("arch") != spec.to_dict():
         raise ConfigError(f"checkpoint is for arch {ckpt.get('arch_id')}, not {spec.arch_id}; "
                           "give the same --arch or another --out", source=str(path), field="arch")
     if ckpt.get("input_size") != size:
         raise ConfigError(f"checkpoint was trained at {ckpt.get('input_size')} px, not {size}",
                           source=str(path), field="input_size")
+    chosen = ckpt.get("val_split", "val")  # checkpoints from before --select-on: val
+    if chosen != val_split:
+        flag = "val" if chosen == "val" else "carved"
+        raise ConfigError(f"its best.pt was selected on {chosen}, not {val_split}; resume with "
+                          f"--select-on {flag}", source=str(path), field="val_split")
 
 
 def _load_data(data: str, size: int, *, seed: int, skip_bad: bool, workers: int | None,
@@ -151,8 +157,10 @@ def _restore(ckpt: dict, engine: Engine, batches: Batcher, epochs: int, saver: "
 class Checkpointer(Callback):
     """After every epoch: best.pt when the val score improved, then last.pt and metrics.json (all atomic)."""
 
-    def __init__(self, out: Path, spec: ArchSpec, size: int, data: str, epochs: int, batches: Batcher):
+    def __init__(self, out: Path, spec: ArchSpec, size: int, data: str, epochs: int, batches: Batcher,
+                 *, val_split: str = "val"):
         self.out, self.spec, self.size, self.data, self.epochs, self.batches = out, spec, size, data, epochs, batches
+        self.val_split = val_split  # the split best.pt is selected on
         self.best_score, self.best_epoch = -math.inf, 0
         self.history: list[dict] = []
 
@@ -160,7 +168,7 @@ class Checkpointer(Callback):
         """metrics.json's content."""
         return {"arch": self.spec.to_dict(), "arch_id": self.spec.arch_id, "data": self.data,
                 "input_size": self.size, "epochs": self.epochs, "history": self.history,
-                "best": {"epoch": self.best_epoch, "score": self.best_score}}
+                "best": {"epoch": self.best_epoch, "score": self.best_score, "split": self.val_split}}
 
     def on_epoch(self, engine: Engine, metrics: dict) -> None:
         self.history.append({key: metrics[key] for key in HISTORY_KEYS})
@@ -176,7 +184,8 @@ class Checkpointer(Callback):
         save_torch({"model": engine.model.state_dict(), "optimizer": engine.optimizer.state_dict(),
                     "scheduler": engine.scheduler.state_dict(), "scaler": engine.scaler.state_dict(),
                     "epoch": epoch, "best_score": self.best_score, "best_epoch": self.best_epoch, "rng": rng,
-                    **arch, "data": self.data, "history": self.history}, self.out / LAST)
+                    **arch, "data": self.data, "history": self.history, "val_split": self.val_split},
+                   self.out / LAST)
         save_json(self.summary(), self.out / METRICS)
 
 
