@@ -113,3 +113,58 @@ def test_diverging_training_exits_1_without_a_checkpoint(arch, tmp_path, capsys)
                         "--lr", "1e30", "--epochs", "2", "--device", "cpu"]) == 1
     assert "diverged" in capsys.readouterr().err
     assert not (out / "last.pt").exists() and not (out / "best.pt").exists()
+
+
+# ---------------------------------------------------------------- the split best.pt is selected on
+
+def _lsp_mat(root, n: int, lspet: bool, images: int = 0) -> None:
+    """A joints.mat of n people (LSPET layout: val = test = the last 1000) and the first `images`."""
+    import numpy as np
+    import scipy.io
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    j = np.concatenate([rng.uniform(6, 34, (n, 14, 2)), np.ones((n, 14, 1))], -1)
+    scipy.io.savemat(root / "joints.mat", {"joints": j.transpose(1, 2, 0) if lspet else j.transpose(2, 1, 0)})
+    for i in range(images):
+        (root / "images").mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(
+            root / "images" / (f"im{i + 1:05d}.jpg" if lspet else f"im{i + 1:04d}.jpg"))
+
+
+def test_selection_note_says_which_split_and_why(tmp_path):
+    from trainers.data import selection_note, selection_splits
+
+    (tmp_path / "lspet").mkdir()
+    (tmp_path / "lsp").mkdir()
+    _lsp_mat(tmp_path / "lspet", 1020, lspet=True)
+    _lsp_mat(tmp_path / "lsp", 2000, lspet=False)
+    lspet, lsp = str(tmp_path / "lspet"), str(tmp_path / "lsp")
+    assert selection_splits(lspet) == ("train_carved", "val_carved")
+    assert selection_note(lspet, "val_carved") == (
+        "selecting best.pt on val_carved: 2 images carved from train (the last 10%), not on val, "
+        "which is this dataset's test split (--select-on val to select on it)")
+    assert "which is this dataset's test split: a test score of best.pt will be optimistic" in (
+        selection_note(lspet, "val"))
+    assert selection_splits(lsp) == ("train", "val")
+    assert selection_note(lsp, "val") == ("selecting best.pt on val: 100 images carved from train "
+                                          "(the last 10%), as the dataset has no val split")
+    assert selection_note("synthetic:16", "val") == "selecting best.pt on val (16 images)"
+
+
+def test_train_selects_on_the_carved_split_where_val_is_test(arch, tmp_path, capsys):
+    (tmp_path / "lspet").mkdir()
+    _lsp_mat(tmp_path / "lspet", 1004, lspet=True, images=4)   # train 4: 3 train_carved, 1 val_carved
+    out = tmp_path / "run"
+    assert launch.main(["train", "--arch", arch, "--data", str(tmp_path / "lspet"), "--out", str(out),
+                        "--epochs", "1", "--batch-size", "2", "--device", "cpu", "--workers", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("selecting")] == [
+        "selecting best.pt on val_carved: 1 image carved from train (the last 10%), not on val, "
+        "which is this dataset's test split (--select-on val to select on it)"]
+    assert lines[-1].startswith("best val_carved ")
+    assert json.loads((out / "metrics.json").read_text())["best"]["split"] == "val_carved"
+    # resuming with another selection split is refused (its best score is another split's)
+    assert launch.main(["train", "--arch", arch, "--data", str(tmp_path / "lspet"), "--out", str(out),
+                        "--epochs", "2", "--resume", "--select-on", "val", "--workers", "0"]) == 2
+    assert "--select-on carved" in capsys.readouterr().err

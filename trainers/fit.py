@@ -47,6 +47,8 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
     out = Path(out)
     size = input_size or spec.input_size
     ckpt = _checkpoint_to_resume(out, resume)
+    if ckpt is not None:  # before the data is read
+        _check_selection(ckpt, val_split, out / LAST)
     dev = resolve_device(device)
     try:  # before the data: a bad size fails fast
         validate_input_size(spec, size)
@@ -61,7 +63,7 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
     spec = match_joints(spec, train)
     check_input_size(spec, train, size)
     if ckpt is not None:
-        _check_resumable(ckpt, spec, size, out / LAST, val_split)
+        _check_resumable(ckpt, spec, size, out / LAST)
 
     torch.manual_seed(seed)
     model = build_model(spec, input_size=size).to(dev)
@@ -93,13 +95,18 @@ def _checkpoint_to_resume(out: Path, resume: bool) -> dict | None:
     return None
 
 
-def _check_resumable(ckpt: dict, spec: ArchSpec, size: int, path: Path, val_split: str) -> None:
+def _check_resumable(ckpt: dict, spec: ArchSpec, size: int, path: Path) -> None:
     if ckpt.get("arch") != spec.to_dict():
         raise ConfigError(f"checkpoint is for arch {ckpt.get('arch_id')}, not {spec.arch_id}; "
                           "give the same --arch or another --out", source=str(path), field="arch")
     if ckpt.get("input_size") != size:
         raise ConfigError(f"checkpoint was trained at {ckpt.get('input_size')} px, not {size}",
                           source=str(path), field="input_size")
+
+
+def _check_selection(ckpt: dict, val_split: str, path: Path) -> None:
+    """A run resumes selecting on the split its best.pt was selected on (scores of two splits do
+    not compare)."""
     chosen = ckpt.get("val_split", "val")  # checkpoints from before --select-on: val
     if chosen != val_split:
         flag = "val" if chosen == "val" else "carved"
