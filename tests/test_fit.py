@@ -168,3 +168,63 @@ def test_train_selects_on_the_carved_split_where_val_is_test(arch, tmp_path, cap
     assert launch.main(["train", "--arch", arch, "--data", str(tmp_path / "lspet"), "--out", str(out),
                         "--epochs", "2", "--resume", "--select-on", "val", "--workers", "0"]) == 2
     assert "--select-on carved" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- evaluate: units, --save-predictions
+
+def test_evaluate_prints_fractions_and_saves_per_image_joints(arch, tmp_path, capsys):
+    weights = tmp_path / "w.pt"
+    torch.manual_seed(0)
+    from space.model import build_model
+    from space.spec import ArchSpec
+    torch.save(build_model(ArchSpec.from_dict(TINY)).state_dict(), weights)
+    preds = tmp_path / "preds.json"
+    assert launch.main(["evaluate", "--arch", arch, "--weights", str(weights), "--data", DATA,
+                        "--device", "cpu", "--out", str(tmp_path / "e.json"),
+                        "--save-predictions", str(preds)]) == 0
+    text = capsys.readouterr().out
+    result = json.loads((tmp_path / "e.json").read_text())
+    mean = [line for line in text.splitlines() if line.startswith("mean")][0].split()[1]
+    assert mean == f"{result['metrics']['main']['mean']:.4f}"      # the JSON's number, not x100
+    assert "scores are fractions (0-1; 0.5 = 50 %)" in text and result["units"].startswith("fractions")
+    saved = json.loads(preds.read_text())
+    assert saved["format"] == "synthetic" and saved["split"] == "test" and len(saved["joint_names"]) == 14
+    assert [p["name"] for p in saved["predictions"]] == [f"synthetic-test-{i:06d}" for i in range(16)]
+    joints = [p["joints"] for p in saved["predictions"]]
+    assert all(len(j) == 14 and all(len(xyc) == 3 for xyc in j) for j in joints)
+
+
+def test_evaluate_coco_prints_oks_ap_as_in_the_json_and_saves_coco_results(tmp_path, capsys):
+    pytest.importorskip("pycocotools", reason="pycocotools not installed: OKS AP needs it")
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    from space.model import build_model
+    from space.spec import ArchSpec
+    from test_formats import write_coco
+
+    annotations = write_coco(tmp_path / "coco")
+    arch = tmp_path / "tiny17.yaml"
+    arch.write_text(yaml.safe_dump(TINY | {"joints": 17}))
+    torch.manual_seed(0)
+    weights = tmp_path / "w.pt"
+    torch.save(build_model(ArchSpec.from_dict(TINY | {"joints": 17})).state_dict(), weights)
+    preds, out = tmp_path / "results.json", tmp_path / "e.json"
+    assert launch.main(["evaluate", "--arch", str(arch), "--weights", str(weights), "--data",
+                        str(tmp_path / "coco"), "--split", "val", "--device", "cpu", "--out", str(out),
+                        "--save-predictions", str(preds)]) == 0
+    ap = json.loads(out.read_text())["metrics"]["oks_ap"]
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("OKS AP")][0]
+    assert line.split()[2] == f"{ap['mean']:.4f}"
+    results = json.loads(preds.read_text())
+    assert len(results) == 5 and set(results[0]) == {"image_id", "category_id", "keypoints", "score"}
+    assert [r["image_id"] for r in results] == [1, 1, 2, 3, 3] and len(results[0]["keypoints"]) == 51
+    with contextlib.redirect_stdout(io.StringIO()):   # the official tool scores the file as we did
+        gt = COCO(str(annotations))
+        ev = COCOeval(gt, gt.loadRes(str(preds)), "keypoints")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert ev.stats[0] == pytest.approx(ap["mean"], abs=1e-3)
