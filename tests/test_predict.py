@@ -136,7 +136,8 @@ def test_crop_box_and_confidence_labels_are_drawn_on_request():
 
 
 def test_small_images_are_drawn_enlarged_and_text_grows_with_the_image():
-    assert draw_scale(32, 32) == 8 and draw_scale(64, 40) == 4 and draw_scale(160, 120) == 1
+    assert draw_scale(32, 32) == 8 and draw_scale(64, 40) == 4 and draw_scale(216, 142) == 2
+    assert draw_scale(256, 100) == 1 and draw_scale(4000, 3000) == 1
     assert font_px(256, 256) == 11 and font_px(2000, 1500) == 50
     img = draw_prediction(_blank(32, 32), np.full((14, 2), 16.0), np.full(14, 0.9), skeleton("lsp"))
     assert img.size == (256, 256)
@@ -185,7 +186,7 @@ def _joints(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def test_predict_writes_a_png_of_the_original_and_the_joints_in_its_pixels(tiny, tmp_path):
     patch = _person()
-    canvas = np.zeros((120, 160, 3), np.uint8)
+    canvas = np.zeros((270, 300, 3), np.uint8)   # >= 256 px: drawn at its own size
     canvas[50:82, 100:132] = patch   # the same person 100 px right and 50 px down
     small, big = _save(patch, tmp_path / "small.png"), _save(canvas, tmp_path / "big.png")
     assert _predict(tiny, tmp_path / "a", "--image", small, "--box", "4,4,24,24") == 0
@@ -199,7 +200,7 @@ def test_predict_writes_a_png_of_the_original_and_the_joints_in_its_pixels(tiny,
     # the crop (1.25 x the box) holds every prediction
     assert ((b >= [104 + 11.5 - 15 - 0.5, 54 + 11.5 - 15 - 0.5]) & (b <= [104 + 11.5 + 15.5, 54 + 11.5 + 15.5])).all()
     with Image.open(tmp_path / "b" / "big.png") as png:
-        assert png.size == (160, 120)
+        assert png.size == (300, 270)
         drawn = np.asarray(png.convert("RGB"))
     assert (drawn != canvas).any(axis=-1).sum() > 50   # a skeleton was drawn on the original
     meta = json.loads((tmp_path / "b" / "big.json").read_text())

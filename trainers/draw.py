@@ -112,9 +112,10 @@ BOX_COLOUR = (255, 200, 0)
 TEXT_COLOUR = (255, 255, 255)
 WARNING_COLOUR = (255, 220, 60)
 PANEL = (0, 0, 0, 175)
-# An image whose longer side is under ENLARGE_BELOW px (a 32 px synthetic crop) is drawn enlarged
-# by an integer factor (nearest neighbour: its own pixels), to ENLARGED_SIDE px or more.
-ENLARGE_BELOW, ENLARGED_SIDE = 128, 256
+# An image whose longer side is under ENLARGED_SIDE px (a 32 px synthetic crop, a 216 x 142 photo)
+# is drawn enlarged by an integer factor (nearest neighbour: its own pixels) to ENLARGED_SIDE px or
+# more, so that the legend and the labels do not hide the person.
+ENLARGED_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,9 @@ class LegendEntry:
 
 
 def draw_scale(width: int, height: int) -> int:
-    """The integer factor an image is drawn enlarged by: 1 from ENLARGE_BELOW px on (the longer
-    side), else enough to reach ENLARGED_SIDE px (a 32 px crop is drawn at 256 px)."""
-    side = max(width, height)
-    return 1 if side >= ENLARGE_BELOW else -(-ENLARGED_SIDE // max(1, side))
+    """The integer factor an image is drawn enlarged by: 1 from ENLARGED_SIDE px on (the longer
+    side), else enough to reach it (a 32 px crop is drawn at 256 px, a 216 px photo at 432)."""
+    return -(-ENLARGED_SIDE // max(1, width, height))
 
 
 def font_px(width: int, height: int) -> int:
@@ -230,7 +230,7 @@ def draw_prediction(image: np.ndarray | Image.Image, joints: np.ndarray,
     (x0, y0, x1, y1 in the image's pixels, outlined in BOX_COLOUR), each joint's confidence with
     `labels`, a legend panel (`legend_entries`) and, where no joint reaches `threshold`, a line
     saying so (`no_joint_text`, also without `legend`). Text and lines scale with the image; an
-    image under ENLARGE_BELOW px is drawn enlarged (`draw_scale`). joints (J, 2+) in the image's
+    image under ENLARGED_SIDE px is drawn enlarged (`draw_scale`). joints (J, 2+) in the image's
     pixels, pixel i's centre at i."""
     base = Image.fromarray(np.asarray(image, np.uint8)) if isinstance(image, np.ndarray) else image
     base = base.convert("RGB")
