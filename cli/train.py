@@ -43,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip missing or corrupt records and report how many")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--select-on", choices=SELECT_ON, default="auto",
-                        help="split best.pt is selected on: val, carved (val_carved, the last 10 %% "
-                             "of train), or auto (default): carved where val is the test split")
+                        help="split best.pt is selected on: val, carved (val_carved, the last "
+                             "10 %% of train), or auto (default): carved where val is the test "
+                             "split")
 
 
 def check_flags(args: argparse.Namespace) -> None:
@@ -76,5 +77,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: training diverged: {err}", file=sys.stderr)
         return 1
     best = summary["best"]
-    print(f"best {val_split} {best['score']:.4f} at epoch {best['epoch']}; checkpoints in {args.out}")
+    print(f"best {val_split} {best['score']:.4f} at epoch {best['epoch']}; "
+          f"checkpoints in {args.out}")
     return 0

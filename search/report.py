@@ -190,7 +190,7 @@ def values_table(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["axis", "value", "trials", f"{metric}_mean", f"{metric}_std"])
 
 
-# -- what each axis measured, in words (every figure must read without the docs) ---------------------
+# -- what each axis measured, in words (every figure must read without the docs) -----------------
 METRIC_WORDS = {"pck": "PCK@0.2 (torso)", "pckh": "PCKh@0.5 (head size)",
                 "oks": "PCK@0.2 (sqrt of box area)"}
 
@@ -321,7 +321,9 @@ def pareto_figure(study: optuna.Study) -> plt.Figure:
     better = ("top" if study.directions[0] == StudyDirection.MAXIMIZE else "bottom") + " " + (
         "right" if x_max else "left")
     reused = len(_complete(study)) - len(trials)
-    again = f"; {reused} reused result{'s' if reused != 1 else ''} not drawn again" if reused else ""
+    again = ""
+    if reused:
+        again = f"; {reused} reused result{'s' if reused != 1 else ''} not drawn again"
     ax.set_title(f"{study.study_name}: Pareto front of {len(trials)} archs\n"
                  f"(#N = trial number; {better} is better{again})", fontsize=10)
     ax.grid(alpha=0.3)

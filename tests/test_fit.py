@@ -118,14 +118,15 @@ def test_diverging_training_exits_1_without_a_checkpoint(arch, tmp_path, capsys)
 # ---------------------------------------------------------------- the split best.pt is selected on
 
 def _lsp_mat(root, n: int, lspet: bool, images: int = 0) -> None:
-    """A joints.mat of n people (LSPET layout: val = test = the last 1000) and the first `images`."""
+    """A joints.mat of n people (LSPET: val = test = the last 1000) and the first `images`."""
     import numpy as np
     import scipy.io
     from PIL import Image
 
     rng = np.random.default_rng(0)
     j = np.concatenate([rng.uniform(6, 34, (n, 14, 2)), np.ones((n, 14, 1))], -1)
-    scipy.io.savemat(root / "joints.mat", {"joints": j.transpose(1, 2, 0) if lspet else j.transpose(2, 1, 0)})
+    layout = (1, 2, 0) if lspet else (2, 1, 0)   # (14, 3, N) LSPET, (3, 14, N) LSP
+    scipy.io.savemat(root / "joints.mat", {"joints": j.transpose(*layout)})
     for i in range(images):
         (root / "images").mkdir(exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(
@@ -154,23 +155,23 @@ def test_selection_note_says_which_split_and_why(tmp_path):
 
 def test_train_selects_on_the_carved_split_where_val_is_test(arch, tmp_path, capsys):
     (tmp_path / "lspet").mkdir()
-    _lsp_mat(tmp_path / "lspet", 1004, lspet=True, images=4)   # train 4: 3 train_carved, 1 val_carved
-    out = tmp_path / "run"
-    assert launch.main(["train", "--arch", arch, "--data", str(tmp_path / "lspet"), "--out", str(out),
-                        "--epochs", "1", "--batch-size", "2", "--device", "cpu", "--workers", "0"]) == 0
+    _lsp_mat(tmp_path / "lspet", 1004, lspet=True, images=4)   # 3 train_carved, 1 val_carved
+    out, data = tmp_path / "run", str(tmp_path / "lspet")
+    assert launch.main(["train", "--arch", arch, "--data", data, "--out", str(out), "--epochs", "1",
+                        "--batch-size", "2", "--device", "cpu", "--workers", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line for line in lines if line.startswith("selecting")] == [
-        "selecting best.pt on val_carved: 1 image carved from train (the last 10%), not on val, "
-        "which is this dataset's test split (--select-on val to select on it)"]
+    said = ("selecting best.pt on val_carved: 1 image carved from train (the last 10%), not on "
+            "val, which is this dataset's test split (--select-on val to select on it)")
+    assert [line for line in lines if line.startswith("selecting")] == [said]
     assert lines[-1].startswith("best val_carved ")
     assert json.loads((out / "metrics.json").read_text())["best"]["split"] == "val_carved"
     # resuming with another selection split is refused (its best score is another split's)
-    assert launch.main(["train", "--arch", arch, "--data", str(tmp_path / "lspet"), "--out", str(out),
-                        "--epochs", "2", "--resume", "--select-on", "val", "--workers", "0"]) == 2
+    assert launch.main(["train", "--arch", arch, "--data", data, "--out", str(out), "--epochs", "2",
+                        "--resume", "--select-on", "val", "--workers", "0"]) == 2
     assert "--select-on carved" in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------- evaluate: units, --save-predictions
+# ------------------------------------------------------------ evaluate: units, --save-predictions
 
 def test_evaluate_prints_fractions_and_saves_per_image_joints(arch, tmp_path, capsys):
     weights = tmp_path / "w.pt"
@@ -184,12 +185,15 @@ def test_evaluate_prints_fractions_and_saves_per_image_joints(arch, tmp_path, ca
                         "--save-predictions", str(preds)]) == 0
     text = capsys.readouterr().out
     result = json.loads((tmp_path / "e.json").read_text())
-    mean = [line for line in text.splitlines() if line.startswith("mean")][0].split()[1]
+    mean = next(line for line in text.splitlines() if line.startswith("mean")).split()[1]
     assert mean == f"{result['metrics']['main']['mean']:.4f}"      # the JSON's number, not x100
-    assert "scores are fractions (0-1; 0.5 = 50 %)" in text and result["units"].startswith("fractions")
+    assert "scores are fractions (0-1; 0.5 = 50 %)" in text
+    assert result["units"].startswith("fractions")
     saved = json.loads(preds.read_text())
-    assert saved["format"] == "synthetic" and saved["split"] == "test" and len(saved["joint_names"]) == 14
-    assert [p["name"] for p in saved["predictions"]] == [f"synthetic-test-{i:06d}" for i in range(16)]
+    assert saved["format"] == "synthetic" and saved["split"] == "test"
+    assert len(saved["joint_names"]) == 14
+    names = [f"synthetic-test-{i:06d}" for i in range(16)]
+    assert [p["name"] for p in saved["predictions"]] == names
     joints = [p["joints"] for p in saved["predictions"]]
     assert all(len(j) == 14 and all(len(xyc) == 3 for xyc in j) for j in joints)
 
@@ -201,9 +205,10 @@ def test_evaluate_coco_prints_oks_ap_as_in_the_json_and_saves_coco_results(tmp_p
 
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
+    from test_formats import write_coco
+
     from space.model import build_model
     from space.spec import ArchSpec
-    from test_formats import write_coco
 
     annotations = write_coco(tmp_path / "coco")
     arch = tmp_path / "tiny17.yaml"
@@ -213,14 +218,16 @@ def test_evaluate_coco_prints_oks_ap_as_in_the_json_and_saves_coco_results(tmp_p
     torch.save(build_model(ArchSpec.from_dict(TINY | {"joints": 17})).state_dict(), weights)
     preds, out = tmp_path / "results.json", tmp_path / "e.json"
     assert launch.main(["evaluate", "--arch", str(arch), "--weights", str(weights), "--data",
-                        str(tmp_path / "coco"), "--split", "val", "--device", "cpu", "--out", str(out),
-                        "--save-predictions", str(preds)]) == 0
+                        str(tmp_path / "coco"), "--split", "val", "--device", "cpu",
+                        "--out", str(out), "--save-predictions", str(preds)]) == 0
     ap = json.loads(out.read_text())["metrics"]["oks_ap"]
-    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("OKS AP")][0]
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("OKS AP"))
     assert line.split()[2] == f"{ap['mean']:.4f}"
     results = json.loads(preds.read_text())
-    assert len(results) == 5 and set(results[0]) == {"image_id", "category_id", "keypoints", "score"}
-    assert [r["image_id"] for r in results] == [1, 1, 2, 3, 3] and len(results[0]["keypoints"]) == 51
+    assert len(results) == 5
+    assert set(results[0]) == {"image_id", "category_id", "keypoints", "score"}
+    assert [r["image_id"] for r in results] == [1, 1, 2, 3, 3]
+    assert len(results[0]["keypoints"]) == 51
     with contextlib.redirect_stdout(io.StringIO()):   # the official tool scores the file as we did
         gt = COCO(str(annotations))
         ev = COCOeval(gt, gt.loadRes(str(preds)), "keypoints")

@@ -116,7 +116,8 @@ def test_the_legend_sits_in_a_free_corner_and_the_rest_is_the_pose():
 
 def test_no_joint_above_the_threshold_is_said_in_the_image():
     skel, joints = skeleton("lsp"), _corner_pose()
-    sure = np.asarray(draw_prediction(_blank(240, 320), joints, np.full(14, 0.9), skel, legend=False))
+    sure = np.asarray(draw_prediction(_blank(240, 320), joints, np.full(14, 0.9), skel,
+                                      legend=False))
     unsure = np.asarray(draw_prediction(_blank(240, 320), joints, np.full(14, 0.1), skel,
                                         legend=False))
     assert (unsure[:30, :150] != GREY).any(axis=-1).sum() > 100   # a line of text, top left

@@ -120,7 +120,7 @@ ENLARGED_SIDE = 256
 
 @dataclass(frozen=True)
 class LegendEntry:
-    """One item of a legend row: a swatch (`kind`: dot, faded, box, or none for text only) and text."""
+    """One item of a legend row: a swatch (`kind`: dot, faded, box; none: text only), its text."""
 
     text: str
     kind: str

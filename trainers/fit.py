@@ -42,8 +42,8 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
     """Train `spec` on `data` for `epochs`, checkpointing into `out` after every epoch; returns metrics.json's content.
 
     The heads are built for the data's joint count (see `match_joints`); Adam with a cosine schedule over
-    `epochs`, the proxy's augmentation; best.pt is chosen on `val_split` (train and finalize pass the
-    carved splits of `trainers.data.selection_splits` where val is the test split; resuming with
+    `epochs`, the proxy's augmentation; best.pt is chosen on `val_split` (train and finalize pass
+    the carved splits of `trainers.data.selection_splits` where val is the test split; resuming with
     another val split is refused). Raises NonFiniteLossError
     when the run diverges."""
     out = Path(out)
@@ -166,8 +166,8 @@ def _restore(ckpt: dict, engine: Engine, batches: Batcher, epochs: int, saver: "
 class Checkpointer(Callback):
     """After every epoch: best.pt when the val score improved, then last.pt and metrics.json (all atomic)."""
 
-    def __init__(self, out: Path, spec: ArchSpec, size: int, data: str, epochs: int, batches: Batcher,
-                 *, val_split: str = "val"):
+    def __init__(self, out: Path, spec: ArchSpec, size: int, data: str, epochs: int,
+                 batches: Batcher, *, val_split: str = "val"):
         self.out, self.spec, self.size, self.data, self.epochs, self.batches = out, spec, size, data, epochs, batches
         self.val_split = val_split  # the split best.pt is selected on
         self.best_score, self.best_epoch = -math.inf, 0
@@ -177,7 +177,8 @@ class Checkpointer(Callback):
         """metrics.json's content."""
         return {"arch": self.spec.to_dict(), "arch_id": self.spec.arch_id, "data": self.data,
                 "input_size": self.size, "epochs": self.epochs, "history": self.history,
-                "best": {"epoch": self.best_epoch, "score": self.best_score, "split": self.val_split}}
+                "best": {"epoch": self.best_epoch, "score": self.best_score,
+                         "split": self.val_split}}
 
     def on_epoch(self, engine: Engine, metrics: dict) -> None:
         self.history.append({key: metrics[key] for key in HISTORY_KEYS})
@@ -193,8 +194,8 @@ class Checkpointer(Callback):
         save_torch({"model": engine.model.state_dict(), "optimizer": engine.optimizer.state_dict(),
                     "scheduler": engine.scheduler.state_dict(), "scaler": engine.scaler.state_dict(),
                     "epoch": epoch, "best_score": self.best_score, "best_epoch": self.best_epoch, "rng": rng,
-                    **arch, "data": self.data, "history": self.history, "val_split": self.val_split},
-                   self.out / LAST)
+                    **arch, "data": self.data, "history": self.history,
+                    "val_split": self.val_split}, self.out / LAST)
         save_json(self.summary(), self.out / METRICS)
 
 
@@ -281,7 +282,8 @@ def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str 
     check_input_size(spec, poses, size)
     pred, maxvals = predict(model, poses, device=dev, flip=flip)
     metric = poses.meta.get("metric", "pck")
-    scores = score_poses(pred, poses.joints_orig, poses.norm, metric, maxvals, True, meta=poses.meta)
+    scores = score_poses(pred, poses.joints_orig, poses.norm, metric, maxvals, True,
+                         meta=poses.meta)
     names = list(poses.meta.get("joint_names") or [f"joint{i}" for i in range(spec.joints)])
     result = {"arch_id": spec.arch_id, "weights": str(weights), "data": data, "split": split,
               "input_size": size, "flip": flip, "metric": metric, "units": UNITS,
@@ -308,8 +310,10 @@ def prediction_records(poses: PoseSet, pred: np.ndarray, maxvals: np.ndarray) ->
                              np.round(maxvals.astype(np.float64), 4)[..., None]], axis=-1)
     return {"format": poses.meta.get("format"), "split": poses.meta.get("split"),
             "joint_names": list(poses.meta.get("joint_names") or []),
-            "coordinates": "original image pixels, pixel i's centre at i; confidence = heatmap peak",
-            "predictions": [{"name": name, "joints": j.tolist()} for name, j in zip(poses.names, joints)]}
+            "coordinates": "original image pixels, pixel i's centre at i; confidence = heatmap "
+                           "peak",
+            "predictions": [{"name": name, "joints": j.tolist()}
+                            for name, j in zip(poses.names, joints)]}
 
 
 def format_table(result: dict) -> str:

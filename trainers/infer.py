@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +116,29 @@ def data_inputs(data: str, split: str, n: int, size: int) -> Inputs:
         crops.append(crop)
     poses = _poseset(crops, affines, [r.name for r in records], fmt_obj.name)
     return Inputs(poses, [r.image for r in records], fmt_obj.name, show_crop=True)
+
+
+@lru_cache(maxsize=4)
+def _image_files(fmt: str, source: str, split: str) -> dict[str, Path]:
+    """Record name -> image file of `split` of an annotation file (read once per process)."""
+    return {r.name: r.image for r in read_annotations(fmt, Path(source), split).records}
+
+
+def original_images(poses: PoseSet) -> list[Path | None]:
+    """The image file each prepared sample was cropped from (its `meta`: format, annotation file
+    and split name the records); None for a generated format (the crop is the image) or where
+    the file is not on this machine."""
+    meta = poses.meta
+    fmt = meta.get("format")
+    if fmt not in FORMATS or not FORMATS.get(fmt).files or not meta.get("source") or (
+            not meta.get("split")):
+        return [None] * len(poses)
+    try:
+        files = _image_files(fmt, str(meta["source"]), str(meta["split"]))
+    except (ConfigError, OSError, ValueError):
+        return [None] * len(poses)
+    paths = [files.get(name) for name in poses.names]
+    return [p if p is not None and p.is_file() else None for p in paths]
 
 
 def load_predictor(spec: ArchSpec, weights: str | Path, size: int,
