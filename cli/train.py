@@ -60,19 +60,18 @@ def check_flags(args: argparse.Namespace) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from space.spec import load_arch
-    from trainers.data import selection_note
     from trainers.engine import NonFiniteLossError
     from trainers.fit import fit
 
     check_flags(args)
     spec = load_arch(args.arch)
     train_split, val_split = selection(args.data, args.select_on)
-    print(selection_note(args.data, val_split), flush=True)
     try:
         summary = fit(spec, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, input_size=args.input_size, resume=args.resume,
                       device=args.device, skip_bad=args.skip_bad, seed=args.seed,
-                      workers=args.workers, train_split=train_split, val_split=val_split)
+                      workers=args.workers, train_split=train_split, val_split=val_split,
+                      announce=lambda line: print(line, flush=True))
     except NonFiniteLossError as err:
         print(f"error: training diverged: {err}", file=sys.stderr)
         return 1

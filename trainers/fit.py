@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from space.guard import check_memory
 from space.model import build_model, validate_input_size
 from space.profile import resolve_device
 from space.spec import ArchSpec
-from trainers.data import PoseSet, load_poses
+from trainers.data import PoseSet, load_poses, selection_note
 from trainers.engine import Batcher, Callback, Engine, NonFiniteLossError, predict
 from trainers.io import load_checkpoint, save_json, save_torch
 from trainers.metrics import score_poses
@@ -38,13 +39,15 @@ HISTORY_KEYS = ("epoch", "loss", "val", "metric", "per_joint", "lr", "images_per
 def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_size: int = 16,
         lr: float = 2.5e-4, input_size: int | None = None, resume: bool = False,
         device: str | None = None, skip_bad: bool = False, seed: int = 0, workers: int | None = None,
-        progress: bool = True, train_split: str = "train", val_split: str = "val") -> dict:
+        progress: bool = True, train_split: str = "train", val_split: str = "val",
+        announce: Callable[[str], None] | None = None) -> dict:
     """Train `spec` on `data` for `epochs`, checkpointing into `out` after every epoch; returns metrics.json's content.
 
     The heads are built for the data's joint count (see `match_joints`); Adam with a cosine schedule over
     `epochs`, the proxy's augmentation; best.pt is chosen on `val_split` (train and finalize pass
     the carved splits of `trainers.data.selection_splits` where val is the test split; resuming with
-    another val split is refused). Raises NonFiniteLossError
+    another val split is refused; `announce` gets `trainers.data.selection_note`'s line once every
+    input is checked, before the first epoch). Raises NonFiniteLossError
     when the run diverges."""
     out = Path(out)
     size = input_size or spec.input_size
@@ -66,6 +69,8 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
     check_input_size(spec, train, size)
     if ckpt is not None:
         _check_resumable(ckpt, spec, size, out / LAST)
+    if announce is not None:
+        announce(selection_note(data, val_split))
 
     torch.manual_seed(seed)
     model = build_model(spec, input_size=size).to(dev)
