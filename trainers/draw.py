@@ -185,8 +185,9 @@ def _swatch(pen: ImageDraw.ImageDraw, entry: LegendEntry, x: float, mid: float, 
                 outline=OUTLINE + (alpha,), width=max(1, round(em / 10)))
 
 
-def draw_panel(pen: ImageDraw.ImageDraw, rows: list[list[LegendEntry]], font,
-               size: tuple[int, int], points: np.ndarray) -> tuple[float, float, float, float]:
+def draw_panel(pen: ImageDraw.ImageDraw, rows: list[list[LegendEntry]],
+               font: ImageFont.FreeTypeFont, size: tuple[int, int],
+               points: np.ndarray) -> tuple[float, float, float, float]:
     """Rows of swatches and text on a translucent dark panel in the corner with the fewest
     `points`; returns the panel's box (x0, y0, x1, y1)."""
     em = float(font.size)
