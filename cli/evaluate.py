@@ -1,4 +1,8 @@
-"""`launch.py evaluate`: score saved weights on a split; per-joint table on stdout, JSON on disk."""
+"""`launch.py evaluate`: score saved weights on a split; per-joint table on stdout, JSON on disk.
+
+Every score is a fraction (0-1), on stdout and in the JSON. `--save-predictions FILE` writes the
+predictions for official tools: COCO's results format for a COCO set, else a per-image joints JSON
+(`trainers.fit.prediction_records`)."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device")
     parser.add_argument("--out", help="JSON file for the results (default: next to the weights)")
     parser.add_argument("--skip-bad", action="store_true")
+    parser.add_argument("--save-predictions", metavar="FILE",
+                        help="JSON of the predictions in original pixels: COCO results format "
+                             "(image_id, category_id, keypoints, score) for COCO, else per image "
+                             "{name, joints [[x, y, confidence], ...]}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -32,7 +40,9 @@ def main(args: argparse.Namespace) -> int:
     spec = load_arch(args.arch)
     result = evaluate_weights(spec, args.weights, args.data, args.split,
                               input_size=args.input_size, flip=args.flip, device=args.device,
-                              skip_bad=args.skip_bad)
+                              skip_bad=args.skip_bad,
+                              keep_predictions=args.save_predictions is not None)
+    predictions = result.pop("predictions", None)
     print(format_table(result))
     if result["skipped"]:
         print(f"skipped {result['skipped']} bad records")
@@ -41,4 +51,7 @@ def main(args: argparse.Namespace) -> int:
            else weights.with_name(f"{weights.stem}.eval-{args.split}.json"))
     save_json(result, out)
     print(f"wrote {out}")
+    if args.save_predictions is not None:
+        save_json(predictions, Path(args.save_predictions))
+        print(f"wrote {args.save_predictions} ({result['samples']} people)")
     return 0

@@ -3,6 +3,10 @@ image.
 
     python launch.py predict --arch A --weights W --image a.jpg b.jpg --out DIR [--box x,y,w,h]
     python launch.py predict --arch A --weights W --data D --split S --n 4 --out DIR [--flip]
+                             [--threshold T] [--labels]
+
+Each PNG has a legend (side colours, what a faded joint means), the cropped square where a person
+box was cropped, and says so in the image when no joint reaches the threshold.
 
 The flags are checked here; cropping, predicting, mapping back and drawing are trainers/infer.py's.
 docs/training.md#launchpy-predict.
@@ -45,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float,
                         help="joints whose heatmap peak is below this are drawn faded "
                              "(default: trainers.draw's, 0.2)")
+    parser.add_argument("--labels", action="store_true",
+                        help="write each joint's confidence beside its dot")
     parser.add_argument("--input-size", type=int, help="input resolution (default: the spec's)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
 
@@ -115,7 +121,7 @@ def main(args: argparse.Namespace) -> int:
     joints, conf = infer.predict_joints(model, spec, inputs, size, device, args.flip)
     for done in infer.write_outputs(Path(args.out), spec, inputs, size, joints, conf,
                                     weights=args.weights, flip=args.flip,
-                                    threshold=args.threshold):
+                                    threshold=args.threshold, labels=args.labels):
         print(f"wrote {done.stem}.png and .json: {done.sure}/{done.joints} joints at confidence "
               f">= {args.threshold}")
     return 0

@@ -1,4 +1,9 @@
-"""`launch.py train`: full training of one architecture with checkpoints, resume and best model."""
+"""`launch.py train`: full training of one architecture with checkpoints, resume and best model.
+
+best.pt is never selected on the test split by default: where the dataset's val split is its test
+split (LSPET), on val_carved (the last 10 % of the train images; `trainers.data.selection_splits`,
+as finalize does); `--select-on val` or `carved` chooses. Which split, and why, is said in one line.
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +16,16 @@ HELP = "train one architecture fully, with checkpoints"
 
 MAX_EPOCHS = 100_000
 MAX_WORKERS = 256
+SELECT_ON = ("auto", "val", "carved")
+
+
+def selection(data: str, select_on: str) -> tuple[str, str]:
+    """(train split, val split) for `--select-on`: auto follows `trainers.data.selection_splits`."""
+    from trainers.data import selection_splits
+
+    if select_on == "auto":
+        return selection_splits(data)
+    return ("train_carved", "val_carved") if select_on == "carved" else ("train", "val")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-bad", action="store_true",
                         help="skip missing or corrupt records and report how many")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--select-on", choices=SELECT_ON, default="auto",
+                        help="split best.pt is selected on: val, carved (val_carved, the last "
+                             "10 %% of train), or auto (default): carved where val is the test "
+                             "split")
 
 
 def check_flags(args: argparse.Namespace) -> None:
@@ -46,14 +65,17 @@ def main(args: argparse.Namespace) -> int:
 
     check_flags(args)
     spec = load_arch(args.arch)
+    train_split, val_split = selection(args.data, args.select_on)
     try:
         summary = fit(spec, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, input_size=args.input_size, resume=args.resume,
                       device=args.device, skip_bad=args.skip_bad, seed=args.seed,
-                      workers=args.workers)
+                      workers=args.workers, train_split=train_split, val_split=val_split,
+                      announce=lambda line: print(line, flush=True))
     except NonFiniteLossError as err:
         print(f"error: training diverged: {err}", file=sys.stderr)
         return 1
     best = summary["best"]
-    print(f"best val {best['score']:.4f} at epoch {best['epoch']}; checkpoints in {args.out}")
+    print(f"best {val_split} {best['score']:.4f} at epoch {best['epoch']}; "
+          f"checkpoints in {args.out}")
     return 0

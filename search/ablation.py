@@ -115,9 +115,11 @@ def _label(value: object) -> str:
 
 
 def trained_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """COMPLETE trials that were trained (not skipped by a size limit) and carry an arch."""
+    """COMPLETE trials that were trained (not skipped by a size limit, not a reuse of an earlier
+    trial's result: `reused_from`) and carry an arch; each training counted once."""
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if "arch" in t.user_attrs and "skipped" not in t.user_attrs]
+            if "arch" in t.user_attrs and "skipped" not in t.user_attrs
+            and "reused_from" not in t.user_attrs]
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:

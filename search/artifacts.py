@@ -26,7 +26,7 @@ log = logging.getLogger("softgate.study")
 PREVIEW_IMAGES = 4  # the first N validation images, drawn with each trial's predictions
 PREVIEW_KEY = "preview_png"  # the worker's result key for the PNG (base64 text)
 PREVIEW_FILE = "predictions.png"
-CELL_PX = 128  # each crop is drawn at this size, whatever the proxy's resolution
+CELL_PX = 256  # each cell's height (a crop: its side), whatever the proxy's resolution
 
 
 # -- the worker's side -----------------------------------------------------------------------------------
@@ -40,18 +40,6 @@ class KeepModel(Callback):
         self.model = engine.model
 
 
-def predicted_crops(model: Any, poses: Any) -> tuple[Any, Any]:
-    """The model's joints (N, J, 2) in the crops' own pixels (`poses.images`) and their confidences (N, J)."""
-    import numpy as np
-
-    from trainers.engine import predict
-
-    device = next(model.parameters()).device
-    pred, confidences = predict(model, poses, device=device)  # original image pixels
-    ones = np.ones(pred.shape[:2] + (1,), dtype=np.float32)
-    return np.einsum("nij,nkj->nki", poses.affine, np.concatenate([pred, ones], axis=-1)), confidences
-
-
 def _skeleton(poses: Any, joints: int) -> Any:
     from trainers.draw import skeleton, skeleton_for_joints
 
@@ -61,24 +49,67 @@ def _skeleton(poses: Any, joints: int) -> Any:
     return skeleton_for_joints(joints)
 
 
-def preview_png(model: Any, val_set: Any, n: int = PREVIEW_IMAGES) -> bytes:
-    """A PNG of `model`'s predicted poses on the first `n` validation images, side by side, each
-    crop drawn at CELL_PX (trainers.draw.draw_pose; unsure joints faded). About 30 kB, 10 ms."""
+def _cell(image: Any, joints: Any, box: Any, height: int) -> tuple[Any, Any, Any]:
+    """An original photo resized to `height` px, with its joints and crop box mapped along (pixel
+    i's centre at i in both); the text is drawn after, at the cell's size."""
     from PIL import Image
 
-    from trainers.draw import draw_pose
+    scale = height / image.height
+    cell = image.resize((max(1, round(image.width * scale)), height), Image.Resampling.BILINEAR)
+
+    def moved(v: Any) -> Any:
+        return (v + 0.5) * scale - 0.5
+    return cell, moved(joints), None if box is None else [moved(v) for v in box]
+
+
+def _preview_cell(poses: Any, k: int, original: Any, joints: Any, conf: Any, skel: Any) -> Any:
+    """Sample k drawn as predict draws it (trainers.draw.draw_prediction): on its original photo
+    (CELL_PX high, the cropped square outlined) or, for a generated set or a photo not on this
+    machine, on the crop enlarged to CELL_PX; the legend on the first cell only."""
+    from PIL import Image
+
+    from trainers.crop import original_to_crop
+    from trainers.draw import draw_prediction
+    from trainers.infer import crop_square
+
+    size = poses.images.shape[1]
+    if original is not None:
+        try:
+            with Image.open(original) as img:
+                photo = img.convert("RGB")
+            box = crop_square(poses.affine[k], size)
+            cell, xy, box = _cell(photo, joints, box, CELL_PX)
+            return draw_prediction(cell, xy, conf, skel, crop_box=box, legend=k == 0)
+        except OSError as err:  # unreadable here: the crop instead
+            log.warning("preview: %s not drawn on (%s); drawing the crop", original, err)
+    crop = Image.fromarray(poses.images[k]).resize((CELL_PX, CELL_PX), Image.Resampling.NEAREST)
+    xy = (original_to_crop(joints[None], poses.affine[k:k + 1])[0] + 0.5) * CELL_PX / size - 0.5
+    return draw_prediction(crop, xy, conf, skel, legend=k == 0)
+
+
+def preview_png(model: Any, val_set: Any, n: int = PREVIEW_IMAGES) -> bytes:
+    """A PNG of `model`'s predicted poses on the first `n` validation images, side by side, each
+    drawn as `launch.py predict` draws it (`_preview_cell`; legend, unsure joints faded): on the
+    original photo for a data set of files, on the crop enlarged to CELL_PX px for a generated
+    one (synthetic: 32 px crops become 256 px cells)."""
+    from PIL import Image
+
+    from trainers.engine import predict
+    from trainers.infer import original_images
 
     poses = val_set.select(list(range(min(n, len(val_set)))))
-    joints, confidences = predicted_crops(model, poses)
+    joints, confidences = predict(model, poses, device=next(model.parameters()).device)
     skel = _skeleton(poses, joints.shape[1])
-    scale = CELL_PX / poses.images.shape[1]
-    sheet = Image.new("RGB", (CELL_PX * len(joints), CELL_PX), "white")
-    for i, (image, xy, conf) in enumerate(zip(poses.images, joints, confidences)):
-        # nearest: the pixels the network saw, and a PNG a third the size of a smoothed one
-        cell = Image.fromarray(image).resize((CELL_PX, CELL_PX), Image.Resampling.NEAREST)
-        # pixel i's centre is at i in both the crop and the cell
-        sheet.paste(draw_pose(cell, (xy + 0.5) * scale - 0.5, conf, skel.limbs, skel.sides,
-                              joint_sides=skel.joint_sides), (i * CELL_PX, 0))
+    originals = original_images(poses)
+    cells = [_preview_cell(poses, k, path, joints[k], confidences[k], skel)
+             for k, path in enumerate(originals)]
+    sheet = Image.new("RGB", (sum(c.width for c in cells), CELL_PX), "white")
+    x = 0
+    for cell in cells:
+        sheet.paste(cell, (x, 0))
+        x += cell.width
+    if any(p is not None for p in originals):  # photos: 256 colours, a third of the bytes (~150 kB)
+        sheet = sheet.quantize(256, method=Image.Quantize.FASTOCTREE)
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG", compress_level=1)  # 4x faster than the default 6, ~5 % larger
     return buffer.getvalue()
@@ -130,9 +161,34 @@ def _curve_table(attrs: dict) -> list[str]:
     return ["| epoch | val PCK | train loss |", "|---|---|---|", *rows]
 
 
-def trial_note(number: int, attrs: dict, outcome: str, objectives: dict[str, float] | None = None) -> str:
-    """The trial's note in markdown: outcome, arch table, costs, per-epoch PCK and loss, objectives."""
-    lines = [f"## Trial {number}: {outcome}", ""]
+def reuse_lines(attrs: dict, links: dict[str, str] | None = None,
+                page: str | None = None) -> list[str]:
+    """The note's paragraph for a trial that took an earlier trial's result (user attr
+    `reused_from`): which trial trained the arch, and that trial's artifacts (`links`: file name
+    -> dashboard URL) and page."""
+    n, arch = attrs["reused_from"], attrs.get("arch_id", "?")
+    text = (f"**reuse of trial {n}**: arch `{arch}` was trained in trial {n}; this trial took its "
+            f"result and was not trained again, so the costs and curve below are trial {n}'s.")
+    if links:
+        text += " Its artifacts: " + ", ".join(f"[{name}]({url})" for name, url in links.items())
+    else:
+        text += f" Its artifacts (arch YAML, {PREVIEW_FILE}) are trial {n}'s"
+    text += f" (on [trial {n}'s page]({page}))." if page else "."
+    return [text, ""]
+
+
+def trial_note(number: int, attrs: dict, outcome: str, objectives: dict[str, float] | None = None,
+               links: dict[str, str] | None = None, page: str | None = None) -> str:
+    """The trial's note in markdown: outcome, arch table, costs, per-epoch PCK and loss, objectives;
+    for a reuse of an earlier trial's result (`reused_from`), which trial and its artifacts
+    (`reuse_lines`)."""
+    reused = "reused_from" in attrs
+    heading = f"## Trial {number}: {outcome}"
+    if reused and "reuse" not in outcome:
+        heading += f" (reuse of trial {attrs['reused_from']})"
+    lines = [heading, ""]
+    if reused:
+        lines += reuse_lines(attrs, links, page)
     if objectives:
         lines += ["**objectives** " + ", ".join(f"{k} = {_fmt(float(v))}" for k, v in objectives.items()), ""]
     lines += [f"**arch** `{attrs.get('arch_id', '?')}`", "", *_arch_table(attrs.get("arch") or {}), ""]
@@ -141,6 +197,21 @@ def trial_note(number: int, attrs: dict, outcome: str, objectives: dict[str, flo
         lines += ["", f"{_fmt(attrs.get('epochs'))} epoch(s), {attrs['images_per_s']:.0f} images/s, "
                       f"trial wall time {attrs.get('wall_s', 0):.1f} s"]
     return "\n".join(lines) + "\n"
+
+
+def original_links(study: Any, number: int) -> tuple[dict[str, str], str | None]:
+    """(file name -> optuna-dashboard URL of each artifact of trial `number`, that trial's page
+    in the dashboard); ({}, None) when the study has no such trial."""
+    from optuna.artifacts import get_all_artifact_meta
+
+    earlier = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if earlier is None:
+        return {}, None
+    study_id = study._study_id  # the ids in the dashboard's URLs (optuna exposes them no other way)
+    metas = get_all_artifact_meta(earlier, storage=study._storage)
+    base = f"/artifacts/{study_id}/{earlier._trial_id}"
+    links = {m.filename: f"{base}/{m.artifact_id}" for m in metas}
+    return links, f"/dashboard/studies/{study_id}/trials?numbers={number}"
 
 
 # -- the driver's side: writing them ---------------------------------------------------------------------
@@ -168,16 +239,20 @@ class TrialExtras:
 
     def record(self, trial: Any, outcome: str, objectives: dict[str, float] | None = None,
                preview: bytes | None = None) -> None:
-        """Note and artifacts of `trial` (an optuna.Trial, not yet told) from its stored user attrs."""
+        """Note and artifacts of `trial` (an optuna.Trial, not yet told) from its stored user attrs.
+        A trial that reused an earlier trial's result (user attr `reused_from`, set before this
+        call) gets a note naming that trial and linking its artifacts, and uploads none."""
         if not (self.notes or self.artifacts):
             return
         try:
             attrs = trial.user_attrs
+            reused = attrs.get("reused_from")
             if self.notes:
                 from optuna_dashboard import save_note
 
-                save_note(trial, trial_note(trial.number, attrs, outcome, objectives))
-            if self.artifacts:
+                links, page = ({}, None) if reused is None else original_links(trial.study, reused)
+                save_note(trial, trial_note(trial.number, attrs, outcome, objectives, links, page))
+            if self.artifacts and reused is None:  # a reuse links its original's artifacts
                 self._upload(trial, attrs, preview)
         except Exception as err:  # the dashboard's extras must never cost the study a trial
             log.warning("trial %s: dashboard note/artifacts not written: %s", trial.number, err)

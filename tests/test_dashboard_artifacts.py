@@ -20,7 +20,8 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 from PIL import Image
 
-from search.artifacts import CELL_PX, PREVIEW_FILE, TrialExtras, preview_png, trial_note
+from search.artifacts import (CELL_PX, PREVIEW_FILE, TrialExtras, preview_png, reuse_lines,
+                              trial_note)
 from space.spec import ArchSpec, load_arch
 
 from helpers import REPO, TINY, free_port, study_file
@@ -172,7 +173,8 @@ def test_preview_png_draws_the_first_val_images() -> None:
     val = load_poses("synthetic", "val", 32, subset=8, seed=0)
     model = build_model(ArchSpec.from_dict(TINY)).eval()
     png = preview_png(model, val)
-    check_png(png)
+    check_png(png)   # 32 px crops drawn at CELL_PX = 256 px
+    assert CELL_PX >= 256
     assert preview_png(model, val) == png  # the same images each time
 
 
@@ -202,3 +204,71 @@ def test_the_searcher_notes_pruned_and_failed_trials_too(tmp_path: Path) -> None
     for t in (pruned, failed):  # no trained model: the arch only
         assert set(artifacts_of(study, t)) == {f"arch-{t.user_attrs['arch_id']}.yaml"}
     assert (tmp_path / "artifacts").is_dir()
+
+
+# -- a trial that reused an earlier result; predictions a person can judge -------------------------
+def test_a_reuse_note_names_the_trial_that_trained_the_arch_and_links_its_artifacts() -> None:
+    links = {"arch-abc123.yaml": "/artifacts/1/3/aa", PREVIEW_FILE: "/artifacts/1/3/bb"}
+    note = trial_note(5, ATTRS | {"reused_from": 2}, "COMPLETE", {"pck": 0.25}, links,
+                      "/dashboard/studies/1/trials?numbers=2")
+    assert note.splitlines()[0] == "## Trial 5: COMPLETE (reuse of trial 2)"
+    assert "**reuse of trial 2**: arch `abc123` was trained in trial 2" in note
+    assert f"[{PREVIEW_FILE}](/artifacts/1/3/bb)" in note
+    assert "[arch-abc123.yaml](/artifacts/1/3/aa)" in note
+    assert "[trial 2's page](/dashboard/studies/1/trials?numbers=2)" in note
+    assert "trial 2's" in reuse_lines({"reused_from": 2})[0]   # without links: named, not linked
+    assert "reuse" not in trial_note(3, ATTRS, "COMPLETE")
+
+
+def test_extras_note_a_reuse_with_the_original_trials_artifacts(tmp_path: Path) -> None:
+    study, first = running_trial(tmp_path)
+    extras = TrialExtras(True, True, tmp_path / "store")
+    extras.record(first, "COMPLETE", {"pck": 0.25}, b"\x89PNG fake")
+    study.tell(first, 0.25)
+    again = study.ask()
+    for key, value in ATTRS.items():
+        again.set_user_attr(key, value)
+    again.set_user_attr("reused_from", 0)
+    extras.record(again, "COMPLETE", {"pck": 0.25})   # what StorageSearcher._reuse should call
+    study.tell(again, 0.25)
+    note = get_note(again)
+    assert note.startswith("## Trial 1: COMPLETE (reuse of trial 0)")
+    original = study.trials[0]
+    for name, artifact_id in artifacts_of(study, original).items():
+        assert f"[{name}](/artifacts/{study._study_id}/{original._trial_id}/{artifact_id})" in note
+    assert artifacts_of(study, study.trials[1]) == {}   # nothing uploaded twice
+
+
+def _lspet_val_carved(root: Path) -> str:
+    """A 1040-person LSPET joints.mat (train = 40: val_carved = its last 4) and those 4 images."""
+    import numpy as np
+    import scipy.io
+
+    rng = np.random.default_rng(0)
+    j = np.concatenate([rng.uniform(8, 40, (1040, 14, 2)), np.ones((1040, 14, 1))], -1)
+    root.mkdir()
+    scipy.io.savemat(root / "joints.mat", {"joints": j.transpose(1, 2, 0)})
+    (root / "images").mkdir()
+    for i in range(36, 40):
+        image = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(image).save(root / "images" / f"im{i + 1:05d}.jpg")
+    return str(root)
+
+
+def test_preview_draws_real_data_on_the_original_photos(tmp_path: Path) -> None:
+    import torch
+
+    from space.model import build_model
+    from trainers.data import load_poses
+
+    data = _lspet_val_carved(tmp_path / "lspet")
+    val = load_poses(data, "val_carved", 32, cache_dir=tmp_path / "cache")
+    assert val.names == [f"im{i:05d}.jpg" for i in range(37, 41)]
+    torch.manual_seed(0)
+    model = build_model(ArchSpec.from_dict(TINY)).eval()
+    image = Image.open(io.BytesIO(preview_png(model, val)))
+    width = round(48 * CELL_PX / 40)   # each 48 x 40 photo, CELL_PX high
+    assert image.format == "PNG" and image.size == (4 * width, CELL_PX)
+    (tmp_path / "lspet" / "images" / "im00038.jpg").unlink()   # not on this machine: the crop
+    image = Image.open(io.BytesIO(preview_png(model, val)))
+    assert image.size == (3 * width + CELL_PX, CELL_PX)

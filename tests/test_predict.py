@@ -16,8 +16,9 @@ from space.errors import ConfigError
 from space.model import build_model
 from space.spec import ArchSpec
 from trainers.crop import crop_to_original
-from trainers.draw import (DEFAULT_THRESHOLD, SIDE_COLOURS, draw_pose, format_for_joints, limb_side, skeleton,
-                           skeleton_for_joints)
+from trainers.draw import (BOX_COLOUR, DEFAULT_THRESHOLD, SIDE_COLOURS, draw_pose, draw_prediction,
+                           draw_scale, font_px, format_for_joints, legend_entries, limb_side,
+                           no_joint_text, skeleton, skeleton_for_joints)
 from trainers.formats import FORMATS
 from trainers.formats.synthetic import render_sample
 
@@ -83,6 +84,66 @@ def test_skeletons_of_the_formats_and_their_sides():
         format_for_joints(15)
 
 
+# ---------------------------------------------------------------- pictures that explain themselves
+
+def _corner_pose(h: int = 240, w: int = 320) -> np.ndarray:
+    """LSP joints in the bottom-right quarter of an h x w image: the legend goes top-left."""
+    rng = np.random.default_rng(0)
+    return np.stack([rng.uniform(w * 0.6, w - 10, 14), rng.uniform(h * 0.6, h - 10, 14)], axis=1)
+
+
+def test_legend_entries_name_the_sides_the_fading_and_the_crop():
+    rows = legend_entries(0.3, box=True)
+    texts = [e.text for row in rows for e in row]
+    assert {"left", "right", "centre"} <= set(texts) and "person's" in texts
+    assert "faded: confidence < 0.3" in texts and "crop" in texts
+    assert {e.colour for row in rows for e in row if e.kind == "dot"} == set(SIDE_COLOURS.values())
+    assert "crop" not in [e.text for row in legend_entries(0.3, box=False) for e in row]
+    assert no_joint_text(0.2) == "no joint above threshold 0.2"
+
+
+def test_the_legend_sits_in_a_free_corner_and_the_rest_is_the_pose():
+    skel, joints = skeleton("lsp"), _corner_pose()
+    conf = np.full(14, 0.9)
+    plain = np.asarray(draw_pose(_blank(240, 320), joints, conf, skel.limbs, skel.sides,
+                                 joint_sides=skel.joint_sides))
+    shown = np.asarray(draw_prediction(_blank(240, 320), joints, conf, skel))
+    bare = np.asarray(draw_prediction(_blank(240, 320), joints, conf, skel, legend=False))
+    assert (shown[:40, :120] != plain[:40, :120]).any()          # the legend, top left
+    np.testing.assert_array_equal(bare, plain)                    # no legend, nothing else added
+    np.testing.assert_array_equal(shown[120:, 160:], plain[120:, 160:])  # the pose untouched
+
+
+def test_no_joint_above_the_threshold_is_said_in_the_image():
+    skel, joints = skeleton("lsp"), _corner_pose()
+    sure = np.asarray(draw_prediction(_blank(240, 320), joints, np.full(14, 0.9), skel,
+                                      legend=False))
+    unsure = np.asarray(draw_prediction(_blank(240, 320), joints, np.full(14, 0.1), skel,
+                                        legend=False))
+    assert (unsure[:30, :150] != GREY).any(axis=-1).sum() > 100   # a line of text, top left
+    assert (sure[:30, :150] == GREY).all()
+
+
+def test_crop_box_and_confidence_labels_are_drawn_on_request():
+    skel, joints = skeleton("lsp"), _corner_pose()
+    conf = np.full(14, 0.9)
+    boxed = draw_prediction(_blank(240, 320), joints, conf, skel, crop_box=(20, 30, 300, 230),
+                            legend=False)
+    assert _pixel(boxed, 20, 130) == BOX_COLOUR and _pixel(boxed, 160, 30) == BOX_COLOUR
+    plain = np.asarray(draw_prediction(_blank(240, 320), joints, conf, skel, legend=False))
+    labelled = np.asarray(draw_prediction(_blank(240, 320), joints, conf, skel, labels=True,
+                                          legend=False))
+    assert (labelled != plain).any(axis=-1).sum() > 200      # 14 numbers beside the dots
+
+
+def test_small_images_are_drawn_enlarged_and_text_grows_with_the_image():
+    assert draw_scale(32, 32) == 8 and draw_scale(64, 40) == 4 and draw_scale(216, 142) == 2
+    assert draw_scale(256, 100) == 1 and draw_scale(4000, 3000) == 1
+    assert font_px(256, 256) == 11 and font_px(2000, 1500) == 50
+    img = draw_prediction(_blank(32, 32), np.full((14, 2), 16.0), np.full(14, 0.9), skeleton("lsp"))
+    assert img.size == (256, 256)
+
+
 # ---------------------------------------------------------------- launch.py predict
 
 LSPET = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "lspet"
@@ -126,7 +187,7 @@ def _joints(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def test_predict_writes_a_png_of_the_original_and_the_joints_in_its_pixels(tiny, tmp_path):
     patch = _person()
-    canvas = np.zeros((120, 160, 3), np.uint8)
+    canvas = np.zeros((270, 300, 3), np.uint8)   # >= 256 px: drawn at its own size
     canvas[50:82, 100:132] = patch   # the same person 100 px right and 50 px down
     small, big = _save(patch, tmp_path / "small.png"), _save(canvas, tmp_path / "big.png")
     assert _predict(tiny, tmp_path / "a", "--image", small, "--box", "4,4,24,24") == 0
@@ -140,12 +201,16 @@ def test_predict_writes_a_png_of_the_original_and_the_joints_in_its_pixels(tiny,
     # the crop (1.25 x the box) holds every prediction
     assert ((b >= [104 + 11.5 - 15 - 0.5, 54 + 11.5 - 15 - 0.5]) & (b <= [104 + 11.5 + 15.5, 54 + 11.5 + 15.5])).all()
     with Image.open(tmp_path / "b" / "big.png") as png:
-        assert png.size == (160, 120)
+        assert png.size == (300, 270)
         drawn = np.asarray(png.convert("RGB"))
     assert (drawn != canvas).any(axis=-1).sum() > 50   # a skeleton was drawn on the original
     meta = json.loads((tmp_path / "b" / "big.json").read_text())
     assert meta["image"] == str(Path(big).resolve()) and meta["arch_id"] == ArchSpec.from_dict(TINY).arch_id
     assert meta["box"] == [104, 54, 24, 24] and len(meta["joint_names"]) == 14
+    assert meta["png_scale"] == 1
+    # the cropped square (1.25 x 24 px around the box centre) is outlined
+    x0 = 104 + 11.5 - 15
+    assert tuple(drawn[70, int(round(x0))]) == BOX_COLOUR
 
 
 def test_predict_flip_test_mirrors_with_the_image(tiny, tmp_path):
@@ -173,6 +238,19 @@ def test_predict_on_a_split_of_synthetic_data(tiny, tmp_path):
     assert _predict(tiny, tmp_path, "--data", "synthetic", "--split", "val", "--n", "3", "--input-size", "32") == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"synthetic-val-{i:06d}.{ext}" for i in range(3)
                                                           for ext in ("json", "png")]
+    with Image.open(tmp_path / "synthetic-val-000000.png") as png:   # 32 px drawn at 256 px
+        assert png.size == (256, 256)
+    assert json.loads((tmp_path / "synthetic-val-000000.json").read_text())["png_scale"] == 8
+
+
+def test_predict_labels_and_a_threshold_nothing_reaches(tiny, tmp_path, capsys):
+    img = _save(_person(), tmp_path / "p.png")
+    assert _predict(tiny, tmp_path / "a", "--image", img, "--threshold", "1e6") == 0
+    assert _predict(tiny, tmp_path / "b", "--image", img, "--threshold", "1e6", "--labels") == 0
+    assert "0/14 joints at confidence >= 1000000.0" in capsys.readouterr().out
+    with Image.open(tmp_path / "a" / "p.png") as a, Image.open(tmp_path / "b" / "p.png") as b:
+        assert a.size == b.size == (256, 256)
+        assert (np.asarray(a) != np.asarray(b)).any()
 
 
 @pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason="LSPET not at ../shared/datasets/lspet")

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from search.report import (ablation_axis, ablation_table, default_reference_point, hypervolume_history, values_table,
-                           trials_frame, write_report)
+from search.report import (ablation_axis, ablation_table, default_reference_point,
+                           hypervolume_figure, hypervolume_history, metric_label, pareto_figure,
+                           trials_frame, values_figure, values_table, write_report)
 from space.errors import ConfigError
 from helpers import REPO
 
@@ -231,3 +232,88 @@ def test_no_values_files_when_nothing_varies(tmp_path: Path) -> None:
     add(study, 0.6, 2.0)
     written = write_report(url, "rep", tmp_path / "report")
     assert "values" not in written and not (tmp_path / "report" / "values.png").exists()
+
+
+# -- figures that explain themselves ------------------------------------------------------------
+CONFIG = {"data": {"source": "synthetic", "val": 32, "val_split": "val"},
+          "latency": {"device": "cpu", "threads": 2}}
+
+
+def reuse(study: optuna.Study, number: int) -> None:
+    """A trial that takes trial `number`'s result (as StorageSearcher._reuse does)."""
+    earlier = study.trials[number]
+    trial = study.ask()
+    for key, value in earlier.user_attrs.items():
+        trial.set_user_attr(key, value)
+    trial.set_user_attr("reused_from", number)
+    study.tell(trial, list(earlier.values))
+
+
+def test_pareto_figure_joins_the_front_and_says_what_was_measured(tmp_path: Path) -> None:
+    study = new_study(f"sqlite:///{tmp_path / 's.db'}")
+    study.set_user_attr("config", CONFIG)
+    for width, pck, latency in ((32, 0.5, 1.0), (64, 0.45, 2.0), (128, 0.8, 3.0), (64, 0.3, 0.5)):
+        add(study, pck, latency, width=width)
+    reuse(study, 2)
+    fig = pareto_figure(study)
+    ax = fig.axes[0]
+    front = [line for line in ax.lines if line.get_drawstyle().startswith("steps")]
+    assert len(front) == 1   # one step line through the Pareto points, by latency
+    assert list(front[0].get_xdata()) == [0.5, 1.0, 3.0]
+    assert list(front[0].get_ydata()) == [0.3, 0.5, 0.8]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "Pareto-optimal (3)" in legend and "other trials (1)" in legend
+    assert not any("Best Trial" in t for t in legend)
+    assert ax.get_xlabel() == "latency (ms, median, batch 1, cpu, 2 threads)"
+    assert ax.get_ylabel() == "PCK@0.2 (torso), proxy validation: synthetic val, 32 images (0-1)"
+    assert "Pareto front of 4 archs" in ax.get_title()
+    assert "1 reused result not drawn" in ax.get_title()
+    plt_close(fig)
+
+
+def test_labels_without_a_stored_config() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    assert metric_label(study, "pck") == "PCK, proxy validation split (0-1)"
+    assert metric_label(study, "latency_ms") == "latency (ms, median, batch 1)"
+    assert metric_label(study, "params") == "params (parameters)"
+
+
+def test_values_count_trained_archs_not_reuses_and_show_error_bars(tmp_path: Path) -> None:
+    study = new_study(f"sqlite:///{tmp_path / 's.db'}")
+    for width, pck in ((32, 0.4), (32, 0.6), (64, 0.7)):
+        add(study, pck, 1.0, width=width)
+    reuse(study, 2)
+    reuse(study, 2)   # the 64-wide arch was trained once: n = 1, its mean its one result
+    table = values_table(study).set_index("value")
+    assert table["trials"].tolist() == [2, 1]
+    assert table.loc["64", "pck_mean"] == pytest.approx(0.7)
+    assert np.isnan(table.loc["64", "pck_std"])
+    fig = values_figure(values_table(study), "pck", "t", xlabel="mean PCK")
+    ax = fig.axes[0]
+    from matplotlib.container import ErrorbarContainer
+
+    assert any(isinstance(c, ErrorbarContainer) for c in ax.containers)   # whiskers: +-1 std
+    assert [t.get_text() for t in ax.texts] == ["0.500, n=2", "0.700, n=1"]
+    assert ax.get_xlabel() == "mean PCK"
+    plt_close(fig)
+
+
+def test_hypervolume_figure_has_integer_trial_ticks(tmp_path: Path) -> None:
+    study = new_study(f"sqlite:///{tmp_path / 's.db'}")
+    for pck, latency in ((0.5, 1.0), (0.8, 3.0), (0.6, 2.0)):
+        add(study, pck, latency)
+    history = hypervolume_history(study, [0.0, 4.0])
+    fig = hypervolume_figure(history, [0.0, 4.0], "hv", ["pck", "latency_ms"])
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert ax.get_xlabel() == "trial number"
+    assert "reference point: pck 0, latency_ms 4" in ax.get_title()
+    plt_close(fig)
+
+
+def plt_close(fig) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -100,6 +100,26 @@ def selection_splits(data: str) -> tuple[str, str]:
     return "train", "val"
 
 
+def selection_note(data: str, val_split: str) -> str:
+    """One line: the split best.pt is selected on, how many images it holds and, where it is
+    carved from train or is the test split, that it is."""
+    n = len(split_names(data, val_split))
+    images = f"{n} image{'' if n == 1 else 's'}"
+    carved = f"{images} carved from train (the last {VAL_FRACTION:.0%})"
+    if val_split in CARVED_SPLITS:
+        if set(split_names(data, "val")) & set(split_names(data, "test")):
+            return (f"selecting best.pt on {val_split}: {carved}, not on val, which is this "
+                    "dataset's test split (--select-on val to select on it)")
+        return f"selecting best.pt on {val_split}: {carved}"
+    src = data_source(data)
+    if src.path is not None and carves_val(src.fmt, src.annotation_file(val_split), val_split):
+        return f"selecting best.pt on {val_split}: {carved}, as the dataset has no val split"
+    if set(split_names(data, val_split)) & set(split_names(data, "test")):
+        return (f"selecting best.pt on {val_split} ({images}), which is this dataset's test "
+                "split: a test score of best.pt will be optimistic")
+    return f"selecting best.pt on {val_split} ({images})"
+
+
 def load_poses(data: str, split: str, size: int, *, subset: int | None = None, seed: int = 0,
                cache_dir: str | Path | None = None, skip_bad: bool = False,
                workers: int | None = None) -> PoseSet:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,28 +25,35 @@ from space.guard import check_memory
 from space.model import build_model, validate_input_size
 from space.profile import resolve_device
 from space.spec import ArchSpec
-from trainers.data import PoseSet, load_poses
-from trainers.engine import Batcher, Callback, Engine, NonFiniteLossError, evaluate
+from trainers.data import PoseSet, load_poses, selection_note
+from trainers.engine import Batcher, Callback, Engine, NonFiniteLossError, predict
 from trainers.io import load_checkpoint, save_json, save_torch
+from trainers.metrics import score_poses
 from trainers.proxy import check_input_size
 
 LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.json"
+UNITS = "fractions (0-1; 0.5 = 50 %)"  # every score evaluate prints and writes
 HISTORY_KEYS = ("epoch", "loss", "val", "metric", "per_joint", "lr", "images_per_s", "epoch_s")
 
 
 def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_size: int = 16,
         lr: float = 2.5e-4, input_size: int | None = None, resume: bool = False,
         device: str | None = None, skip_bad: bool = False, seed: int = 0, workers: int | None = None,
-        progress: bool = True, train_split: str = "train", val_split: str = "val") -> dict:
+        progress: bool = True, train_split: str = "train", val_split: str = "val",
+        announce: Callable[[str], None] | None = None) -> dict:
     """Train `spec` on `data` for `epochs`, checkpointing into `out` after every epoch; returns metrics.json's content.
 
     The heads are built for the data's joint count (see `match_joints`); Adam with a cosine schedule over
-    `epochs`, the proxy's augmentation; best.pt is chosen on `val_split` (finalize passes the carved
-    splits of `trainers.data.selection_splits` where val is the test split). Raises NonFiniteLossError
+    `epochs`, the proxy's augmentation; best.pt is chosen on `val_split` (train and finalize pass
+    the carved splits of `trainers.data.selection_splits` where val is the test split; resuming with
+    another val split is refused; `announce` gets `trainers.data.selection_note`'s line once every
+    input is checked, before the first epoch). Raises NonFiniteLossError
     when the run diverges."""
     out = Path(out)
     size = input_size or spec.input_size
     ckpt = _checkpoint_to_resume(out, resume)
+    if ckpt is not None:  # before the data is read
+        _check_selection(ckpt, val_split, out / LAST)
     dev = resolve_device(device)
     try:  # before the data: a bad size fails fast
         validate_input_size(spec, size)
@@ -61,6 +69,8 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
     check_input_size(spec, train, size)
     if ckpt is not None:
         _check_resumable(ckpt, spec, size, out / LAST)
+    if announce is not None:
+        announce(selection_note(data, val_split))
 
     torch.manual_seed(seed)
     model = build_model(spec, input_size=size).to(dev)
@@ -68,7 +78,7 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
     engine = Engine(model, spec, opt, dev, scheduler=sched, eval_batch_size=max(batch_size, 32))
     batches = Batcher(train, np.arange(len(train.images)), batch_size, dev, None, True, seed)
-    saver = Checkpointer(out, spec, size, data, epochs, batches)
+    saver = Checkpointer(out, spec, size, data, epochs, batches, val_split=val_split)
     start_epoch = 0 if ckpt is None else _restore(ckpt, engine, batches, epochs, saver)
     bar = Progress(epochs, start_epoch, len(batches), saver, enabled=progress)
     try:
@@ -99,6 +109,16 @@ def _check_resumable(ckpt: dict, spec: ArchSpec, size: int, path: Path) -> None:
     if ckpt.get("input_size") != size:
         raise ConfigError(f"checkpoint was trained at {ckpt.get('input_size')} px, not {size}",
                           source=str(path), field="input_size")
+
+
+def _check_selection(ckpt: dict, val_split: str, path: Path) -> None:
+    """A run resumes selecting on the split its best.pt was selected on (scores of two splits do
+    not compare)."""
+    chosen = ckpt.get("val_split", "val")  # checkpoints from before --select-on: val
+    if chosen != val_split:
+        flag = "val" if chosen == "val" else "carved"
+        raise ConfigError(f"its best.pt was selected on {chosen}, not {val_split}; resume with "
+                          f"--select-on {flag}", source=str(path), field="val_split")
 
 
 def _load_data(data: str, size: int, *, seed: int, skip_bad: bool, workers: int | None,
@@ -151,8 +171,10 @@ def _restore(ckpt: dict, engine: Engine, batches: Batcher, epochs: int, saver: "
 class Checkpointer(Callback):
     """After every epoch: best.pt when the val score improved, then last.pt and metrics.json (all atomic)."""
 
-    def __init__(self, out: Path, spec: ArchSpec, size: int, data: str, epochs: int, batches: Batcher):
+    def __init__(self, out: Path, spec: ArchSpec, size: int, data: str, epochs: int,
+                 batches: Batcher, *, val_split: str = "val"):
         self.out, self.spec, self.size, self.data, self.epochs, self.batches = out, spec, size, data, epochs, batches
+        self.val_split = val_split  # the split best.pt is selected on
         self.best_score, self.best_epoch = -math.inf, 0
         self.history: list[dict] = []
 
@@ -160,7 +182,8 @@ class Checkpointer(Callback):
         """metrics.json's content."""
         return {"arch": self.spec.to_dict(), "arch_id": self.spec.arch_id, "data": self.data,
                 "input_size": self.size, "epochs": self.epochs, "history": self.history,
-                "best": {"epoch": self.best_epoch, "score": self.best_score}}
+                "best": {"epoch": self.best_epoch, "score": self.best_score,
+                         "split": self.val_split}}
 
     def on_epoch(self, engine: Engine, metrics: dict) -> None:
         self.history.append({key: metrics[key] for key in HISTORY_KEYS})
@@ -176,7 +199,8 @@ class Checkpointer(Callback):
         save_torch({"model": engine.model.state_dict(), "optimizer": engine.optimizer.state_dict(),
                     "scheduler": engine.scheduler.state_dict(), "scaler": engine.scaler.state_dict(),
                     "epoch": epoch, "best_score": self.best_score, "best_epoch": self.best_epoch, "rng": rng,
-                    **arch, "data": self.data, "history": self.history}, self.out / LAST)
+                    **arch, "data": self.data, "history": self.history,
+                    "val_split": self.val_split}, self.out / LAST)
         save_json(self.summary(), self.out / METRICS)
 
 
@@ -248,8 +272,10 @@ def load_model(spec: ArchSpec, weights: str | Path, size: int) -> tuple[torch.nn
 
 def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str = "test", *,
                      input_size: int | None = None, flip: bool = False, device: str | None = None,
-                     skip_bad: bool = False) -> dict:
-    """Score saved weights on a split; returns the JSON-ready result (metrics, per joint, names)."""
+                     skip_bad: bool = False, keep_predictions: bool = False) -> dict:
+    """Score saved weights on a split; returns the JSON-ready result (metrics, per joint, names).
+    All scores are fractions (0-1). With `keep_predictions`, "predictions" holds
+    `prediction_records` (for `evaluate --save-predictions`)."""
     size = input_size or spec.input_size
     model, spec = load_model(spec, weights, size)
     dev = resolve_device(device)
@@ -259,24 +285,53 @@ def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str 
         raise ConfigError(f"the weights predict {spec.joints} joints but {data} ({split}) has "
                           f"{poses.joints.shape[1]}", source=str(weights), field="joints")
     check_input_size(spec, poses, size)
-    scores = evaluate(model, poses, device=dev, flip=flip, full=True)
+    pred, maxvals = predict(model, poses, device=dev, flip=flip)
+    metric = poses.meta.get("metric", "pck")
+    scores = score_poses(pred, poses.joints_orig, poses.norm, metric, maxvals, True,
+                         meta=poses.meta)
     names = list(poses.meta.get("joint_names") or [f"joint{i}" for i in range(spec.joints)])
-    return {"arch_id": spec.arch_id, "weights": str(weights), "data": data, "split": split,
-            "input_size": size, "flip": flip, "metric": poses.meta.get("metric", "pck"),
-            "samples": int(len(poses.images)),
-            "skipped": int(poses.meta.get("skipped", 0)), "joint_names": names,
-            "metrics": {key: s.to_dict() for key, s in scores.items()}}
+    result = {"arch_id": spec.arch_id, "weights": str(weights), "data": data, "split": split,
+              "input_size": size, "flip": flip, "metric": metric, "units": UNITS,
+              "samples": int(len(poses.images)),
+              "skipped": int(poses.meta.get("skipped", 0)), "joint_names": names,
+              "metrics": {key: s.to_dict() for key, s in scores.items()}}
+    if keep_predictions:
+        result["predictions"] = prediction_records(poses, pred, maxvals)
+    return result
+
+
+def prediction_records(poses: PoseSet, pred: np.ndarray, maxvals: np.ndarray) -> list | dict:
+    """Predictions in original image pixels (pixel i's centre at i), for official scoring tools.
+
+    A COCO set (image ids in its meta): COCO's results format, a list of {image_id, category_id
+    (1, person), keypoints [x, y, 1] * 17, score (mean heatmap peak)}. Any other set: {format,
+    split, joint_names, predictions: [{name, joints [[x, y, confidence], ...]}]}."""
+    if "image_ids" in poses.meta:
+        from trainers.metrics import _detections
+
+        dets = _detections(pred, maxvals, poses.meta["image_ids"], [1] * len(pred))
+        return [d | {"keypoints": [round(v, 2) for v in d["keypoints"]]} for d in dets]
+    joints = np.concatenate([np.round(pred.astype(np.float64), 2),
+                             np.round(maxvals.astype(np.float64), 4)[..., None]], axis=-1)
+    return {"format": poses.meta.get("format"), "split": poses.meta.get("split"),
+            "joint_names": list(poses.meta.get("joint_names") or []),
+            "coordinates": "original image pixels, pixel i's centre at i; confidence = heatmap "
+                           "peak",
+            "predictions": [{"name": name, "joints": j.tolist()}
+                            for name, j in zip(poses.names, joints)]}
 
 
 def format_table(result: dict) -> str:
-    """Per-joint table of the main metric, then the mean (and OKS AP where computed)."""
+    """Per-joint table of the main metric, then the mean (and OKS AP where computed); every score
+    a fraction (0-1, 4 decimals), said in the last line."""
     main = result["metrics"]["main"]
     width = max(len(n) for n in result["joint_names"] + ["mean"])
     lines = [f"{'joint':<{width}}  {main['name']:>8}  {'count':>6}"]
     for name, value, count in zip(result["joint_names"], main["per_joint"], main["counts"]):
-        lines.append(f"{name:<{width}}  {100 * value:8.2f}  {count:6d}")
-    lines.append(f"{'mean':<{width}}  {100 * main['mean']:8.2f}  {sum(main['counts']):6d}")
+        lines.append(f"{name:<{width}}  {value:8.4f}  {count:6d}")
+    lines.append(f"{'mean':<{width}}  {main['mean']:8.4f}  {sum(main['counts']):6d}")
     if "oks_ap" in result["metrics"]:
         ap = result["metrics"]["oks_ap"]
-        lines.append(f"OKS AP {100 * ap['mean']:.2f}  AP50 {100 * ap['ap50']:.2f}  AP75 {100 * ap['ap75']:.2f}")
+        lines.append(f"OKS AP {ap['mean']:.4f}  AP50 {ap['ap50']:.4f}  AP75 {ap['ap75']:.4f}")
+    lines.append(f"scores are {UNITS}")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +19,9 @@ from PIL import Image
 
 from space.errors import ConfigError
 from space.spec import ArchSpec
-from trainers.crop import crop_affine, load_crop, warp_image
+from trainers.crop import crop_affine, crop_to_original, load_crop, warp_image
 from trainers.data import PoseSet, load_poses, parse_data
-from trainers.draw import draw_pose, skeleton
+from trainers.draw import draw_prediction, draw_scale, skeleton
 from trainers.engine import predict
 from trainers.fit import load_model
 from trainers.io import atomic_write, save_json
@@ -43,6 +43,7 @@ class Inputs:
     originals: list[Path | None]   # the image files; None where the crop is the image (a generated format)
     fmt: str                       # registered data format: skeleton and flip pairs
     box: Box | None = None         # the person box the images were cropped around, for the JSON
+    show_crop: bool = False        # outline the cropped square (around a box, not a whole image)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def image_inputs(paths: list[str], box: Box | None, size: int, fmt: str) -> Inpu
     crops, affines = zip(*(_crop_image(Path(p), box, size) for p in paths))
     names = [Path(p).name for p in paths]
     return Inputs(_poseset(list(crops), list(affines), names, fmt), [Path(p) for p in paths], fmt,
-                  box)
+                  box, show_crop=box is not None)
 
 
 def data_inputs(data: str, split: str, n: int, size: int) -> Inputs:
@@ -114,7 +115,30 @@ def data_inputs(data: str, split: str, n: int, size: int) -> Inputs:
             raise DataError(err, source=str(rec.image), field=f"record {i} ({rec.name})")
         crops.append(crop)
     poses = _poseset(crops, affines, [r.name for r in records], fmt_obj.name)
-    return Inputs(poses, [r.image for r in records], fmt_obj.name)
+    return Inputs(poses, [r.image for r in records], fmt_obj.name, show_crop=True)
+
+
+@lru_cache(maxsize=4)
+def _image_files(fmt: str, source: str, split: str) -> dict[str, Path]:
+    """Record name -> image file of `split` of an annotation file (read once per process)."""
+    return {r.name: r.image for r in read_annotations(fmt, Path(source), split).records}
+
+
+def original_images(poses: PoseSet) -> list[Path | None]:
+    """The image file each prepared sample was cropped from (its `meta`: format, annotation file
+    and split name the records); None for a generated format (the crop is the image) or where
+    the file is not on this machine."""
+    meta = poses.meta
+    fmt = meta.get("format")
+    if fmt not in FORMATS or not FORMATS.get(fmt).files or not meta.get("source") or (
+            not meta.get("split")):
+        return [None] * len(poses)
+    try:
+        files = _image_files(fmt, str(meta["source"]), str(meta["split"]))
+    except (ConfigError, OSError, ValueError):
+        return [None] * len(poses)
+    paths = [files.get(name) for name in poses.names]
+    return [p if p is not None and p.is_file() else None for p in paths]
 
 
 def load_predictor(spec: ArchSpec, weights: str | Path, size: int,
@@ -158,6 +182,12 @@ def _record(spec: ArchSpec, inputs: Inputs, k: int, size: int, joints: np.ndarra
             "confidences": np.round(conf.astype(np.float64), 4).tolist()}
 
 
+def crop_square(affine: np.ndarray, size: int) -> tuple[float, float, float, float]:
+    """The cropped square (x0, y0, x1, y1: the crop's outer pixel edges) in original pixels."""
+    corners = crop_to_original(np.array([[-0.5, -0.5], [size - 0.5, size - 0.5]]), affine)
+    return (float(corners[0, 0]), float(corners[0, 1]), float(corners[1, 0]), float(corners[1, 1]))
+
+
 def _original(inputs: Inputs, k: int) -> Image.Image | np.ndarray:
     """The image the k-th prediction is drawn on (decoded fully here; the crop used a reduced
     draft)."""
@@ -169,19 +199,24 @@ def _original(inputs: Inputs, k: int) -> Image.Image | np.ndarray:
 
 
 def write_outputs(out: Path, spec: ArchSpec, inputs: Inputs, size: int, joints: np.ndarray,
-                  conf: np.ndarray, *, weights: str | Path, flip: bool,
-                  threshold: float) -> Iterator[Written]:
-    """OUT/NAME.png (the skeleton on the original image) and OUT/NAME.json for every input.
+                  conf: np.ndarray, *, weights: str | Path, flip: bool, threshold: float,
+                  labels: bool = False) -> Iterator[Written]:
+    """OUT/NAME.png (the skeleton on the original image, `trainers.draw.draw_prediction`: legend,
+    cropped square, confidences with `labels`) and OUT/NAME.json for every input.
 
     A generator, yielding after each image is written, so that the caller can report each one as
     it lands (a failure half-way leaves the earlier ones reported)."""
     out.mkdir(parents=True, exist_ok=True)
     skel = skeleton(inputs.fmt)
     for k, stem in enumerate(_out_names(inputs.poses.names)):
-        png = draw_pose(_original(inputs, k), joints[k], conf[k], skel.limbs, skel.sides,
-                        threshold, skel.joint_sides)
+        original = _original(inputs, k)
+        box = crop_square(inputs.poses.affine[k], size) if inputs.show_crop else None
+        png = draw_prediction(original, joints[k], conf[k], skel, threshold=threshold,
+                              crop_box=box, labels=labels)
         atomic_write(out / f"{stem}.png", partial(png.save, format="PNG"))
         record = _record(spec, inputs, k, size, joints[k], conf[k], weights=weights, flip=flip,
                          threshold=threshold)
+        w, h = original.size if isinstance(original, Image.Image) else original.shape[1::-1]
+        record["png_scale"] = draw_scale(w, h)
         save_json(record, out / f"{stem}.json")
         yield Written(out / stem, int((conf[k] >= threshold).sum()), len(conf[k]))
