@@ -8,7 +8,7 @@ reused the same way (the trial's config carries it, and the worker does not meas
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from optuna.trial import TrialState
@@ -50,8 +50,12 @@ class ReuseCache:
                 return {k: t.user_attrs[k] for k in LATENCY_KEYS}
         return None
 
-    def take_over(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> list[float]:
-        """Tell `trial` the result of `earlier` (its attrs and constraints too); its values."""
+    def take_over(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial,
+                  before_tell: Callable[[optuna.Trial, list[float]], None] | None = None
+                  ) -> list[float]:
+        """Tell `trial` the result of `earlier` (its attrs and constraints too); its values.
+        `before_tell` runs once the attrs are set and before the tell (a finished trial's note
+        can no longer be written)."""
         for key, value in earlier.user_attrs.items():
             if key not in NOT_REUSED:  # the earlier trial's own history is not this trial's
                 trial.set_user_attr(key, value)
@@ -59,5 +63,7 @@ class ReuseCache:
             trial.set_constraint(key, value)
         trial.set_user_attr("reused_from", earlier.number)
         values = list(earlier.values)
+        if before_tell is not None:
+            before_tell(trial, values)
         self.study.tell(trial, values)
         return values

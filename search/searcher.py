@@ -92,7 +92,7 @@ class StorageSearcher(Searcher):
         earlier = self.reuse.earlier(spec.arch_id)
         if earlier is not None:  # already trained in this study: no training, its result
             self._label(trial, spec)
-            values = self.reuse.take_over(trial, earlier)
+            values = self.reuse.take_over(trial, earlier, self._note_reuse)
             self.live.told()
             self.progress.trial_done(trial.number, values)
             return None
@@ -100,6 +100,10 @@ class StorageSearcher(Searcher):
         config = self._trial_config(trial, spec)
         fault_point("suggested")
         return config
+
+    def _note_reuse(self, trial: optuna.Trial, values: list[float]) -> None:
+        """The dashboard note of a reuse: which trial trained the arch, and its artifacts."""
+        self.outcomes.extras.record(trial, "COMPLETE", dict(zip(self.cfg.objective_names, values)))
 
     def _arch(self, trial: optuna.Trial) -> Any:
         """The trial's ArchSpec; None, with the trial told FAIL, when the space cannot make one."""

@@ -15,13 +15,15 @@ from search.config import StudyConfig
 from search.progress import ProgressReporter
 from search.quota import ASK, DONE, WAIT, TrialQuota
 from search.reuse import ReuseCache
+from space.search_space import SearchSpace
 
 LATENCY = {"latency_ms": 2.0, "latency_p25_ms": 1.9, "latency_p75_ms": 2.1, "latency_cv": 0.01}
 
 
 def _cfg(tmp_path: Path, trials: int, **space: object) -> StudyConfig:
     cfg = StudyConfig.load("smoke").with_overrides(trials=trials, out=str(tmp_path))
-    return dataclasses.replace(cfg, space={**cfg.space, **space})
+    given = {**cfg.space_given, **space}
+    return dataclasses.replace(cfg, space=SearchSpace.from_dict(given), space_given=given)
 
 
 def _study(cfg: StudyConfig) -> optuna.Study:
@@ -49,13 +51,14 @@ def test_reuse_cache_finds_the_first_complete_trial_of_an_arch(tmp_path: Path) -
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_an_arch_trained_before_takes_its_result_without_training(tmp_path: Path) -> None:
+    from optuna_dashboard import get_note
+
     from search.study import make_searcher
-    from space.search_space import SearchSpace
 
     cfg = _cfg(tmp_path, 3, width=16, gate="channel")  # one arch: every ask gives it
     study = _study(cfg)
     said: list[str] = []
-    searcher = make_searcher(study, cfg, SearchSpace.from_dict(cfg.space), said.append)
+    searcher = make_searcher(study, cfg, cfg.space, said.append)
     try:
         first = searcher.suggest("t0")
         assert isinstance(first, dict) and "latency" not in first
@@ -69,6 +72,9 @@ def test_an_arch_trained_before_takes_its_result_without_training(tmp_path: Path
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     assert [t.user_attrs.get("reused_from") for t in trials] == [None, 0, 0]
     assert all(t.values == trials[0].values and t.user_attrs["latency_ms"] == 2.0 for t in trials)
+    for t in trials[1:]:  # the dashboard note of a reuse says so (search/artifacts.py)
+        note = get_note(optuna.Trial(study, t._trial_id))
+        assert note.startswith(f"## Trial {t.number}: COMPLETE (reuse of trial 0)")
     assert [line.split(" | ")[0] for line in said] == [
         "[1/3] trial 0 pck=0.5 latency_ms=2", "[2/3] trial 1 pck=0.5 latency_ms=2",
         "[3/3] trial 2 pck=0.5 latency_ms=2"]
