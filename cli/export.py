@@ -14,6 +14,9 @@ NEEDS_STUDY = True
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_study_args(parser, argparse.SUPPRESS)
     parser.add_argument("--force", action="store_true", help="replace an existing export")
+    parser.add_argument("--no-remeasure", action="store_true",
+                        help="keep the in-study latencies (default: time the front and its noise "
+                             "band again, quietly and interleaved, and decide the front by that)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -21,7 +24,8 @@ def main(args: argparse.Namespace) -> int:
 
     loc = locate_study(args.study, storage=args.storage, out=args.out)
     out_dir = loc.export_dir
-    files = export_study(loc.storage, loc.name, out_dir, force=args.force)
+    files = export_study(loc.storage, loc.name, out_dir, force=args.force,
+                         remeasure=not args.no_remeasure)
     print(f"study {loc.name} ({mask_url(loc.storage)}): {len(files)} Pareto-optimal architectures")
     for path in files:
         print(f"  {path}")

@@ -68,7 +68,8 @@ def _export(cfg: StudyConfig, study: optuna.Study) -> None:
     try:
         # force: a resumed study refreshes its own earlier export (export only replaces its own
         # files)
-        files = export_study(cfg.storage_url, cfg.name, cfg.export_dir, force=True)
+        files = export_study(cfg.storage_url, cfg.name, cfg.export_dir, force=True,
+                             remeasure=True)
     except ConfigError as err:
         print(f"export skipped: {err}", file=sys.stderr)
         return

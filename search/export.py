@@ -37,6 +37,10 @@ def metric_attrs() -> tuple[str, ...]:
     return (*measure_names(), *EXTRA_METRIC_ATTRS)
 
 
+QUIET_COLUMNS = ("latency_quiet_ms", "latency_quiet_low_ms", "latency_quiet_high_ms",
+                 "latency_decided_by")
+
+
 def summary_columns() -> tuple[str, ...]:
     """The columns of index.csv and the report's Pareto table after the objectives."""
     return (*measure_names(), "images_per_s")
@@ -204,7 +208,8 @@ def _check_target(out_dir: Path, force: bool) -> set[str]:
     return own
 
 
-def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: bool = False) -> list[Path]:
+def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: bool = False,
+                 remeasure: bool = False) -> list[Path]:
     """Write one YAML per Pareto-optimal architecture plus index.csv into `out_dir`; return the YAML paths.
 
     Pareto-optimal feasible COMPLETE trials (optuna's `best_trials`), best first on the first
@@ -216,15 +221,26 @@ def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: 
     (`export_files`); an earlier export is only replaced with `force=True`, and then only its own
     files. Atomic: everything is written into a temporary folder beside `out_dir` and renamed into
     place, so a crash leaves either the old export or the new one (docs/reliability.md).
+
+    With `remeasure` and objectives (pck, latency_ms), the front and the archs within its noise
+    band are timed again with the study's latency settings, quietly and interleaved, and the front
+    is decided by those latencies (search/remeasure.py); each YAML keeps both values and says which
+    decided. Run it with no trial running (the end of a study does).
     """
     out_dir = Path(out_dir)
     study = open_study(storage_url, study_name)
     old_files = _check_target(out_dir, force)
     best = _exportable(study, storage_url)
+    quiet: dict[str, dict] = {}
+    if remeasure:
+        from search.remeasure import quiet_front, study_latency
+
+        best, quiet = quiet_front(study, study_latency(study))
+        best = best or _exportable(study, storage_url)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        files = _write_export(study, best, storage_url, tmp)
+        files = _write_export(study, best, storage_url, tmp, quiet)
         _swap_into_place(tmp, out_dir, old_files)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -246,7 +262,7 @@ def _exportable(study: optuna.Study, storage_url: str) -> list[optuna.trial.Froz
 
 
 def _write_export(study: optuna.Study, best: list[optuna.trial.FrozenTrial], storage_url: str,
-                  folder: Path) -> list[str]:
+                  folder: Path, quiet: dict[str, dict] | None = None) -> list[str]:
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     names = objective_names(study)
     # the same arch can sit on the front twice (re-sampled, equal or trade-off values): one file
@@ -258,6 +274,10 @@ def _write_export(study: optuna.Study, best: list[optuna.trial.FrozenTrial], sto
     for rank, (arch_id, (trial, *same)) in enumerate(by_arch.items(), start=1):
         record = _record(study, trial, storage_url, now)
         record["provenance"]["same_arch_trials"] = [t.number for t in same]
+        if quiet and arch_id in quiet:
+            from search.remeasure import quiet_metrics
+
+            record["metrics"].update(quiet_metrics(quiet[arch_id]))
         file = f"{rank:02d}-{arch_id}.yaml"
         header = (f"{EXPORT_HEADER} study {study.study_name}, trial {trial.number}, "
                   f"Pareto rank {rank} of {len(by_arch)}\n")
@@ -268,6 +288,7 @@ def _write_export(study: optuna.Study, best: list[optuna.trial.FrozenTrial], sto
         rows.append({"rank": rank, "file": file, "trial": trial.number, "arch_id": arch_id,
                      **{n: m.get(n) for n in names},
                      **{k: m.get(k) for k in summary_columns() if k not in names},
+                     **{k: m.get(k) for k in QUIET_COLUMNS if quiet},
                      "same_arch_trials": " ".join(str(t.number) for t in same)})
     with open(folder / INDEX_NAME, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

@@ -76,3 +76,56 @@ def requalify(points: Sequence[Point], quiet: Mapping[str, Mapping[str, Any]]) -
     """The front recomputed from the quiet latencies of the points that have one."""
     return front_keys([Point(p.key, p.score, float(quiet[p.key]["latency_quiet_ms"]))
                        for p in points if p.key in quiet])
+
+
+DECIDED_BY = "quiet interleaved pass"
+
+
+def _feasible(trial: Any) -> bool:
+    return all(v <= 0 for v in (trial.user_attrs.get("constraints") or {}).values())
+
+
+def quiet_front(study: Any, latency: Mapping[str, Any], trained: str = "pck",
+                band: float = NOISE_BAND) -> tuple[list[Any], dict[str, dict[str, Any]]]:
+    """The study's front decided by quiet latencies: (its trials, first trial per arch, best
+    `trained` first; per arch id the pass's figures). For a study whose objectives are not
+    (`trained` maximised, latency_ms minimised) it is not defined: ([], {})."""
+    import optuna
+
+    names = list(study.metric_names or ())
+    seconds = float(latency.get("remeasure_seconds", 60.0))
+    if sorted(names) != sorted([trained, "latency_ms"]) or seconds <= 0:
+        return [], {}
+    first: dict[str, Any] = {}
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        a = t.user_attrs
+        if "arch" in a and a.get("arch_id") and _feasible(t) and t.values is not None:
+            first.setdefault(a["arch_id"], t)
+    if not first:
+        return [], {}
+    value = {k: dict(zip(names, t.values)) for k, t in first.items()}
+    points = [Point(k, v[trained], v["latency_ms"]) for k, v in value.items()]
+    keys = within_band(points, band)
+    quiet = quiet_latencies({k: first[k].user_attrs["arch"] for k in keys}, latency,
+                            max_seconds=seconds)
+    front = requalify([p for p in points if p.key in quiet], quiet)
+    trials = sorted((first[k] for k in front), key=lambda t: (-value[t.user_attrs["arch_id"]][trained],
+                                                             t.number))
+    return trials, quiet
+
+
+def study_latency(study: Any) -> dict[str, Any]:
+    """The latency settings a study was run with (its stored config), else the defaults."""
+    from search.sections import LatencyConfig
+
+    stored = (study.user_attrs.get("config") or {}).get("latency") or {}
+    return LatencyConfig().to_dict() | stored
+
+
+def quiet_metrics(quiet: Mapping[str, Any]) -> dict[str, Any]:
+    """An exported arch's quiet-latency metrics (beside the in-study `latency_ms`)."""
+    scale = quiet["latency_quiet_ms"] / quiet["ratio"]
+    return {"latency_quiet_ms": quiet["latency_quiet_ms"],
+            "latency_quiet_low_ms": quiet["ratio_low"] * scale,
+            "latency_quiet_high_ms": quiet["ratio_high"] * scale,
+            "latency_decided_by": DECIDED_BY}

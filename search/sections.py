@@ -138,6 +138,9 @@ class LatencyConfig(_Section):
     clock: str = "auto"
     pause_trials: bool = True
     backend: str = "torch"  # a name in space.latency_backends.LATENCY_BACKENDS
+    # the quiet interleaved re-measurement of the front before export (search/remeasure.py):
+    # at most this many seconds; 0 turns it off (the front is then decided by in-study values)
+    remeasure_seconds: float = 60.0
 
     @classmethod
     def from_dict(cls, d: Any, source: str) -> LatencyConfig:
@@ -152,6 +155,9 @@ class LatencyConfig(_Section):
         checks.whole(v["runs"], source, "latency.runs", lo=20)
         v["min_seconds"] = checks.number(v["min_seconds"], source, "latency.min_seconds",
                                          "a number of seconds in [0, 600]", ok=lambda m: 0 <= m <= 600)
+        v["remeasure_seconds"] = checks.number(
+            v["remeasure_seconds"], source, "latency.remeasure_seconds",
+            "a number of seconds in [0, 3600]", ok=lambda m: 0 <= m <= 3600)
         checks.one_of(v["clock"], ("auto", "wall"), source, "latency.clock")
         for key in ("cache", "pause_trials"):
             checks.boolean(v[key], source, f"latency.{key}")

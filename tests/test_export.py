@@ -183,7 +183,9 @@ def _launch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_cli_export_then_refuse(storage: str, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    done = _launch("export", "--study", "exp", "--storage", storage, "--out", str(run), cwd=tmp_path)
+    # the fixture's latencies are made up: keep them (a quiet pass would decide another front)
+    done = _launch("export", "--study", "exp", "--storage", storage, "--out", str(run),
+                   "--no-remeasure", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert len(list((run / "export").glob("*.yaml"))) == len(PARETO)
     again = _launch("export", "--study", "exp", "--storage", storage, "--out", str(run), cwd=tmp_path)
@@ -220,3 +222,32 @@ def test_open_study_goes_through_engine_url_like_the_runner(monkeypatch) -> None
     assert "connect" in message and "s3cret" not in message
     if importlib.util.find_spec("psycopg2") is None:
         assert "psycopg2" not in message
+
+
+def test_remeasure_decides_the_front_by_quiet_latencies_and_keeps_both(tmp_path):
+    # in the study the wider arch was timed faster (drift): it hid the tiny one; timed quietly and
+    # interleaved the tiny one is faster, so both are on the front, and each YAML says so
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="q", storage=storage, directions=["maximize", "minimize"])
+    study.set_metric_names(["pck", "latency_ms"])
+    study.set_user_attr("config", {"latency": {"device": "cpu", "threads": 1, "remeasure_seconds": 5}})
+    tiny = load_arch("bulat-sgsc-tiny").to_dict()
+    for arch, values in ((tiny, [0.10, 5.0]), (tiny | {"width": 64}, [0.12, 4.0])):
+        from space.spec import ArchSpec
+
+        spec = ArchSpec.from_dict(arch)
+        attrs = {"arch": spec.to_dict(), "arch_id": spec.arch_id, "pck": values[0],
+                 "latency_ms": values[1]}
+        study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
+    plain = export_study(storage, "q", tmp_path / "plain")
+    assert len(plain) == 1
+    files = export_study(storage, "q", tmp_path / "quiet", remeasure=True)
+    records = [yaml.safe_load(p.read_text()) for p in files]
+    assert len(records) == 2
+    for rec in records:
+        m = rec["metrics"]
+        assert m["latency_decided_by"] == "quiet interleaved pass"
+        assert m["latency_quiet_low_ms"] <= m["latency_quiet_ms"] <= m["latency_quiet_high_ms"]
+        assert m["latency_ms"] in (4.0, 5.0)  # the in-study value stays
+    index = list(csv.DictReader(open(tmp_path / "quiet" / "index.csv")))
+    assert all(r["latency_decided_by"] for r in index)
