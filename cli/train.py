@@ -49,8 +49,7 @@ def main(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     spec = load_arch(args.arch)
     try:
-        with writing(args.out, hint="; the last complete checkpoint stays: free space, then "
-                     "--resume"):
+        with writing(args.out, hint="; complete checkpoints stay: free space, then --resume"):
             summary = fit(spec, args.data, args.out, epochs=args.epochs,
                           batch_size=args.batch_size, lr=args.lr, input_size=args.input_size,
                           resume=args.resume, device=args.device, skip_bad=args.skip_bad,

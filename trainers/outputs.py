@@ -72,7 +72,10 @@ def check_not_source(path: str | Path, *, source: str = "<arg>", field: str = "-
                      folder: bool = False) -> None:
     """ConfigError when `path` is part of the project's source (`in_source`), whatever --force."""
     if in_source(path, folder=folder):
-        raise ConfigError(f"{str(path)!r} is part of the project's source ({PROJECT_ROOT}); "
+        resolved = Path(path).resolve()
+        shown = repr(str(path)) + ("" if resolved == Path(os.path.abspath(path))
+                                   else f" (a link to {str(resolved)!r})")
+        raise ConfigError(f"{shown} is part of the project's source ({PROJECT_ROOT}); "
                           "outputs go elsewhere (e.g. runs/)", source=source, field=field)
 
 
@@ -83,16 +86,24 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+def _read_only(folder: Path) -> bool:
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+
+
+def _may_write(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
 def check_writable(folder: str | Path, *, source: str = "<arg>", field: str = "--out") -> None:
     """The folder `folder` is (or will be made in) can be written and has room: its nearest
     existing ancestor is a folder, writable, on a disk with `min_free_bytes()` free."""
     where = _nearest_existing(Path(folder))
     if not where.is_dir():
         raise ConfigError(f"{str(where)!r} is a file, not a folder", source=source, field=field)
-    if os.statvfs(where).f_flag & os.ST_RDONLY:
+    if _read_only(where):
         raise ConfigError(f"cannot write in {str(where)!r}: read-only file system",
                           source=source, field=field)
-    if not os.access(where, os.W_OK | os.X_OK):
+    if not _may_write(where):
         raise ConfigError(f"cannot write in {str(where)!r}: permission denied",
                           source=source, field=field)
     free, need = shutil.disk_usage(where).free, min_free_bytes()
@@ -127,10 +138,10 @@ def check_output_file(path: str | Path, *, source: str = "<arg>", field: str = "
     if os.path.lexists(path) and not force and not (own is not None and own(path)):
         raise ConfigError(f"{str(path)!r} exists and is not {kind}; pass --force to replace it",
                           source=source, field=field)
+    check_writable(path.parent, source=source, field=field)
     if parent_must_exist and not path.parent.is_dir():
         raise ConfigError(f"folder {str(path.parent)!r} does not exist", source=source,
                           field=field)
-    check_writable(path.parent, source=source, field=field)
     return path
 
 
