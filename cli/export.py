@@ -21,11 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from search.export import export_study, locate_study, mask_url
+    from trainers.outputs import check_output_dir, writing
 
     loc = locate_study(args.study, storage=args.storage, out=args.out)
-    out_dir = loc.export_dir
-    files = export_study(loc.storage, loc.name, out_dir, force=args.force,
-                         remeasure=not args.no_remeasure)
+    out_dir = check_output_dir(loc.export_dir, source=loc.source, field="export.dir")
+    with writing(out_dir):
+        files = export_study(loc.storage, loc.name, out_dir, force=args.force,
+                             remeasure=not args.no_remeasure)
     print(f"study {loc.name} ({mask_url(loc.storage)}): {len(files)} Pareto-optimal architectures")
     for path in files:
         print(f"  {path}")

@@ -109,20 +109,43 @@ def _family_lines(rows: list[dict], seeds: int) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     from search import finalize as fin
-    from search.export import add_index_columns, locate_study, mask_url
+    from search.export import locate_study, mask_url
     from search.progress import dur
+    from trainers.outputs import check_output_dir, writing
 
     cfg = _config(args)
     loc = locate_study(args.study, storage=args.storage, out=args.out)
+    check_output_dir(loc.run_dir / fin.FINAL_DIR)
     candidates, runs, job, final_dir = _plan(args, cfg, loc)
     done = sum(r.done for r in runs)
     print(f"finalize {loc.name}: {len(candidates)} architectures x {args.seeds} seed(s) = "
           f"{len(runs)} runs ({done} finished earlier), {args.epochs} epochs on {job.data}; "
           f"selection on {job.splits[1]}, score on test (flip)")
     start = time.time()
+    with writing(final_dir, hint="; finished runs stay: free space, then --resume"):
+        rows, paths, stored, indexed = _run(args, cfg, loc, candidates, runs, job, final_dir)
+    print(f"done in {dur(time.time() - start)}")
+    print(fin.markdown_table(rows), end="")
+    for line in fin.dominance_lines(rows) + _family_lines(rows, args.seeds):
+        print(line)
+    for path in paths:
+        print(f"  {path}")
+    print(f"storage {mask_url(loc.storage)}: "
+          f"{'final attrs added' if stored else 'not written (no study)'}; "
+          f"export index: {'final columns added' if indexed else 'no export'}")
+    return 0
+
+
+def _run(args: argparse.Namespace, cfg: StudyConfig, loc: StudyLocation,
+         candidates: list[fin.Candidate], runs: list[fin.Run], job: fin.RunJob,
+         final_dir: Path) -> tuple[list[dict], list[Path], bool, bool]:
+    """Train what is not finished, measure, and write: (rows, files, stored, export indexed)."""
+    from search import finalize as fin
+    from search.export import add_index_columns
+
     final_dir.mkdir(parents=True, exist_ok=True)
     r = cfg.resources
-    if done < len(runs):
+    if any(not run.done for run in runs):
         from search.cluster import ray_up
 
         ray_up(args.address, args.verbose)
@@ -134,13 +157,4 @@ def main(args: argparse.Namespace) -> int:
     stored = fin.store_results(loc, rows)
     indexed = add_index_columns(loc.export_dir,
                                 {row["arch_id"]: fin.final_attrs(row) for row in rows})
-    print(f"done in {dur(time.time() - start)}")
-    print(fin.markdown_table(rows), end="")
-    for line in fin.dominance_lines(rows) + _family_lines(rows, args.seeds):
-        print(line)
-    for path in paths:
-        print(f"  {path}")
-    print(f"storage {mask_url(loc.storage)}: "
-          f"{'final attrs added' if stored else 'not written (no study)'}; "
-          f"export index: {'final columns added' if indexed else 'no export'}")
-    return 0
+    return rows, paths, stored, indexed

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint or state_dict (default: the initial weights)")
     parser.add_argument("--input-size", type=int, help="input resolution (default: the spec's)")
     parser.add_argument("--out", help="ONNX file to write (default: <arch id>.onnx)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing file that is not an ONNX export")
     # the default is written out, not read from space.onnx_export: that module imports torch
     parser.add_argument("--opset", type=int, default=17,
                         help="ONNX opset, 13 to 20 (default 17, space.onnx_export.DEFAULT_OPSET)")
@@ -34,14 +36,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _out_path(args: argparse.Namespace, spec: ArchSpec) -> Path:
-    out = Path(args.out or f"{spec.arch_id}.onnx")
-    if not out.parent.is_dir():
-        raise ConfigError(f"folder {str(out.parent)!r} does not exist", source="<arg>",
-                          field="--out")
-    if out.is_dir():
-        raise ConfigError(f"{str(out)!r} is a folder, give a file name", source="<arg>",
-                          field="--out")
-    return out
+    """--out (default <arch id>.onnx), checked before any work (trainers.outputs)."""
+    from trainers.outputs import check_output_file
+
+    return check_output_file(args.out or f"{spec.arch_id}.onnx", force=args.force,
+                             own=is_onnx_export, kind="an ONNX file of this command",
+                             parent_must_exist=True)
+
+
+def is_onnx_export(path: Path) -> bool:
+    """An ONNX model written by PyTorch's exporter (what this command writes): its protobuf begins
+    with ir_version then producer_name "pytorch"."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError:
+        return False
+    return head[:1] == b"\x08" and b"\x12\x07pytorch" in head
 
 
 def _model(args: argparse.Namespace, spec: ArchSpec, size: int) -> tuple[nn.Module, ArchSpec]:
@@ -67,8 +78,10 @@ def _model(args: argparse.Namespace, spec: ArchSpec, size: int) -> tuple[nn.Modu
 
 def main(args: argparse.Namespace) -> int:
     from space.onnx_export import (MAX_OPSET, MIN_OPSET, check_onnx, compare_with_torch,
-                                   export_onnx, ort_session, require, write_onnx)
+                                   export_onnx, ort_session, require)
     from space.spec import load_arch
+    from trainers.io import atomic_write
+    from trainers.outputs import writing
 
     check_input_size(args)
     check_int(args, "opset", MIN_OPSET, MAX_OPSET)
@@ -95,6 +108,7 @@ def main(args: argparse.Namespace) -> int:
     if worst > TOLERANCE:
         print(f"error: max abs diff {worst:.2e} is above {TOLERANCE:.0e}; nothing written")
         return 1
-    write_onnx(model_bytes, out)
+    with writing(out):
+        atomic_write(out, lambda tmp: Path(tmp).write_bytes(model_bytes))
     print(f"wrote       {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write each joint's confidence beside its dot")
     parser.add_argument("--input-size", type=int, help="input resolution (default: the spec's)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace NAME.png/NAME.json files in --out that predict did not write")
 
 
 def parse_box(text: str) -> Box:
@@ -70,6 +72,7 @@ def parse_box(text: str) -> Box:
 def check_args(args: argparse.Namespace) -> None:
     """Flag combinations and ranges, before anything is read; fills in the default --threshold."""
     from trainers.draw import DEFAULT_THRESHOLD
+    from trainers.outputs import check_output_dir
 
     check_input_size(args)
     check_int(args, "n", 1, MAX_IMAGES)
@@ -87,8 +90,39 @@ def check_args(args: argparse.Namespace) -> None:
     if not (math.isfinite(args.threshold) and args.threshold >= 0):
         raise ConfigError(f"must be a number >= 0, got {args.threshold}", source="<arg>",
                           field="--threshold")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ConfigError("exists and is not a folder", source=str(args.out), field="--out")
+    check_output_dir(args.out)
+
+
+PREDICT_KEYS = {"image", "arch_id", "weights", "joints", "confidences"}
+
+
+def _is_prediction(json_path: Path) -> bool:
+    """NAME.json as predict writes it (and so NAME.png beside it is predict's drawing)."""
+    import json
+
+    try:
+        if json_path.stat().st_size > 2 ** 20:
+            return False
+        record = json.loads(json_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and PREDICT_KEYS <= set(record)
+
+
+def check_targets(args: argparse.Namespace, stems: list[str]) -> None:
+    """NAME.png and NAME.json of every input: never one of the --image files, and an existing one
+    only when predict wrote it (NAME.json is a prediction) or with --force."""
+    out = Path(args.out)
+    images = {Path(i).resolve() for i in args.image or ()}
+    for stem in stems:
+        for target in (out / f"{stem}.png", out / f"{stem}.json"):
+            if target.resolve() in images:
+                raise ConfigError(f"{str(target)!r} is one of the --image files; choose another "
+                                  "--out", source="<arg>", field="--out")
+            if (target.exists() and not args.force
+                    and not _is_prediction(out / f"{stem}.json")):
+                raise ConfigError(f"{str(target)!r} exists and is not predict's output; pass "
+                                  "--force to replace it", source="<arg>", field="--out")
 
 
 def _inputs(args: argparse.Namespace, spec: ArchSpec, size: int) -> Inputs:
@@ -111,6 +145,7 @@ def main(args: argparse.Namespace) -> int:
     from space.profile import resolve_device
     from space.spec import load_arch
     from trainers import infer
+    from trainers.outputs import writing
 
     check_args(args)
     device = resolve_device(args.device)
@@ -118,10 +153,12 @@ def main(args: argparse.Namespace) -> int:
     size = args.input_size or spec.input_size
     model, spec = infer.load_predictor(spec, args.weights, size, device)
     inputs = _inputs(args, spec, size)
+    check_targets(args, infer._out_names(inputs.poses.names))
     joints, conf = infer.predict_joints(model, spec, inputs, size, device, args.flip)
-    for done in infer.write_outputs(Path(args.out), spec, inputs, size, joints, conf,
-                                    weights=args.weights, flip=args.flip,
-                                    threshold=args.threshold, labels=args.labels):
-        print(f"wrote {done.stem}.png and .json: {done.sure}/{done.joints} joints at confidence "
-              f">= {args.threshold}")
+    with writing(args.out, hint="; the images reported above are complete"):
+        for done in infer.write_outputs(Path(args.out), spec, inputs, size, joints, conf,
+                                        weights=args.weights, flip=args.flip,
+                                        threshold=args.threshold, labels=args.labels):
+            print(f"wrote {done.stem}.png and .json: {done.sure}/{done.joints} joints at "
+                  f"confidence >= {args.threshold}")
     return 0

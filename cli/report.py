@@ -26,9 +26,12 @@ def main(args: argparse.Namespace) -> int:
 
     from search.export import locate_study, mask_url
     from search.report import write_report
+    from trainers.outputs import check_output_dir, writing
 
     loc = locate_study(args.study, storage=args.storage, out=args.out)
-    written = write_report(loc.storage, loc.name, loc.run_dir / "report")
+    folder = check_output_dir(loc.run_dir / "report")
+    with writing(folder):
+        written = write_report(loc.storage, loc.name, folder)
     print(f"study {loc.name} ({mask_url(loc.storage)}): report in {loc.run_dir / 'report'}")
     for kind, path in written.items():
         print(f"  {kind:16s} {path}")

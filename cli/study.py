@@ -30,12 +30,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from search.config import StudyConfig, effective_trials
     from search.study import counts_toward_target, run_study
+    from trainers.outputs import writing
 
     cfg = StudyConfig.load(args.study).with_overrides(
         trials=args.trials, data=args.data, storage=args.storage, out=args.out)
+    check_outputs(cfg)
     start = time.time()
     try:
-        study = run_study(cfg, resume=args.resume, address=args.address, verbose=args.verbose)
+        # a disk that fills mid-run: one line, and --resume continues once there is space again
+        with writing(cfg.run_dir, hint="; free space, then continue with --resume"):
+            study = run_study(cfg, resume=args.resume, address=args.address, verbose=args.verbose)
     except KeyboardInterrupt:  # the runner has handed the running trials back for --resume
         print("interrupted (Ctrl-C); running trials handed back, continue with --resume",
               file=sys.stderr)
@@ -57,6 +61,23 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_outputs(cfg: StudyConfig) -> None:
+    """Where the run writes, checked before anything runs (trainers.outputs): the run folder, the
+    export and artifact folders, and an SQLite storage's file (never inside the project's
+    source)."""
+    from search.storage import sqlite_file
+    from trainers.outputs import check_not_source, check_output_dir
+
+    check_output_dir(cfg.run_dir)
+    if cfg.export.auto:   # until search/config.py checks export.dir when it loads the file
+        check_output_dir(cfg.export_dir, source=cfg.source, field="export.dir")
+    if cfg.dashboard.artifacts:
+        check_output_dir(cfg.artifact_dir, source=cfg.source, field="dashboard.artifact_dir")
+    database = sqlite_file(cfg.storage_url)
+    if database is not None:
+        check_not_source(database, field="--storage")
+
+
 def _export(cfg: StudyConfig, study: optuna.Study) -> None:
     """The export is part of the run, but a study that ran is never failed by its export."""
     from search.config import mask_url
@@ -65,11 +86,14 @@ def _export(cfg: StudyConfig, study: optuna.Study) -> None:
     if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
         print("export skipped: no COMPLETE trials")
         return
+    from trainers.outputs import writing
+
     try:
         # force: a resumed study refreshes its own earlier export (export only replaces its own
         # files)
-        files = export_study(cfg.storage_url, cfg.name, cfg.export_dir, force=True,
-                             remeasure=True)
+        with writing(cfg.export_dir, source=cfg.source, field="export.dir"):
+            files = export_study(cfg.storage_url, cfg.name, cfg.export_dir, force=True,
+                                 remeasure=True)
     except ConfigError as err:
         print(f"export skipped: {err}", file=sys.stderr)
         return

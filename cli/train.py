@@ -62,16 +62,20 @@ def main(args: argparse.Namespace) -> int:
     from space.spec import load_arch
     from trainers.engine import NonFiniteLossError
     from trainers.fit import fit
+    from trainers.outputs import check_output_dir, writing
 
     check_flags(args)
+    check_output_dir(args.out)
     spec = load_arch(args.arch)
     train_split, val_split = selection(args.data, args.select_on)
     try:
-        summary = fit(spec, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, input_size=args.input_size, resume=args.resume,
-                      device=args.device, skip_bad=args.skip_bad, seed=args.seed,
-                      workers=args.workers, train_split=train_split, val_split=val_split,
-                      announce=lambda line: print(line, flush=True))
+        with writing(args.out, hint="; complete checkpoints stay: free space, then --resume"):
+            summary = fit(spec, args.data, args.out, epochs=args.epochs,
+                          batch_size=args.batch_size, lr=args.lr, input_size=args.input_size,
+                          resume=args.resume, device=args.device, skip_bad=args.skip_bad,
+                          seed=args.seed, workers=args.workers,
+                          train_split=train_split, val_split=val_split,
+                          announce=lambda line: print(line, flush=True))
     except NonFiniteLossError as err:
         print(f"error: training diverged: {err}", file=sys.stderr)
         return 1

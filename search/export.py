@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from search.locate import RunFolder, find_study_file  # find_study_file: also im
 from search.measures import measure_names
 from search.storage import StoredStudy, scrub
 from space.errors import ConfigError
+from trainers.outputs import remove_stale
 
 INDEX_NAME = "index.csv"
 EXPORT_HEADER = "# softgate-nas export:"  # first line of every exported YAML: how an export is recognised
@@ -208,6 +210,12 @@ def _check_target(out_dir: Path, force: bool) -> set[str]:
     return own
 
 
+def export_temp_pattern(name: str) -> str:
+    """The names of the folders an export to a folder called `name` makes beside it: its
+    temporary (mkdtemp) and the old export moved aside (`_swap_into_place`)."""
+    return re.escape(f".{name}.") + r"(tmp-[A-Za-z0-9_]{8}|old-[0-9]+)"
+
+
 def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: bool = False,
                  remeasure: bool = False) -> list[Path]:
     """Write one YAML per Pareto-optimal architecture plus index.csv into `out_dir`; return the YAML paths.
@@ -220,7 +228,8 @@ def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: 
     Only ever removes what an export wrote: `out_dir` must be missing, empty, or an earlier export
     (`export_files`); an earlier export is only replaced with `force=True`, and then only its own
     files. Atomic: everything is written into a temporary folder beside `out_dir` and renamed into
-    place, so a crash leaves either the old export or the new one (docs/reliability.md).
+    place, so a crash leaves either the old export or the new one (docs/reliability.md); what a
+    killed export left beside `out_dir` (`export_temp_pattern`) is removed by the next one.
 
     With `remeasure` and objectives (pck, latency_ms), the front and the archs within its noise
     band are timed again with the study's latency settings, quietly and interleaved, and the front
@@ -238,6 +247,7 @@ def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: 
         best, quiet = quiet_front(study, study_latency(study))
         best = best or _exportable(study, storage_url)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(out_dir.parent, export_temp_pattern(out_dir.name))  # a killed export's
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         files = _write_export(study, best, storage_url, tmp, quiet)

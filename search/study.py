@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Self
 
 import optuna
 from optuna.trial import TrialState
@@ -131,12 +132,60 @@ def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     # printed once everything is known to be good: a bad input is one line on stderr, nothing on stdout
     printer("\n".join(filter(None, [note, header(cfg)])))
     searcher = make_searcher(study, cfg, space, printer)
-    try:
-        _tuner(cfg, searcher, train_set, val_set, verbose).fit()
-    finally:
-        searcher.close()
+    database = sqlite_file(cfg.storage_url)
+    # a full disk: raised once the run stops, one line (cli/study.py)
+    with DiskErrors(database.parent if database is not None else None):
+        try:
+            _tuner(cfg, searcher, train_set, val_set, verbose).fit()
+        finally:
+            searcher.close()
     _summary(study, cfg, searcher.start, printer)
     return study
+
+
+class DiskErrors(logging.Filter):
+    """A full disk (or read-only file system) met during the run, kept instead of printed and
+    raised when the block ends, so that it is one line (cli/study.py): Tune logs a searcher's
+    failed storage write (`on_trial_complete`) with its traceback and goes on, and the searcher
+    warns of each failed heartbeat. Those warnings are dropped only while the storage's own disk
+    (`folder`, an SQLite file's) has less than FULL_BYTES free (the error that stops the run says
+    it); every other record is logged as before."""
+
+    LOGGERS = ("ray.tune.execution.tune_controller", "softgate.study")
+    FULL_BYTES = 2 ** 20
+
+    def __init__(self, folder: Path | None = None) -> None:
+        super().__init__()
+        self.folder = folder
+        self.error: BaseException | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import shutil
+
+        from trainers.outputs import disk_error
+
+        # the exception: logged with exc_info (Tune), or passed as extra={"error": err}
+        err = record.exc_info[1] if record.exc_info else getattr(record, "error", None)
+        if isinstance(err, BaseException) and disk_error(err) is not None:
+            self.error = self.error or err
+            return False
+        if record.name != "softgate.study" or self.folder is None:
+            return True
+        try:
+            return shutil.disk_usage(self.folder).free >= self.FULL_BYTES
+        except OSError:
+            return True
+
+    def __enter__(self) -> Self:
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)
+        if self.error is not None and exc[0] is None:
+            raise self.error
 
 
 def _with_effective_trials(cfg: StudyConfig) -> tuple[StudyConfig, str | None]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -122,12 +121,3 @@ def compare_with_torch(model: nn.Module, session: Any, input_size: int, heads: s
                                f"{[e.shape for e in expected]} at batch {batch}")
         diffs[batch] = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
     return diffs
-
-
-def write_onnx(model_bytes: bytes, out: str | Path) -> Path:
-    """Write the file atomically (a partial file never replaces a good one)."""
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(model_bytes)
-    tmp.replace(out)
-    return out

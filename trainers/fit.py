@@ -96,7 +96,7 @@ def _checkpoint_to_resume(out: Path, resume: bool) -> dict | None:
         return load_checkpoint(out / LAST)
     if resume:
         print(f"no checkpoint in {out} to resume from; starting from scratch", file=sys.stderr)
-    elif any((out / name).exists() for name in (LAST, BEST)):
+    elif any((out / name).exists() for name in (LAST, BEST, METRICS)):
         raise ConfigError("already holds checkpoints; pass --resume to continue, or choose another --out",
                           source=str(out), field="out")
     return None

@@ -11,19 +11,27 @@ from typing import Any, Callable
 import torch
 
 from space.errors import ConfigError
+from trainers.outputs import atomic_temp_pattern, new_folders, remove_stale
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write via a temp file in the same folder and os.replace, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write via a temp file in the same folder and os.replace, so a crash never leaves half a file.
+
+    The temp file is removed on every failure (a full disk included), folders made for it are not
+    left empty, and temp files of this pattern that a killed process left are removed first
+    (trainers.outputs)."""
+    path = Path(path)
+    with new_folders(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(path.parent, atomic_temp_pattern(path.name))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def save_torch(obj: Any, path: Path) -> None:
