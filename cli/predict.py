@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,9 +79,9 @@ def check_args(args: argparse.Namespace) -> None:
                           source="<arg>", field="--box")
     if args.threshold is None:
         args.threshold = DEFAULT_THRESHOLD
-    if not (math.isfinite(args.threshold) and args.threshold >= 0):
-        raise ConfigError(f"must be a number >= 0, got {args.threshold}", source="<arg>",
-                          field="--threshold")
+    if not (math.isfinite(args.threshold) and 0 <= args.threshold <= 1):
+        raise ConfigError(f"must be a confidence between 0 and 1, got {args.threshold}",
+                          source="<arg>", field="--threshold")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ConfigError("exists and is not a folder", source=str(args.out), field="--out")
 
@@ -113,6 +114,9 @@ def main(args: argparse.Namespace) -> int:
     model, spec = infer.load_predictor(spec, args.weights, size, device)
     inputs = _inputs(args, spec, size)
     joints, conf = infer.predict_joints(model, spec, inputs, size, device, args.flip)
+    if inputs.whole:
+        print(f"note: {inputs.whole} of the {len(inputs.originals)} records have no person box "
+              "(too few annotated joints): predicted on the whole image", file=sys.stderr)
     for done in infer.write_outputs(Path(args.out), spec, inputs, size, joints, conf,
                                     weights=args.weights, flip=args.flip,
                                     threshold=args.threshold):
