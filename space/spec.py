@@ -265,7 +265,7 @@ def load_arch(name_or_path: str | Path) -> ArchSpec:
     elif not os.path.lexists(path):
         raise ConfigError(f"no such file or preset (presets: {', '.join(preset_names())})",
                           source=text, field="arch")
-    data = read_yaml_file(path, what="an arch YAML file")   # a folder, binary or huge file: one line
+    data = read_yaml_file(path, what="an arch YAML file")   # a folder, binary, huge: one line
     if isinstance(data, Mapping) and "arch" in data:
         data = data["arch"]
     return ArchSpec.from_dict(data, source=str(path))

@@ -202,7 +202,7 @@ def _edited_export(edit: Callable[[Path], None]) -> Callable[[Path], str]:
 
 
 def _rename_listed(folder: Path) -> None:
-    first = sorted(folder.glob("*.yaml"))[0]
+    first = min(folder.glob("*.yaml"))
     first.rename(folder / ("renamed-" + first.name))
 
 
@@ -220,6 +220,25 @@ def _export_without_arch(tmp: Path) -> str:
 HUGE_ARCH = ("version: 1\nstacks: 8\nwidth: 2048\ndepth: 4\njoints: 14\ninput_size: 4096\n"
              "block: multibranch\nbranch_split: ['1/2', '1/4', '1/4']\ngate: channel\n")
 TINY = "bulat-sgsc-tiny"
+
+PROFILE = ["profile", "--arch", "{p}"]
+RESUME = ["train", "--arch", TINY, "--data", "synthetic", "--out", "{p}", "--resume",
+          "--epochs", "2"]
+DASHBOARD = ["dashboard", "--study", "smoke"]
+EXPORT = ["export", "--study", "exp", "--storage", "{p}", "--force"]
+
+
+def _onnx(arch: str, *extra: str) -> list[str]:
+    return ["onnx", "--arch", arch, "--weights", "{p}", *extra, "--out", "x.onnx"]
+
+
+def _evaluate(arch: str) -> list[str]:
+    return ["evaluate", "--arch", arch, "--weights", "{p}", "--data", "synthetic"]
+
+
+def _predict(*extra: str) -> list[str]:
+    return ["predict", "--arch", TINY, "--weights", "{p}", *extra, "--out", "o"]
+
 
 # id -> (setup(tmp) -> path or None, argv with {p} for that path)
 CASES: dict[str, tuple[Callable[[Path], str | None] | None, list[str]]] = {
@@ -332,98 +351,89 @@ CASES: dict[str, tuple[Callable[[Path], str | None] | None, list[str]]] = {
                                               ["finalize", "--study", "smoke", "--epochs", "1", "--data",
                                                "{p}"]),
     # files that cannot be read (arch YAML, study file, weights, images)
-    "arch YAML binary": (_binary("a.yaml"), ["profile", "--arch", "{p}"]),
-    "arch YAML is a folder": (_folder("a.yaml"), ["profile", "--arch", "{p}"]),
-    "arch YAML over 1 MB": (_write("a.yaml", "version: 1\n" + "#" * 1_100_000 + "\n"),
-                            ["profile", "--arch", "{p}"]),
-    "arch YAML a FIFO": (_fifo("a.yaml"), ["profile", "--arch", "{p}"]),
-    "arch YAML with a NUL byte": (_write("a.yaml", "version: 1\x00\n"), ["profile", "--arch", "{p}"]),
-    "arch YAML nested too deeply": (_write("a.yaml", "[" * 100_000), ["profile", "--arch", "{p}"]),
+    "arch YAML binary": (_binary("a.yaml"), PROFILE),
+    "arch YAML is a folder": (_folder("a.yaml"), PROFILE),
+    "arch YAML over 1 MB": (_write("a.yaml", "version: 1\n" + "#" * 1_100_000 + "\n"), PROFILE),
+    "arch YAML a FIFO": (_fifo("a.yaml"), PROFILE),
+    "arch YAML with a NUL byte": (_write("a.yaml", "version: 1\x00\n"), PROFILE),
+    "arch YAML nested too deeply": (_write("a.yaml", "[" * 100_000), PROFILE),
     "onnx arch YAML binary": (_binary("a.yaml"), ["onnx", "--arch", "{p}", "--out", "x.onnx"]),
     "study file binary": (_binary("s.yaml"), ["--study", "{p}"]),
     "study file is a folder": (_folder("s.yaml"), ["--study", "{p}"]),
     "study file over 1 MB": (_huge_study, ["--study", "{p}"]),
     "report of a binary study file": (_binary("s.yaml"), ["report", "--study", "{p}"]),
     "study file with an empty key": (_write("s.yaml", "'': 1\n"), ["--study", "{p}"]),
-    "onnx weights of zero bytes": (_write("w.pt", ""), ["onnx", "--arch", TINY, "--weights", "{p}",
-                                                       "--out", "x.onnx"]),
-    "evaluate weights are a folder": (_folder("w.pt"), ["evaluate", "--arch", TINY, "--weights", "{p}",
-                                                       "--data", "synthetic"]),
-    "onnx weights of another arch": (_weights, ["onnx", "--arch", "bulat-sgsc-proxy", "--weights", "{p}",
-                                                "--input-size", "32", "--out", "x.onnx"]),
-    "evaluate weights of another arch": (_weights, ["evaluate", "--arch", "bulat-sgsc-proxy",
-                                                    "--weights", "{p}", "--data", "synthetic"]),
-    "train --resume last.pt of another arch": (
-        _last_pt(arch=_proxy_arch),
-        ["train", "--arch", TINY, "--data", "synthetic", "--out", "{p}", "--resume", "--epochs", "2"]),
-    "train --resume last.pt with weights that do not fit": (
-        _last_pt(model=_one_tensor),
-        ["train", "--arch", TINY, "--data", "synthetic", "--out", "{p}", "--resume", "--epochs", "2"]),
-    "train --resume last.pt without optimizer": (
-        _last_pt(optimizer=None),
-        ["train", "--arch", TINY, "--data", "synthetic", "--out", "{p}", "--resume", "--epochs", "2"]),
-    "predict image over the pixel limit": (_bomb_and_weights, ["predict", "--arch", TINY, "--weights",
-                                                               "{p}", "--image", "big.png", "--out", "o"]),
+    "onnx weights of zero bytes": (_write("w.pt", ""), _onnx(TINY)),
+    "evaluate weights are a folder": (_folder("w.pt"), _evaluate(TINY)),
+    "onnx weights of another arch": (_weights, _onnx("bulat-sgsc-proxy", "--input-size", "32")),
+    "evaluate weights of another arch": (_weights, _evaluate("bulat-sgsc-proxy")),
+    "train --resume last.pt of another arch": (_last_pt(arch=_proxy_arch), RESUME),
+    "train --resume last.pt with weights that do not fit": (_last_pt(model=_one_tensor), RESUME),
+    "train --resume last.pt without optimizer": (_last_pt(optimizer=None), RESUME),
+    "predict image over the pixel limit": (_bomb_and_weights, _predict("--image", "big.png")),
     "predict image is a folder": (lambda t: (_folder("d.png")(t), _weights(t))[1],
-                                  ["predict", "--arch", TINY, "--weights", "{p}", "--image", "d.png",
-                                   "--out", "o"]),
+                                  _predict("--image", "d.png")),
     # checkpoints with weak fields
-    "checkpoint arch is a string": (lambda t: _checkpoint(t, arch=TINY),
-                                    ["evaluate", "--arch", TINY, "--weights", "{p}", "--data", "synthetic"]),
+    "checkpoint arch is a string": (lambda t: _checkpoint(t, arch=TINY), _evaluate(TINY)),
     "checkpoint arch not a valid arch": (lambda t: _checkpoint(t, arch={"width": "wide"}),
-                                         ["predict", "--arch", TINY, "--weights", "{p}", "--data",
-                                          "synthetic", "--out", "o"]),
-    "checkpoint an empty mapping": (_saved({}), ["evaluate", "--arch", TINY, "--weights", "{p}",
-                                                 "--data", "synthetic"]),
-    "checkpoint a list": (_saved([1, 2]), ["onnx", "--arch", TINY, "--weights", "{p}", "--out", "x.onnx"]),
+                                         _predict("--data", "synthetic")),
+    "checkpoint an empty mapping": (_saved({}), _evaluate(TINY)),
+    "checkpoint a list": (_saved([1, 2]), _onnx(TINY)),
     # weak flags
-    "dashboard --port 0": (None, ["dashboard", "--study", "smoke", "--port", "0"]),
-    "dashboard --host 999.1.1.1": (None, ["dashboard", "--study", "smoke", "--host", "999.1.1.1"]),
-    "dashboard --artifact-dir /proc/nope": (None, ["dashboard", "--study", "smoke", "--artifact-dir",
-                                                   "/proc/nope"]),
-    "dashboard --artifact-dir a file": (_write("f.txt", "x"), ["dashboard", "--study", "smoke",
-                                                              "--artifact-dir", "{p}"]),
-    "predict --threshold 2": (_weights_and_image, ["predict", "--arch", TINY, "--weights", "{p}",
-                                                   "--image", "a.png", "--threshold", "2", "--out", "o"]),
-    "predict --threshold nan": (_weights_and_image, ["predict", "--arch", TINY, "--weights", "{p}",
-                                                     "--image", "a.png", "--threshold", "nan",
-                                                     "--out", "o"]),
-    "predict --box right of the image": (_weights_and_image, ["predict", "--arch", TINY, "--weights",
-                                                              "{p}", "--image", "a.png", "--box",
-                                                              "100,5,10,10", "--out", "o"]),
-    "predict --box above the image": (_weights_and_image, ["predict", "--arch", TINY, "--weights", "{p}",
-                                                           "--image", "a.png", "--box=5,-50,10,10",
-                                                           "--out", "o"]),
+    "dashboard --port 0": (None, DASHBOARD + ["--port", "0"]),
+    "dashboard --host 999.1.1.1": (None, DASHBOARD + ["--host", "999.1.1.1"]),
+    "dashboard --artifact-dir /proc/nope": (None, DASHBOARD + ["--artifact-dir", "/proc/nope"]),
+    "dashboard --artifact-dir a file": (_write("f.txt", "x"),
+                                        DASHBOARD + ["--artifact-dir", "{p}"]),
+    "predict --threshold 2": (_weights_and_image, _predict("--image", "a.png", "--threshold", "2")),
+    "predict --threshold nan": (_weights_and_image,
+                                _predict("--image", "a.png", "--threshold", "nan")),
+    "predict --box right of the image": (_weights_and_image,
+                                         _predict("--image", "a.png", "--box", "100,5,10,10")),
+    "predict --box above the image": (_weights_and_image,
+                                      _predict("--image", "a.png", "--box=5,-50,10,10")),
     # an export edited by hand
-    "export over an export with a listed file renamed": (
-        _edited_export(_rename_listed), ["export", "--study", "exp", "--storage", "{p}", "--force"]),
-    "export over an export whose index lost a column": (
-        _edited_export(_drop_column), ["export", "--study", "exp", "--storage", "{p}", "--force"]),
+    "export over an export with a listed file renamed": (_edited_export(_rename_listed), EXPORT),
+    "export over an export whose index lost a column": (_edited_export(_drop_column), EXPORT),
     "finalize an export YAML without an arch": (_export_without_arch,
                                                 ["finalize", "--study", "smoke", "--epochs", "1"]),
 }
 
-# what the message must say, for the cases where an earlier check could fire instead of the one meant
+# what the message must say, where an earlier check could fire instead of the one meant
 NEEDLES: dict[str, str] = {
-    "arch YAML binary": "binary, not UTF-8 text", "arch YAML is a folder": "is a folder",
-    "arch YAML over 1 MB": "too large for an arch YAML file", "arch YAML a FIFO": "not a regular file",
-    "arch YAML with a NUL byte": "not valid YAML", "arch YAML nested too deeply": "nested too deeply",
-    "onnx arch YAML binary": "binary", "study file binary": "binary", "study file is a folder": "is a folder",
-    "study file over 1 MB": "too large for a study file", "report of a binary study file": "binary",
-    "study file with an empty key": "'': unknown key", "onnx weights of zero bytes": "is empty (0 bytes)",
+    "arch YAML binary": "binary, not UTF-8 text",
+    "arch YAML is a folder": "is a folder",
+    "arch YAML over 1 MB": "too large for an arch YAML file",
+    "arch YAML a FIFO": "not a regular file",
+    "arch YAML with a NUL byte": "not valid YAML",
+    "arch YAML nested too deeply": "nested too deeply",
+    "onnx arch YAML binary": "binary",
+    "study file binary": "binary",
+    "study file is a folder": "is a folder",
+    "study file over 1 MB": "too large for a study file",
+    "report of a binary study file": "binary",
+    "study file with an empty key": "'': unknown key",
+    "onnx weights of zero bytes": "is empty (0 bytes)",
     "evaluate weights are a folder": "weights: is a folder",
-    "onnx weights of another arch": "weights do not fit arch", "evaluate weights of another arch": "do not fit",
+    "onnx weights of another arch": "weights do not fit arch",
+    "evaluate weights of another arch": "do not fit",
     "train --resume last.pt of another arch": "checkpoint is for arch",
     "train --resume last.pt with weights that do not fit": "weights do not fit",
     "train --resume last.pt without optimizer": "not a training checkpoint (no optimizer)",
-    "predict image over the pixel limit": "too large to decode", "predict image is a folder": "is a folder",
+    "predict image over the pixel limit": "too large to decode",
+    "predict image is a folder": "is a folder",
     "checkpoint arch is a string": "'arch' field is 'bulat-sgsc-tiny', not a mapping",
-    "checkpoint arch not a valid arch": "not a valid arch", "checkpoint an empty mapping": "empty mapping",
+    "checkpoint arch not a valid arch": "not a valid arch",
+    "checkpoint an empty mapping": "empty mapping",
     "checkpoint a list": "neither a checkpoint nor a state_dict (a list)",
-    "dashboard --port 99999": "--port: must be between 1 and 65535", "dashboard --port 0": "--port",
-    "dashboard --host 999.1.1.1": "--host", "dashboard --artifact-dir /proc/nope": "--artifact-dir",
-    "dashboard --artifact-dir a file": "--artifact-dir: is a file", "predict --threshold 2": "--threshold",
-    "predict --threshold nan": "--threshold", "predict --box right of the image": "--box: box 100,5",
+    "dashboard --port 99999": "--port: must be between 1 and 65535",
+    "dashboard --port 0": "--port",
+    "dashboard --host 999.1.1.1": "--host",
+    "dashboard --artifact-dir /proc/nope": "--artifact-dir",
+    "dashboard --artifact-dir a file": "--artifact-dir: is a file",
+    "predict --threshold 2": "--threshold",
+    "predict --threshold nan": "--threshold",
+    "predict --box right of the image": "--box: box 100,5",
     "predict --box above the image": "lies wholly outside the image (40x30 pixels)",
     "export over an export with a listed file renamed": "which is missing",
     "export over an export whose index lost a column": "index.csv has no arch_id column",
