@@ -2,10 +2,11 @@
 
 The exporter is torch's TorchScript-based one (`torch.onnx.export(..., dynamo=False)`): it needs only
 the `onnx` package, exports every registered gate, block, sampling, fusion and skip value with a
-dynamic batch axis through `dynamic_axes`, and matches PyTorch to ~1e-6 in float32. The newer
-torch.export-based exporter (`dynamo=True`, the default since torch 2.9) also needs `onnxscript`,
-and its dynamic shapes go through torch.export's constraint solver; the legacy one is the reliable
-choice for these fully convolutional nets (its deprecation warning is silenced here).
+dynamic batch axis through `dynamic_axes`, and matches PyTorch to ~1e-6 of the outputs' scale
+(`OutputDiff.scaled`). The newer torch.export-based exporter (`dynamo=True`, the default since
+torch 2.9) also needs `onnxscript`, and its dynamic shapes go through torch.export's constraint
+solver; the legacy one is the reliable choice for these fully convolutional nets (its deprecation
+warning is silenced here).
 
 Heads: `heads="last"` (the default, what a deployed net uses) exports the last stack's heatmaps as
 one output `heatmaps`; `heads="all"` exports every stack's, `heatmaps_0` ... `heatmaps_{S-1}` (one
