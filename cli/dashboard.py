@@ -22,11 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from search.dashboard import artifact_dir, run_dashboard
+    from search.dashboard import artifact_dir, check_artifact_dir, check_port, run_dashboard
     from search.export import locate_study, open_study
 
-    loc = locate_study(args.study, storage=args.storage, out=args.out)
     given = getattr(args, "artifact_dir", None)
+    check_port(args.host, args.port)   # the flags first: a bad one is named even without a study
+    if given:
+        check_artifact_dir(Path(given))
+    loc = locate_study(args.study, storage=args.storage, out=args.out)
     artifacts = (Path(given) if given
                  else artifact_dir(open_study(loc.storage, loc.name), loc.run_dir))
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,9 +88,9 @@ def check_args(args: argparse.Namespace) -> None:
                           source="<arg>", field="--box")
     if args.threshold is None:
         args.threshold = DEFAULT_THRESHOLD
-    if not (math.isfinite(args.threshold) and args.threshold >= 0):
-        raise ConfigError(f"must be a number >= 0, got {args.threshold}", source="<arg>",
-                          field="--threshold")
+    if not (math.isfinite(args.threshold) and 0 <= args.threshold <= 1):
+        raise ConfigError(f"must be a confidence between 0 and 1, got {args.threshold}",
+                          source="<arg>", field="--threshold")
     check_output_dir(args.out)
 
 
@@ -155,6 +156,9 @@ def main(args: argparse.Namespace) -> int:
     inputs = _inputs(args, spec, size)
     check_targets(args, infer._out_names(inputs.poses.names))
     joints, conf = infer.predict_joints(model, spec, inputs, size, device, args.flip)
+    if inputs.whole:
+        print(f"note: {inputs.whole} of the {len(inputs.originals)} records have no person box "
+              "(too few annotated joints): predicted on the whole image", file=sys.stderr)
     with writing(args.out, hint="; the images reported above are complete"):
         for done in infer.write_outputs(Path(args.out), spec, inputs, size, joints, conf,
                                         weights=args.weights, flip=args.flip,

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 
 from search.locate import STUDIES_DIR, RunFolder, resolve_study_file  # noqa: F401  (re-exported)
 from search.samplers import SamplerConfig, create_sampler, grid_points
@@ -64,14 +63,10 @@ class StudyConfig:
     @classmethod
     def load(cls, name_or_path: str) -> StudyConfig:
         """`studies/NAME.yaml` for a bare name, else a path to a study YAML."""
+        from space.files import read_yaml_file
+
         path = resolve_study_file(name_or_path)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            line = getattr(getattr(err, "problem_mark", None), "line", None)
-            where = f"line {line + 1}" if line is not None else None
-            raise ConfigError(f"not valid YAML ({getattr(err, 'problem', None) or err})",
-                              source=str(path), field=where) from None
+        raw = read_yaml_file(path, what="a study file")
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
@@ -104,7 +99,18 @@ class StudyConfig:
             checks.number(d["timeout"], source, "timeout", "a number of seconds > 0", ok=lambda v: v > 0),
         )
         cfg._cross_check()
+        cfg._check_output_dirs()
         return cfg
+
+    def _check_output_dirs(self) -> None:
+        """Folders the study will write to that cannot be (a file, the project's source): refused
+        when the file loads, not after every trial has run."""
+        from trainers.outputs import check_output_dir
+
+        if self.export.auto and self.export.dir:
+            check_output_dir(self.export.dir, self.source, "export.dir")
+        if self.dashboard.artifacts and self.dashboard.artifact_dir:
+            check_output_dir(self.dashboard.artifact_dir, self.source, "dashboard.artifact_dir")
 
     def with_overrides(self, *, trials: int | None = None, data: str | None = None, storage: str | None = None,
                        out: str | Path | None = None) -> StudyConfig:

@@ -27,6 +27,7 @@ from space.errors import ConfigError
 from trainers.outputs import remove_stale
 
 INDEX_NAME = "index.csv"
+INDEX_COLUMNS = ("rank", "file", "trial", "arch_id")   # what export_files recognises
 EXPORT_HEADER = "# softgate-nas export:"  # first line of every exported YAML: how an export is recognised
 
 # trial user attrs copied into an exported YAML's `metrics:` besides the measures (storage contract in docs/design.md)
@@ -143,22 +144,33 @@ def export_files(out_dir: Path) -> set[str] | None:
     """The files an earlier export wrote into `out_dir` (its index.csv and the YAMLs it lists), or
     None when `out_dir` holds no export. Recognised by its own marks only: an index.csv with the
     export's columns whose every listed file is a YAML starting with the export's header line."""
+    return _read_export(out_dir)[0]
+
+
+def _read_export(out_dir: Path) -> tuple[set[str] | None, str | None]:
+    """(`export_files`, None), or (None, why the folder is not an export) where an index.csv is
+    there to tell ("index.csv lists 02-x.yaml, which is missing", ...)."""
     index = out_dir / INDEX_NAME
     try:
         with open(index, newline="") as fh:
             reader = csv.DictReader(fh)
-            if not {"rank", "file", "trial", "arch_id"} <= set(reader.fieldnames or ()):
-                return None
+            missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or ())]
+            if missing:
+                return None, f"{INDEX_NAME} has no {', '.join(missing)} column"
             listed = {row["file"] for row in reader}
-        for name in listed:
-            if Path(name).name != name or not name.endswith(".yaml"):
-                return None
+        for name in sorted(listed, key=str):
+            if not isinstance(name, str) or Path(name).name != name or not name.endswith(".yaml"):
+                return None, f"{INDEX_NAME} lists {name!r}, which is not a YAML file in the folder"
             with open(out_dir / name) as fh:
                 if not fh.readline().startswith(EXPORT_HEADER):
-                    return None
-    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError):
-        return None
-    return listed | {INDEX_NAME}
+                    return None, f"{INDEX_NAME} lists {name}, which is not an exported YAML"
+    except FileNotFoundError as err:
+        found = err.filename and Path(err.filename).name != INDEX_NAME
+        return None, f"{INDEX_NAME} lists {Path(err.filename).name}, which is missing" if found \
+            else None
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError) as err:
+        return None, f"{INDEX_NAME} cannot be read ({type(err).__name__})"
+    return listed | {INDEX_NAME}, None
 
 
 def add_index_columns(out_dir: str | Path, columns: dict[str, dict[str, object]]) -> bool:
@@ -198,7 +210,11 @@ def _check_target(out_dir: Path, force: bool) -> set[str]:
     present = {p.name for p in out_dir.iterdir()}
     if not present:
         return set()
-    own = export_files(out_dir)
+    own, why = _read_export(out_dir)
+    if own is None and why:   # an index.csv, but not an export's as written: say what is wrong
+        raise ConfigError(f"is a folder that is not an export as written ({why}); restore or "
+                          "remove the export's files, or export into another folder",
+                          source=str(out_dir), field="export.dir")
     if own is None:
         example = sorted(present)[0]
         raise ConfigError(f"is a folder that is not an export (it holds {len(present)} other entries, "

@@ -22,6 +22,7 @@ import yaml
 from search.family import LADDER_WIDTHS
 from search.export import INDEX_NAME, StudyLocation, export_files, open_study, pareto_trials
 from space.errors import ConfigError
+from space.files import read_yaml_file
 from space.references import DESIGN_KEYS, REFERENCES, SHAPE_KEYS, project_reference
 from trainers.io import save_json
 
@@ -92,13 +93,25 @@ def check_counts(epochs: int, seeds: int, top: int | None) -> None:
 
 
 def _from_export(export_dir: Path) -> list[Candidate]:
-    rows = list(csv.DictReader(open(export_dir / INDEX_NAME, newline="")))
+    """The export's archs in its index's order; an exported YAML that is unreadable or holds no
+    `arch:` mapping, or an index row without a whole trial number, is a one-line ConfigError."""
+    with open(export_dir / INDEX_NAME, newline="") as fh:
+        rows = list(csv.DictReader(fh))
     found = []
-    for row in rows:
-        record = yaml.safe_load((export_dir / row["file"]).read_text())
-        pck = record.get("metrics", {}).get("pck")
-        found.append(Candidate(record["arch"], row["arch_id"], "found", trial=int(row["trial"]),
-                               proxy_pck=None if pck is None else float(pck)))
+    for k, row in enumerate(rows):
+        path = export_dir / row["file"]
+        record = read_yaml_file(path, what="an exported YAML file")
+        if not isinstance(record, dict) or not isinstance(record.get("arch"), dict):
+            raise ConfigError("holds no 'arch:' mapping (not an exported arch)", source=str(path))
+        metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+        try:
+            trial, pck = int(row["trial"]), metrics.get("pck")
+            proxy_pck = None if pck is None else float(pck)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"row {k + 1}: {err}", source=str(export_dir / INDEX_NAME),
+                              field=row["file"]) from None
+        found.append(Candidate(record["arch"], row["arch_id"], "found", trial=trial,
+                               proxy_pck=proxy_pck))
     return found
 
 

@@ -37,7 +37,7 @@ def resolve_study_file(name_or_path: str) -> Path:
         known = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
         raise ConfigError(f"no study named {name_or_path!r}; known: {', '.join(known) or 'none'}",
                           source="<arg>", field="--study")
-    if not path.is_file():
+    if not path.exists():  # a folder or a FIFO: space.files.read_yaml_file names what it is
         raise ConfigError("no such study file", source=str(path), field="--study")
     return path
 

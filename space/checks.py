@@ -69,7 +69,10 @@ def mapping(v: Any, source: str, field: str, what: str = "a mapping") -> dict:
 
 
 def no_unknown(d: dict, allowed: Collection[str], source: str, prefix: str) -> None:
+    """ConfigError naming the first key of `d` not in `allowed`; a key that is not a plain word
+    (empty, null, a number) is shown quoted, so the message always names it."""
     for key in d:
         if key not in allowed:
+            shown = key if isinstance(key, str) and key.strip() == key and key else repr(key)
             raise ConfigError(f"unknown key; allowed: {', '.join(sorted(allowed))}", source=source,
-                              field=f"{prefix}{key}")
+                              field=f"{prefix}{shown}")

@@ -15,3 +15,10 @@ class ConfigError(ValueError):
         self.message = message
         parts = [p for p in (source, field) if p]
         super().__init__(": ".join(parts + [message]))
+
+
+def one_line(err: BaseException) -> str:
+    """`Type: first line of the message` (just `Type` when the message is empty): an exception from
+    a library, quoted inside a ConfigError's one line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import numbers
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 
 from space import layers  # noqa: F401  (fills the registries)
 from space.errors import ConfigError
+from space.files import read_yaml_file
 from space.registry import BLOCKS, DOWNSAMPLE, FUSIONS, GATES, SKIPS, UPSAMPLE, Registry
 
 VERSION = 1
@@ -254,29 +256,16 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(f"{where}not valid YAML ({getattr(err, 'problem', None) or err})",
-                          source=str(path)) from None
-    except OSError as err:
-        raise ConfigError(f"cannot read ({err.strerror})", source=str(path)) from None
-
-
 def load_arch(name_or_path: str | Path) -> ArchSpec:
     """A preset name (`bulat-sgsc`), a spec YAML, or an exported YAML with a top-level `arch:` mapping."""
     text = str(name_or_path)
     path = Path(text)
-    if not path.is_file():
-        if text in preset_names():
-            path = PRESET_DIR / f"{text}.yaml"
-        else:
-            raise ConfigError(f"no such file or preset (presets: {', '.join(preset_names())})",
-                              source=text, field="arch")
-    data = _read_yaml(path)
+    if not path.is_file() and text in preset_names():
+        path = PRESET_DIR / f"{text}.yaml"
+    elif not os.path.lexists(path):
+        raise ConfigError(f"no such file or preset (presets: {', '.join(preset_names())})",
+                          source=text, field="arch")
+    data = read_yaml_file(path, what="an arch YAML file")   # a folder, binary, huge: one line
     if isinstance(data, Mapping) and "arch" in data:
         data = data["arch"]
     return ArchSpec.from_dict(data, source=str(path))

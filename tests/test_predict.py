@@ -253,6 +253,30 @@ def test_predict_labels_and_a_threshold_nothing_reaches(tiny, tmp_path, capsys):
         assert (np.asarray(a) != np.asarray(b)).any()
 
 
+def test_predict_on_records_without_joints_predicts_them_on_the_whole_image(tiny, tmp_path, capsys):
+    """Predictions need no ground truth: LSPET records with no annotated joints (no person box, so
+    training skips them) are predicted on the whole image, in the split's order, and counted."""
+    import scipy.io
+    from test_data import write_lspet
+
+    joints = write_lspet(tmp_path / "lspet", n=1008, images=range(8, 14))   # test = 8..1007
+    joints[9, :, :2] = np.nan   # coordinates lost
+    joints[11, :, 2] = 0        # nothing annotated
+    scipy.io.savemat(tmp_path / "lspet" / "joints.mat", {"joints": joints.transpose(1, 2, 0)})
+    out = tmp_path / "out"
+    data = str(tmp_path / "lspet")
+    assert _predict(tiny, out, "--data", data, "--split", "test", "--n", "5") == 0
+    names = [f"im{i:05d}" for i in range(9, 14)]
+    assert sorted(p.stem for p in out.glob("*.json")) == names
+    err = capsys.readouterr().err
+    assert "2 of the 5 records have no person box" in err and "whole image" in err
+    whole = json.loads((out / "im00010.json").read_text())
+    with Image.open(whole["image"]) as img:   # the crop is the square around the whole image
+        corners = crop_to_original(np.array([[-0.5, -0.5], [31.5, 31.5]]),
+                                   np.array(whole["crop_affine"]))
+        assert np.allclose(corners[1] - corners[0], max(img.size), atol=0.1)
+
+
 @pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason="LSPET not at ../shared/datasets/lspet")
 def test_predict_on_real_lspet_draws_on_the_original_photos(tiny, tmp_path):
     assert _predict(tiny, tmp_path, "--data", str(LSPET), "--split", "test", "--n", "2") == 0

@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -82,14 +85,35 @@ def warp_image(img: Image.Image, affine: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(out, dtype=np.uint8)
 
 
+class ImageTooLarge(ValueError):
+    """An image with more pixels than PIL decodes without warning (Image.MAX_IMAGE_PIXELS, 89 M)."""
+
+
+@contextmanager
+def open_image(path: str | Path) -> Iterator[Image.Image]:
+    """`Image.open(path)`, where an image over PIL's decompression-bomb limit (its warning from
+    MAX_IMAGE_PIXELS pixels, its error from twice that) is an `ImageTooLarge` error, never a
+    warning line or a traceback. The one place an image a user gives is opened."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(Path(path))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise ImageTooLarge(f"too large to decode ({err})") from None
+    with img:
+        yield img
+
+
 def load_crop(task: tuple[int, str, np.ndarray, int]) -> tuple[int, np.ndarray | None, str | None]:
     """Pool worker: decode one image file and crop it. Returns (index, crop or None, error or None)."""
     index, path, affine, size = task
     try:
-        with Image.open(Path(path)) as img:
+        with open_image(path) as img:
             return index, warp_image(img, affine, size), None
     except FileNotFoundError:
         return index, None, "image file not found"
+    except ImageTooLarge as err:
+        return index, None, str(err)
     except (OSError, ValueError, SyntaxError) as err:  # PIL's ways of saying "corrupt"
         return index, None, f"cannot decode image ({type(err).__name__}: {err})"
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from space.errors import ConfigError
+from space.errors import ConfigError, one_line
 from space.guard import check_memory
 from space.model import build_model, validate_input_size
 from space.profile import resolve_device
@@ -30,9 +30,12 @@ from trainers.engine import Batcher, Callback, Engine, NonFiniteLossError, predi
 from trainers.io import load_checkpoint, save_json, save_torch
 from trainers.metrics import score_poses
 from trainers.proxy import check_input_size
+from trainers.weights import arch_mismatch, load_model, load_state, load_weights  # noqa: F401
 
 LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.json"
 UNITS = "fractions (0-1; 0.5 = 50 %)"  # every score evaluate prints and writes
+RESUME_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "best_score", "best_epoch",
+               "rng", "history")
 HISTORY_KEYS = ("epoch", "loss", "val", "metric", "per_joint", "lr", "images_per_s", "epoch_s")
 
 
@@ -93,7 +96,13 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
 def _checkpoint_to_resume(out: Path, resume: bool) -> dict | None:
     """last.pt when resuming from one; refuses to train over checkpoints without --resume."""
     if resume and (out / LAST).exists():
-        return load_checkpoint(out / LAST)
+        ckpt = load_checkpoint(out / LAST)
+        missing = [k for k in RESUME_KEYS if k not in ckpt] if isinstance(ckpt, dict) else None
+        if missing is None or missing:
+            what = f"no {', '.join(missing)}" if missing else f"a {type(ckpt).__name__}"
+            raise ConfigError(f"not a training checkpoint ({what}); train writes last.pt with "
+                              f"{', '.join(RESUME_KEYS)}", source=str(out / LAST), field="--resume")
+        return ckpt
     if resume:
         print(f"no checkpoint in {out} to resume from; starting from scratch", file=sys.stderr)
     elif any((out / name).exists() for name in (LAST, BEST, METRICS)):
@@ -103,9 +112,10 @@ def _checkpoint_to_resume(out: Path, resume: bool) -> dict | None:
 
 
 def _check_resumable(ckpt: dict, spec: ArchSpec, size: int, path: Path) -> None:
-    if ckpt.get("arch") != spec.to_dict():
-        raise ConfigError(f"checkpoint is for arch {ckpt.get('arch_id')}, not {spec.arch_id}; "
-                          "give the same --arch or another --out", source=str(path), field="arch")
+    problem = arch_mismatch(ckpt.get("arch"), spec)
+    if problem:
+        raise ConfigError(f"{problem}; give the same --arch or another --out", source=str(path),
+                          field="arch")
     if ckpt.get("input_size") != size:
         raise ConfigError(f"checkpoint was trained at {ckpt.get('input_size')} px, not {size}",
                           source=str(path), field="input_size")
@@ -147,11 +157,16 @@ def match_joints(spec: ArchSpec, poses: PoseSet) -> ArchSpec:
 
 def _restore(ckpt: dict, engine: Engine, batches: Batcher, epochs: int, saver: "Checkpointer") -> int:
     """Continue from last.pt: weights, optimizer, schedule, grad scaler, RNG states, history; returns its epoch."""
-    engine.model.load_state_dict(ckpt["model"])
-    engine.optimizer.load_state_dict(ckpt["optimizer"])
-    engine.scaler.load_state_dict(ckpt["scaler"])
+    path = saver.out / LAST
+    load_state(engine.model, ckpt["model"], path, saver.spec.arch_id)
     sched = engine.scheduler
-    sched.load_state_dict(ckpt["scheduler"])
+    try:
+        engine.optimizer.load_state_dict(ckpt["optimizer"])
+        engine.scaler.load_state_dict(ckpt["scaler"])
+        sched.load_state_dict(ckpt["scheduler"])
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ConfigError(f"optimizer state does not fit arch {saver.spec.arch_id} "
+                          f"({one_line(err)})", source=str(path), field="optimizer") from None
     # --epochs may differ from the interrupted run's: stretch the cosine to the new length and take the
     # current lr from the scheduler's own closed form (what step(epoch) uses), so "train 10, then
     # --resume --epochs 20" follows the same schedule as a straight 20-epoch run.
@@ -231,43 +246,6 @@ class Progress(Callback):
 
     def close(self) -> None:
         self.bar.close()
-
-
-def load_weights(path: str | Path, spec: ArchSpec) -> tuple[dict, ArchSpec]:
-    """(state_dict, the arch it is for) from a full checkpoint or a bare state_dict.
-
-    A checkpoint trained for another arch is refused, except for the heads `train` built for the data's
-    joint count (`match_joints`): then the arch with those heads is returned."""
-    obj = load_checkpoint(path)
-    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-        arch = obj.get("arch")
-        if arch is not None and arch != spec.to_dict():
-            joints = arch.get("joints") if isinstance(arch, dict) else None
-            if not (isinstance(joints, int) and spec.replace(joints=joints).to_dict() == arch):
-                raise ConfigError(f"checkpoint is for arch {obj.get('arch_id')}, not {spec.arch_id}",
-                                  source=str(path), field="arch")
-            spec = spec.replace(joints=joints)
-        return obj["model"], spec
-    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj, spec
-    raise ConfigError("neither a checkpoint nor a state_dict", source=str(path), field="weights")
-
-
-def load_model(spec: ArchSpec, weights: str | Path, size: int) -> tuple[torch.nn.Module, ArchSpec]:
-    """(the network of `spec` at `size` px with `weights` loaded, on the CPU; the spec of those weights).
-
-    See `load_weights`; weights that do not fit the network are a one-line ConfigError."""
-    state, spec = load_weights(weights, spec)
-    try:
-        model = build_model(spec, input_size=size)
-    except ConfigError as err:
-        raise ConfigError(err.message, source="<arg>", field="--input-size") from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise ConfigError(f"weights do not fit arch {spec.arch_id} ({str(err).splitlines()[0]})",
-                          source=str(weights), field="weights") from None
-    return model, spec
 
 
 def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str = "test", *,

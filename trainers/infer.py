@@ -17,13 +17,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from space.errors import ConfigError
+from space.errors import ConfigError, one_line
 from space.spec import ArchSpec
-from trainers.crop import crop_affine, crop_to_original, load_crop, warp_image
+from trainers.crop import (ImageTooLarge, crop_affine, crop_to_original, load_crop, open_image,
+                           warp_image)
 from trainers.data import PoseSet, load_poses, parse_data
 from trainers.draw import draw_prediction, draw_scale, skeleton
 from trainers.engine import predict
-from trainers.fit import load_model
+from trainers.weights import load_model
 from trainers.io import atomic_write, save_json
 from trainers.proxy import check_input_size
 from trainers.formats import CARVED_SPLITS, FORMATS, DataError, read_annotations, resolve
@@ -44,6 +45,7 @@ class Inputs:
     fmt: str                       # registered data format: skeleton and flip pairs
     box: Box | None = None         # the person box the images were cropped around, for the JSON
     show_crop: bool = False        # outline the cropped square (around a box, not a whole image)
+    whole: int = 0                 # --data records without a person box, cropped as whole images
 
 
 @dataclass(frozen=True)
@@ -64,17 +66,37 @@ def image_affine(width: int, height: int, size: int, box: Box | None = None) -> 
     return crop_affine(np.array([x + (w - 1) / 2.0, y + (h - 1) / 2.0]), side, size)
 
 
-def _crop_image(path: Path, box: Box | None, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(crop, affine) of one image file; a missing or undecodable file is a one-line ConfigError."""
+def check_box(box: Box | None, width: int, height: int, path: Path) -> None:
+    """ConfigError when `box` lies wholly outside the `width` x `height` image (its crop would
+    show nothing of it)."""
+    if box is None:
+        return
+    x, y, w, h = box
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise ConfigError(f"box {x:g},{y:g},{w:g},{h:g} lies wholly outside the image "
+                          f"({width}x{height} pixels)", source=str(path), field="--box")
+
+
+def _crop_image(path: Path, box: Box | None, size: int,
+                field: str = "--image") -> tuple[np.ndarray, np.ndarray]:
+    """(crop, affine) of one image file; a missing, undecodable or too large file, or a box
+    outside it, is a one-line ConfigError."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
+            check_box(box, *img.size, path)
             affine = image_affine(*img.size, size, box)
             return warp_image(img, affine, size), affine
+    except ConfigError:
+        raise
     except FileNotFoundError:
-        raise ConfigError("image file not found", source=str(path), field="--image") from None
+        raise ConfigError("image file not found", source=str(path), field=field) from None
+    except IsADirectoryError:
+        raise ConfigError("is a folder, not an image", source=str(path), field=field) from None
+    except ImageTooLarge as err:
+        raise ConfigError(str(err), source=str(path), field=field) from None
     except (OSError, ValueError, SyntaxError) as err:  # PIL's ways of saying "not an image"
-        raise ConfigError(f"cannot decode image ({type(err).__name__}: {err})", source=str(path),
-                          field="--image") from None
+        raise ConfigError(f"cannot decode image ({one_line(err)})", source=str(path),
+                          field=field) from None
 
 
 def _poseset(crops: list[np.ndarray], affines: list[np.ndarray], names: list[str],
@@ -95,27 +117,50 @@ def image_inputs(paths: list[str], box: Box | None, size: int, fmt: str) -> Inpu
                   box, show_crop=box is not None)
 
 
+def _first_entries(records: list, unboxed: list[tuple[int, str, Path]],
+                   n: int) -> list:
+    """The split's first `n` entries in file order: its records, and (name, image) for those
+    without a person box (`Annotations.unboxed`, at their positions)."""
+    extra = {pos: (name, image) for pos, name, image in unboxed}
+    rest, entries = iter(records), []
+    for pos in range(min(n, len(records) + len(extra))):
+        entries.append(extra[pos] if pos in extra else next(rest))
+    return entries
+
+
 def data_inputs(data: str, split: str, n: int, size: int) -> Inputs:
-    """The first `n` records of `split` of `data`, cropped around the dataset's own person boxes."""
+    """The first `n` records of `split` of `data`, cropped around the dataset's own person boxes;
+    a record without one (too few annotated joints: training skips it) is predicted on the whole
+    image (counted in `Inputs.whole`)."""
     fmt, path, _ = parse_data(data)
     if path is None:  # a generated format (no files): made at crop size, the crop is the original
         poses = load_poses(data, split, size)
         count = min(n, len(poses))
         return Inputs(poses.select(np.arange(count)), [None] * count, fmt)
-    assert path is not None
     fmt_obj, annot = resolve(fmt or None, path, "train" if split in CARVED_SPLITS else split)
-    records = read_annotations(fmt_obj, annot, split).records[:n]
-    if not records:
+    ann = read_annotations(fmt_obj, annot, split)
+    entries = _first_entries(ann.records, ann.unboxed, n)
+    if not entries:
         raise DataError(f"no usable records in split {split!r}", source=str(annot), field="split")
-    affines = [crop_affine(r.center, r.box, size) for r in records]
-    crops = []
-    for i, (rec, affine) in enumerate(zip(records, affines)):
-        _, crop, err = load_crop((i, str(rec.image), affine, size))
-        if err:
-            raise DataError(err, source=str(rec.image), field=f"record {i} ({rec.name})")
+    crops, affines, names, images = [], [], [], []
+    for i, entry in enumerate(entries):
+        field = f"record {i} ({entry[0] if isinstance(entry, tuple) else entry.name})"
+        if isinstance(entry, tuple):   # no person box: the whole image
+            crop, affine = _crop_image(entry[1], None, size, field=field)
+            names.append(entry[0])
+            images.append(entry[1])
+        else:
+            affine = crop_affine(entry.center, entry.box, size)
+            _, crop, err = load_crop((i, str(entry.image), affine, size))
+            if err:
+                raise DataError(err, source=str(entry.image), field=field)
+            names.append(entry.name)
+            images.append(entry.image)
         crops.append(crop)
-    poses = _poseset(crops, affines, [r.name for r in records], fmt_obj.name)
-    return Inputs(poses, [r.image for r in records], fmt_obj.name, show_crop=True)
+        affines.append(affine)
+    poses = _poseset(crops, affines, names, fmt_obj.name)
+    whole = sum(isinstance(e, tuple) for e in entries)
+    return Inputs(poses, images, fmt_obj.name, show_crop=True, whole=whole)
 
 
 @lru_cache(maxsize=4)

@@ -10,7 +10,8 @@ from typing import Any, Callable
 
 import torch
 
-from space.errors import ConfigError
+from space.errors import ConfigError, one_line
+from space.files import check_file
 from trainers.outputs import atomic_temp_pattern, new_folders, remove_stale
 
 
@@ -58,11 +59,11 @@ def save_json(obj: Any, path: Path) -> None:
 
 def load_checkpoint(path: str | Path) -> dict:
     """A checkpoint or bare state_dict, read with weights_only=True; ConfigError when unreadable."""
-    path = Path(path)
+    path = check_file(path, field="weights", what="a checkpoint")   # missing, a folder, a FIFO
+    if path.stat().st_size == 0:
+        raise ConfigError("is empty (0 bytes), not a checkpoint", source=str(path), field="weights")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError("no such file", source=str(path), field="weights") from None
     except Exception as err:  # truncated file, not a torch file, forbidden pickle content
-        raise ConfigError(f"cannot load checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})",
-                          source=str(path), field="weights") from None
+        raise ConfigError(f"cannot load checkpoint ({one_line(err)})", source=str(path),
+                          field="weights") from None

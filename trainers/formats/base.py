@@ -71,6 +71,10 @@ class Annotations:
     split_note: str = ""
     skipped: int = 0          # annotation entries skipped as bad (skip_bad=True)
     extra: dict[str, Any] = field(default_factory=dict)
+    # entries of the split that are no record for want of a person box (LSP: fewer than two
+    # annotated joints), as (position in the split, name, image file): training and scoring skip
+    # them, `launch.py predict --data` predicts them on the whole image (trainers.infer)
+    unboxed: list[tuple[int, str, Path]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

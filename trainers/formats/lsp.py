@@ -113,18 +113,20 @@ class LspFormat(DatasetFormat):
             raise ConfigError(f"unknown split {split!r} for {dataset} (choose from {choices})",
                               source=str(annot), field="split")
         images = annot.parent / "images"
-        records, dropped = [], 0
-        for i in ranges[split]:
+        records, unboxed = [], []
+        for pos, i in enumerate(ranges[split]):
             name = f"im{i + 1:0{digits}d}.jpg"
             j = clean_joints(joints[i])
             box = box_from_joints(j)
-            if box is None:
-                dropped += 1  # nothing to crop around or score: not an error, just unusable
+            if box is None:  # nothing to crop around or score: not an error, just no record
+                unboxed.append((pos, name, images / name))
                 continue
             center, side, extent = box
             norm, est = _torso(j, extent)
             records.append(Record(name, images / name, j, center, side, norm, est))
-        return self.annotations(records, note, dataset=dataset, dropped_no_joints=dropped)
+        ann = self.annotations(records, note, dataset=dataset, dropped_no_joints=len(unboxed))
+        ann.unboxed = unboxed
+        return ann
 
 
 FORMATS.register("lspet")(LspFormat)
