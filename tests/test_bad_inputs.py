@@ -441,8 +441,6 @@ NEEDLES: dict[str, str] = {
 }
 # study files are read by search.config (StudyConfig.load), which reads them through
 # space.files.read_yaml_file once it is changed to (docs/reliability.md); until then these fail
-STUDY_FILE_CASES = ("study file binary", "study file is a folder", "study file over 1 MB",
-                    "report of a binary study file")
 
 
 def _tree(root: Path) -> set[str]:
