@@ -37,7 +37,7 @@ def trained_rows(log: list[dict[str, Any]], rec: dict[str, Any]) -> list[dict[st
 
 def report(args: argparse.Namespace) -> None:
     from search.family import family_margins, summary_line
-    from search.finalize import plot
+    from search.final_report import plot
     from search.remeasure import quiet_latencies
 
     rec = recipe(args)

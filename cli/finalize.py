@@ -108,6 +108,7 @@ def _family_lines(rows: list[dict], seeds: int) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
+    from search import final_report as rep
     from search import finalize as fin
     from search.export import locate_study, mask_url
     from search.progress import dur
@@ -125,8 +126,8 @@ def main(args: argparse.Namespace) -> int:
     with writing(final_dir, hint="; finished runs stay: free space, then --resume"):
         rows, paths, stored, indexed = _run(args, cfg, loc, candidates, runs, job, final_dir)
     print(f"done in {dur(time.time() - start)}")
-    print(fin.markdown_table(rows), end="")
-    for line in fin.dominance_lines(rows) + _family_lines(rows, args.seeds):
+    print(rep.markdown_table(rows), end="")
+    for line in rep.dominance_lines(rows) + _family_lines(rows, args.seeds):
         print(line)
     for path in paths:
         print(f"  {path}")
@@ -140,6 +141,7 @@ def _run(args: argparse.Namespace, cfg: StudyConfig, loc: StudyLocation,
          candidates: list[fin.Candidate], runs: list[fin.Run], job: fin.RunJob,
          final_dir: Path) -> tuple[list[dict], list[Path], bool, bool]:
     """Train what is not finished, measure, and write: (rows, files, stored, export indexed)."""
+    from search import final_report as rep
     from search import finalize as fin
     from search.export import add_index_columns
 
@@ -152,9 +154,9 @@ def _run(args: argparse.Namespace, cfg: StudyConfig, loc: StudyLocation,
     fin.run_tune(runs, job, {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}, cfg.concurrency,
                  final_dir)
     profiles = fin.measure(candidates, args.input_size, cfg.latency.to_dict())
-    rows = fin.collect_rows(candidates, runs, profiles)
-    paths = fin.write_outputs(rows, final_dir, loc.name)
-    stored = fin.store_results(loc, rows)
+    rows = rep.collect_rows(candidates, runs, profiles)
+    paths = rep.write_outputs(rows, final_dir, loc.name)
+    stored = rep.store_results(loc, rows)
     indexed = add_index_columns(loc.export_dir,
-                                {row["arch_id"]: fin.final_attrs(row) for row in rows})
+                                {row["arch_id"]: rep.final_attrs(row) for row in rows})
     return rows, paths, stored, indexed

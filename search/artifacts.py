@@ -207,9 +207,13 @@ def original_links(study: Any, number: int) -> tuple[dict[str, str], str | None]
     earlier = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
     if earlier is None:
         return {}, None
-    study_id = study._study_id  # the ids in the dashboard's URLs (optuna exposes them no other way)
-    metas = get_all_artifact_meta(earlier, storage=study._storage)
-    base = f"/artifacts/{study_id}/{earlier._trial_id}"
+    storage = getattr(study, "rdb", None)  # search.storage.StoredStudy keeps its storage
+    if storage is None:
+        return {}, None
+    study_id = storage.get_study_id_from_name(study.study_name)  # the ids in the dashboard's URLs
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    metas = get_all_artifact_meta(earlier, storage=storage)
+    base = f"/artifacts/{study_id}/{trial_id}"
     links = {m.filename: f"{base}/{m.artifact_id}" for m in metas}
     return links, f"/dashboard/studies/{study_id}/trials?numbers={number}"
 

@@ -169,6 +169,7 @@ OPTUNA_INTERNALS = (
     ("optuna.storages._rdb.models.TrialModel"
      " (trial_id, study_id, state, datetime_start, heartbeats)"),
     'FrozenTrial.system_attrs["fixed_params"] (an enqueued trial\'s parameters)',
+    "optuna._hypervolume.compute_hypervolume(points, reference_point) (report, benchmarks)",
 )
 FIXED_PARAMS = "fixed_params"
 

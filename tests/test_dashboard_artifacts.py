@@ -114,7 +114,10 @@ def test_the_study_key_turns_notes_and_artifacts_off(tmp_path: Path) -> None:
 
 # -- the pieces, on a real SQLite storage ------------------------------------------------------------------
 def running_trial(tmp_path: Path) -> tuple[optuna.Study, optuna.Trial]:
-    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
+    from search.export import open_study
+
+    optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
+    study = open_study(f"sqlite:///{tmp_path / 's.db'}", "s")  # keeps its storage, as the runner's
     trial = study.ask()
     for key, value in ATTRS.items():
         trial.set_user_attr(key, value)
@@ -235,7 +238,8 @@ def test_extras_note_a_reuse_with_the_original_trials_artifacts(tmp_path: Path) 
     assert note.startswith("## Trial 1: COMPLETE (reuse of trial 0)")
     original = study.trials[0]
     for name, artifact_id in artifacts_of(study, original).items():
-        assert f"[{name}](/artifacts/{study._study_id}/{original._trial_id}/{artifact_id})" in note
+        study_id = study.rdb.get_study_id_from_name("s")
+        assert f"[{name}](/artifacts/{study_id}/{study.trial_id(0)}/{artifact_id})" in note
     assert artifacts_of(study, study.trials[1]) == {}   # nothing uploaded twice
 
 

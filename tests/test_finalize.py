@@ -16,6 +16,7 @@ import pytest
 
 import launch
 from helpers import REPO, TINY
+from search import final_report as rep
 from search import finalize as fin
 from search.export import add_index_columns, export_files
 from space.errors import ConfigError
@@ -77,13 +78,13 @@ def _row(arch_id, source, latency, test, std, reference=""):
 def test_dominance_says_by_how_much_and_against_the_spread():
     rows = [_row("f1", "found", 1.0, 0.8, 0.01), _row("f2", "found", 3.0, 0.9, 0.01),
             _row("r1", "reference", 2.0, 0.7, 0.02, "paper"), _row("r2", "reference", 0.5, 0.6, 0.02, "newell")]
-    lines = fin.dominance_lines(rows)
+    lines = rep.dominance_lines(rows)
     assert "paper" in lines[0] and "dominated by f1" in lines[0] and "+0.1000" in lines[0]
     assert "larger than the seed spread" in lines[0] and "not larger" not in lines[0]
     assert "newell" in lines[1] and "no found architecture beats it" in lines[1]
-    one_seed = fin.dominance_lines([_row("f", "found", 1.0, 0.8, None), _row("r", "reference", 1.0, 0.7, None, "p")])
+    one_seed = rep.dominance_lines([_row("f", "found", 1.0, 0.8, None), _row("r", "reference", 1.0, 0.7, None, "p")])
     assert "one seed: spread unknown" in one_seed[0]
-    assert [r["arch_id"] for r in fin.front(rows)] == ["r2", "f1", "f2"]
+    assert [r["arch_id"] for r in rep.front(rows)] == ["r2", "f1", "f2"]
 
 
 def test_index_columns_are_added_and_the_export_is_still_recognised(tmp_path):

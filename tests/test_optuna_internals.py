@@ -74,3 +74,14 @@ def test_the_installed_optuna_is_one_pyproject_allows() -> None:
         f"pyproject.toml must bound optuna from above ({spec}); {ADVICE}"
     assert spec.specifier.contains(optuna.__version__), \
         f"optuna {optuna.__version__} is outside pyproject.toml's {spec}; {ADVICE}"
+
+
+def test_the_hypervolume_is_where_report_reads_it() -> None:
+    import numpy as np
+
+    try:
+        from optuna._hypervolume import compute_hypervolume
+    except ImportError:
+        pytest.fail(moved("optuna._hypervolume.compute_hypervolume"))
+    square = compute_hypervolume(np.array([[0.0, 0.0]]), np.array([1.0, 1.0]))
+    assert square == pytest.approx(1.0), moved("compute_hypervolume's meaning")
