@@ -72,8 +72,6 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
     check_input_size(spec, train, size)
     if ckpt is not None:
         _check_resumable(ckpt, spec, size, out / LAST)
-    if announce is not None:
-        announce(selection_note(data, val_split))
 
     torch.manual_seed(seed)
     model = build_model(spec, input_size=size).to(dev)
@@ -83,6 +81,8 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
     batches = Batcher(train, np.arange(len(train.images)), batch_size, dev, None, True, seed)
     saver = Checkpointer(out, spec, size, data, epochs, batches, val_split=val_split)
     start_epoch = 0 if ckpt is None else _restore(ckpt, engine, batches, epochs, saver)
+    if announce is not None:  # every input checked, the checkpoint restored
+        announce(selection_note(data, val_split))
     bar = Progress(epochs, start_epoch, len(batches), saver, enabled=progress)
     try:
         engine.run(batches, val, range(start_epoch + 1, epochs + 1), callbacks=[saver, bar])
