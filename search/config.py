@@ -99,18 +99,8 @@ class StudyConfig:
             checks.number(d["timeout"], source, "timeout", "a number of seconds > 0", ok=lambda v: v > 0),
         )
         cfg._cross_check()
-        cfg._check_output_dirs()
+        _check_output_dirs(cfg)
         return cfg
-
-    def _check_output_dirs(self) -> None:
-        """Folders the study will write to that cannot be (a file, the project's source): refused
-        when the file loads, not after every trial has run."""
-        from trainers.outputs import check_output_dir
-
-        if self.export.auto and self.export.dir:
-            check_output_dir(self.export.dir, self.source, "export.dir")
-        if self.dashboard.artifacts and self.dashboard.artifact_dir:
-            check_output_dir(self.dashboard.artifact_dir, self.source, "dashboard.artifact_dir")
 
     def with_overrides(self, *, trials: int | None = None, data: str | None = None, storage: str | None = None,
                        out: str | Path | None = None) -> StudyConfig:
@@ -193,6 +183,17 @@ class StudyConfig:
                               source=src, field="scheduler")
         build_sampler(self)  # a bad sampler or option fails here, before anything is written
 
+
+
+def _check_output_dirs(cfg: StudyConfig) -> None:
+    """Folders the study will write to that cannot be (a file, the project's source): refused
+    when the file loads, not after every trial has run."""
+    from trainers.outputs import check_output_dir
+
+    if cfg.export.auto and cfg.export.dir:
+        check_output_dir(cfg.export.dir, cfg.source, "export.dir")
+    if cfg.dashboard.artifacts and cfg.dashboard.artifact_dir:
+        check_output_dir(cfg.dashboard.artifact_dir, cfg.source, "dashboard.artifact_dir")
 
 def build_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
     """The study's Optuna sampler (search.samplers) for its space, objectives and limits."""
