@@ -1,5 +1,6 @@
 """What the benchmarks share: a process pool whose workers do not outlive the benchmark, and
 JSON-lines logs of finished work that a rerun (or another worker) reads back."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,12 @@ def _exit_with_parent(parent: int) -> None:
 def worker_pool(jobs: int) -> ProcessPoolExecutor:
     """`jobs` spawned worker processes (fresh interpreters: torch threads are set per job) that exit
     when this process dies."""
-    return ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_exit_with_parent,
-                               initargs=(os.getpid(),))
+    return ProcessPoolExecutor(
+        jobs,
+        mp_context=get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 def digest(what: Any) -> str:

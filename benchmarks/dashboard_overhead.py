@@ -15,6 +15,7 @@ network (`search.artifacts.preview_png`, in the worker) and writing the note and
 real SQLite study (`TrialExtras.record`, in the driver), median of several runs, as a fraction of the
 mean trial time with the key off.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,15 @@ sys.path.insert(0, str(REPO))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--study", default="smoke", help="study name in studies/ or a study YAML (default smoke)")
-    p.add_argument("--repeats", type=int, default=3, help="runs with the key on, and as many off (default 3)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--study", default="smoke", help="study name in studies/ or a study YAML (default smoke)"
+    )
+    p.add_argument(
+        "--repeats", type=int, default=3, help="runs with the key on, and as many off (default 3)"
+    )
     p.add_argument("--out", help="write the figures as JSON here")
     return p.parse_args(argv)
 
@@ -46,7 +53,9 @@ def study_copy(study: str, dest: Path, on: bool) -> Path:
     from search.locate import resolve_study_file
 
     raw = yaml.safe_load(resolve_study_file(study).read_text())
-    raw.update(name=f"{raw['name']}-dash-{'on' if on else 'off'}", dashboard={"notes": on, "artifacts": on})
+    raw.update(
+        name=f"{raw['name']}-dash-{'on' if on else 'off'}", dashboard={"notes": on, "artifacts": on}
+    )
     path = dest / f"{raw['name']}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -56,8 +65,13 @@ def run_once(study_file: Path, out: Path) -> float:
     """Wall time of one `launch.py --study` run, start-up and export included."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(REPO / "launch.py"), "--study", str(study_file), "--out", str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "launch.py"), "--study", str(study_file), "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"study run failed:\n{proc.stderr[-3000:]}")
@@ -74,9 +88,11 @@ def trial_seconds(out: Path, name: str) -> list[float]:
 
 def measure(study: str, repeats: int, tmp: Path) -> dict[str, dict[str, list[float]]]:
     files = {on: study_copy(study, tmp, on) for on in (True, False)}
-    runs: dict[str, dict[str, list[float]]] = {k: {"wall_s": [], "trial_s": []} for k in ("on", "off")}
+    runs: dict[str, dict[str, list[float]]] = {
+        k: {"wall_s": [], "trial_s": []} for k in ("on", "off")
+    }
     for r in range(repeats):
-        for on in ((True, False) if r % 2 == 0 else (False, True)):
+        for on in (True, False) if r % 2 == 0 else (False, True):
             key, out = ("on" if on else "off"), tmp / f"run-{r}-{'on' if on else 'off'}"
             wall = run_once(files[on], out)
             runs[key]["wall_s"].append(wall)
@@ -122,8 +138,15 @@ def piece_costs(study: str, tmp: Path) -> dict[str, float]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.create_study(study_name="pieces", storage=f"sqlite:///{tmp / 'pieces.db'}")
     extras = TrialExtras(True, True, tmp / "pieces-artifacts")
-    attrs = {"arch": spec.to_dict(), "arch_id": spec.arch_id, "params": 1, "flops": 1, "latency_ms": 1.0,
-             "pck_curve": [0.1, 0.2], "loss_curve": [0.03, 0.02]}
+    attrs = {
+        "arch": spec.to_dict(),
+        "arch_id": spec.arch_id,
+        "params": 1,
+        "flops": 1,
+        "latency_ms": 1.0,
+        "pck_curve": [0.1, 0.2],
+        "loss_curve": [0.03, 0.02],
+    }
     record_times: list[float] = []
     for _ in range(7):
         trial = storage.ask()
@@ -133,7 +156,11 @@ def piece_costs(study: str, tmp: Path) -> dict[str, float]:
         extras.record(trial, "COMPLETE", {"pck": 0.2}, png)
         record_times.append(time.perf_counter() - start)
         storage.tell(trial, 0.2)
-    return {"preview_png_s": draw, "record_s": statistics.median(record_times), "png_bytes": len(png)}
+    return {
+        "preview_png_s": draw,
+        "record_s": statistics.median(record_times),
+        "png_bytes": len(png),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,21 +169,39 @@ def main(argv: list[str] | None = None) -> int:
         pieces = piece_costs(args.study, Path(tmp))
         runs = measure(args.study, args.repeats, Path(tmp))
     on, off = (statistics.median(runs[k]["wall_s"]) for k in ("on", "off"))
-    spread = {k: (max(v["wall_s"]) - min(v["wall_s"])) / statistics.median(v["wall_s"]) for k, v in runs.items()}
+    spread = {
+        k: (max(v["wall_s"]) - min(v["wall_s"])) / statistics.median(v["wall_s"])
+        for k, v in runs.items()
+    }
     trial = {k: statistics.mean(v["trial_s"]) for k, v in runs.items()}
     print(f"study {args.study}, {args.repeats} run(s) each way, same machine, alternating order")
-    print(f"median wall time: on {on:.1f} s, off {off:.1f} s; ratio on/off {on / off:.3f} "
-          f"(spread between runs: on {spread['on']:.1%}, off {spread['off']:.1%})")
-    print(f"mean trial time in the worker (wall_s): on {trial['on']:.2f} s, off {trial['off']:.2f} s; "
-          f"ratio {trial['on'] / trial['off']:.3f}")
+    print(
+        f"median wall time: on {on:.1f} s, off {off:.1f} s; ratio on/off {on / off:.3f} "
+        f"(spread between runs: on {spread['on']:.1%}, off {spread['off']:.1%})"
+    )
+    print(
+        f"mean trial time in the worker (wall_s): on {trial['on']:.2f} s, off {trial['off']:.2f} s; "
+        f"ratio {trial['on'] / trial['off']:.3f}"
+    )
     added = pieces["preview_png_s"] + pieces["record_s"]
-    print(f"the pieces, per trial: PNG drawn in the worker {pieces['preview_png_s'] * 1e3:.0f} ms "
-          f"({pieces['png_bytes'] / 1e3:.0f} kB), note + 2 uploads in the driver {pieces['record_s'] * 1e3:.0f} ms: "
-          f"{added / trial['off']:.2%} of a trial (key off)")
+    print(
+        f"the pieces, per trial: PNG drawn in the worker {pieces['preview_png_s'] * 1e3:.0f} ms "
+        f"({pieces['png_bytes'] / 1e3:.0f} kB), note + 2 uploads in the driver {pieces['record_s'] * 1e3:.0f} ms: "
+        f"{added / trial['off']:.2%} of a trial (key off)"
+    )
     if args.out:
-        Path(args.out).write_text(json.dumps({"study": args.study, "runs": runs, "ratio": on / off,
-                                              "trial_ratio": trial["on"] / trial["off"], "pieces": pieces},
-                                             indent=2))
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "study": args.study,
+                    "runs": runs,
+                    "ratio": on / off,
+                    "trial_ratio": trial["on"] / trial["off"],
+                    "pieces": pieces,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -51,8 +51,11 @@ def candidates(storage: str, study_name: str, band: float) -> tuple[dict, dict, 
             archs[a["arch_id"]] = a["arch"]
             points[a["arch_id"]] = Point(a["arch_id"], float(a["pck"]), float(a["latency_ms"]))
     keep = within_band(list(points.values()), band)
-    return ({k: archs[k] for k in keep}, {k: points[k].latency for k in keep},
-            [points[k] for k in keep])
+    return (
+        {k: archs[k] for k in keep},
+        {k: points[k].latency for k in keep},
+        [points[k] for k in keep],
+    )
 
 
 def one_pass(job: dict[str, Any]) -> dict[str, Any]:
@@ -63,8 +66,13 @@ def one_pass(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     t0 = time.time()
-    quiet = quiet_latencies(job["archs"], job["latency"], reference=job["reference"],
-                            target=job["target"], max_seconds=job["max_seconds"])
+    quiet = quiet_latencies(
+        job["archs"],
+        job["latency"],
+        reference=job["reference"],
+        target=job["target"],
+        max_seconds=job["max_seconds"],
+    )
     return {"seconds": time.time() - t0, "quiet": quiet}
 
 
@@ -102,37 +110,63 @@ def report(archs: dict, study_ms: dict, points: list, passes: list[dict], args) 
     ms = {k: [p["quiet"][k]["median_ms"] for p in passes] for k in keys}
     fronts = [tuple(requalify(points, p["quiet"])) for p in passes]
     majority = max(set(fronts), key=fronts.count)
-    quiet_ms = {k: statistics.median(q for p in passes for q in [p["quiet"][k]["latency_quiet_ms"]])
-                for k in keys}
+    quiet_ms = {
+        k: statistics.median(q for p in passes for q in [p["quiet"][k]["latency_quiet_ms"]])
+        for k in keys
+    }
     meas = np.array([quiet_ms[k] for k in keys])
     study = np.array([study_ms[k] for k in keys])
     table = table_loo(archs, quiet_ms, Path(args.table)) if len(keys) > 2 else meas
-    return {"archs": {k: {"ratio_cv": cv(ratio[k]), "ms_cv": cv(ms[k]), "ratio": ratio[k], "ms": ms[k],
-                          "study_ms": study_ms[k], "quiet_ms": quiet_ms[k]} for k in keys},
-            "fronts": [list(f) for f in fronts], "stable": fronts.count(majority),
-            "pass_seconds": [p["seconds"] for p in passes],
-            "study_vs_quiet": {"tau": float(kendalltau(study, meas).statistic),
-                               "median_rel_err": float(np.median(np.abs(study - meas) / meas))},
-            "table_vs_quiet": {"tau": float(kendalltau(table, meas).statistic),
-                               "median_rel_err": float(np.median(np.abs(table - meas) / meas))}}
+    return {
+        "archs": {
+            k: {
+                "ratio_cv": cv(ratio[k]),
+                "ms_cv": cv(ms[k]),
+                "ratio": ratio[k],
+                "ms": ms[k],
+                "study_ms": study_ms[k],
+                "quiet_ms": quiet_ms[k],
+            }
+            for k in keys
+        },
+        "fronts": [list(f) for f in fronts],
+        "stable": fronts.count(majority),
+        "pass_seconds": [p["seconds"] for p in passes],
+        "study_vs_quiet": {
+            "tau": float(kendalltau(study, meas).statistic),
+            "median_rel_err": float(np.median(np.abs(study - meas) / meas)),
+        },
+        "table_vs_quiet": {
+            "tau": float(kendalltau(table, meas).statistic),
+            "median_rel_err": float(np.median(np.abs(table - meas) / meas)),
+        },
+    }
 
 
 def print_report(rep: dict, reference: str) -> None:
-    print(f"{'arch':14} {'ratio CV %':>10} {'ms CV %':>8} {'ratio':>6} {'quiet ms':>9} {'study ms':>9}")
+    print(
+        f"{'arch':14} {'ratio CV %':>10} {'ms CV %':>8} {'ratio':>6} {'quiet ms':>9} {'study ms':>9}"
+    )
     for k, a in rep["archs"].items():
         mark = " (reference)" if k == reference else ""
-        print(f"{k:14} {100 * a['ratio_cv']:10.2f} {100 * a['ms_cv']:8.2f} "
-              f"{statistics.median(a['ratio']):6.3f} {a['quiet_ms']:9.2f} {a['study_ms']:9.2f}{mark}")
+        print(
+            f"{k:14} {100 * a['ratio_cv']:10.2f} {100 * a['ms_cv']:8.2f} "
+            f"{statistics.median(a['ratio']):6.3f} {a['quiet_ms']:9.2f} {a['study_ms']:9.2f}{mark}"
+        )
     secs = rep["pass_seconds"]
     print(f"passes: {len(secs)}, {statistics.fmean(secs):.0f} s each on average")
     print(f"membership: {rep['stable']} of {len(rep['fronts'])} passes give the majority front")
     for name in ("study_vs_quiet", "table_vs_quiet"):
         r = rep[name]
-        print(f"{name.replace('_', ' ')}: kendall tau {r['tau']:.2f}, median relative error "
-              f"{100 * r['median_rel_err']:.1f} %")
+        print(
+            f"{name.replace('_', ' ')}: kendall tau {r['tau']:.2f}, median relative error "
+            f"{100 * r['median_rel_err']:.1f} %"
+        )
     max_cv = max(a["ratio_cv"] for a in rep["archs"].values())
-    print(f"front latency: max CV {100 * max_cv:.1f} % over {len(rep['archs'])} archs, "
-          f"membership stable in {rep['stable']} of {len(rep['fronts'])}")
+    print(
+        f"front latency: max CV {100 * max_cv:.1f} % over {len(rep['archs'])} archs, "
+        f"membership stable in {rep['stable']} of {len(rep['fronts'])}"
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -153,8 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     storage = args.storage or f"sqlite:///runs/{args.study}/study.db"
     archs, study_ms, points = candidates(storage, args.study, args.band)
     reference = min(archs, key=lambda k: study_ms[k])  # fixed over the passes: the fastest
-    job = {"archs": archs, "latency": LATENCY, "reference": reference, "target": args.target,
-           "max_seconds": args.max_seconds}
+    job = {
+        "archs": archs,
+        "latency": LATENCY,
+        "reference": reference,
+        "target": args.target,
+        "max_seconds": args.max_seconds,
+    }
     passes = []
     for i in range(args.passes):
         with worker_pool(1) as pool:

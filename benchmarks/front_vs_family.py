@@ -41,8 +41,14 @@ DEFAULT_LOG = Path(__file__).resolve().parent / "logs" / "front_vs_family.jsonl"
 DEFAULT_WORK = Path("runs/front_vs_family")
 DEFAULT_DATA = "../shared/datasets/lspet"
 LATENCY_SETTINGS = {"device": "cpu", "threads": 1, "backend": "torch", "clock": "auto"}
-FAMILY_BASE = {"stacks": 1, "depth": 3, "joints": 14, "input_size": 256,
-               "intermediate_supervision": True, "version": 1}
+FAMILY_BASE = {
+    "stacks": 1,
+    "depth": 3,
+    "joints": 14,
+    "input_size": 256,
+    "intermediate_supervision": True,
+    "version": 1,
+}
 
 
 def recipe(args: argparse.Namespace) -> dict[str, Any]:
@@ -50,8 +56,12 @@ def recipe(args: argparse.Namespace) -> dict[str, Any]:
     log's keys hold in any checkout)."""
     from trainers.data import selection_splits
 
-    return {"data": Path(args.data).name, "epochs": args.epochs, "input_size": args.input_size,
-            "splits": list(selection_splits(data_arg(args.data)))}
+    return {
+        "data": Path(args.data).name,
+        "epochs": args.epochs,
+        "input_size": args.input_size,
+        "splits": list(selection_splits(data_arg(args.data))),
+    }
 
 
 def data_arg(data: str) -> str:
@@ -78,8 +88,11 @@ def found_jobs(log: list[dict[str, Any]], top: int, seeds: int) -> list[dict[str
     if not studies:
         return []
     picked = spread_pick(studies[-1]["front"], top)
-    return [{"role": "found", "arch": r["arch"], "seed": seed, "arch_id": r["arch_id"]}
-            for seed in range(seeds) for r in picked]
+    return [
+        {"role": "found", "arch": r["arch"], "seed": seed, "arch_id": r["arch_id"]}
+        for seed in range(seeds)
+        for r in picked
+    ]
 
 
 def family_jobs(families: list[str], seeds: int) -> list[dict[str, Any]]:
@@ -92,8 +105,14 @@ def family_jobs(families: list[str], seeds: int) -> list[dict[str, Any]]:
     for seed in range(seeds):
         for name in families:
             for arch in family_ladder(name, FAMILY_BASE):
-                jobs.append({"role": f"family:{name}", "arch": arch, "seed": seed,
-                             "arch_id": ArchSpec.from_dict(arch).arch_id})
+                jobs.append(
+                    {
+                        "role": f"family:{name}",
+                        "arch": arch,
+                        "seed": seed,
+                        "arch_id": ArchSpec.from_dict(arch).arch_id,
+                    }
+                )
     return jobs
 
 
@@ -103,10 +122,17 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
 
     folder = Path(job["folder"])
     started = time.time()
-    run_job = RunJob(data=job["data"], epochs=job["epochs"], input_size=job["input_size"],
-                     splits=tuple(job["splits"]), cpus=1, device="cpu")
-    train_run({"run": {"folder": str(folder), "arch": job["arch"], "seed": job["seed"]}},
-              job=run_job)
+    run_job = RunJob(
+        data=job["data"],
+        epochs=job["epochs"],
+        input_size=job["input_size"],
+        splits=tuple(job["splits"]),
+        cpus=1,
+        device="cpu",
+    )
+    train_run(
+        {"run": {"folder": str(folder), "arch": job["arch"], "seed": job["seed"]}}, job=run_job
+    )
     record = json.loads((folder / RECORD).read_text())
     return record | {"train_wall_s": round(time.time() - started, 1)}
 
@@ -116,24 +142,48 @@ def train(args: argparse.Namespace) -> None:
     log = read_jsonl(args.log)
     done = {r["key"] for r in log if r.get("kind") == "training"}
     wanted = found_jobs(log, args.top, args.seeds) + family_jobs(args.family.split(","), args.seeds)
-    jobs = list({job_key(j["arch_id"], j["seed"], rec): j for j in wanted
-                 if job_key(j["arch_id"], j["seed"], rec) not in done}.values())
+    jobs = list(
+        {
+            job_key(j["arch_id"], j["seed"], rec): j
+            for j in wanted
+            if job_key(j["arch_id"], j["seed"], rec) not in done
+        }.values()
+    )
     print(f"{len(done)} trainings logged, {len(jobs)} to run ({args.jobs} at a time)", flush=True)
     if not jobs:
         return
     final = args.work / "final"
     data = data_arg(args.data)
     with worker_pool(args.jobs) as pool:
-        futures = {pool.submit(_train, j | rec | {"data": data, "folder": str(
-            (final / f"{j['arch_id']}-s{j['seed']}").resolve())}): j for j in jobs}
+        futures = {
+            pool.submit(
+                _train,
+                j
+                | rec
+                | {"data": data, "folder": str((final / f"{j['arch_id']}-s{j['seed']}").resolve())},
+            ): j
+            for j in jobs
+        }
         for n, fut in enumerate(_as_completed(futures), 1):
             job, result = futures[fut], fut.result()
-            append_jsonl(args.log, {"kind": "training", "key": job_key(job["arch_id"], job["seed"], rec),
-                                    "role": job["role"], "arch": job["arch"], **rec, **result})
-            print(f"[{n}/{len(jobs)}] {job['role']} {job['arch_id']} s{job['seed']} "
-                  f"{job['arch']['stacks']}x{job['arch']['width']}d{job['arch']['depth']}: "
-                  f"val {result['val']:.4f} test {result['test']:.4f} "
-                  f"({result['train_wall_s']:.0f} s)", flush=True)
+            append_jsonl(
+                args.log,
+                {
+                    "kind": "training",
+                    "key": job_key(job["arch_id"], job["seed"], rec),
+                    "role": job["role"],
+                    "arch": job["arch"],
+                    **rec,
+                    **result,
+                },
+            )
+            print(
+                f"[{n}/{len(jobs)}] {job['role']} {job['arch_id']} s{job['seed']} "
+                f"{job['arch']['stacks']}x{job['arch']['width']}d{job['arch']['depth']}: "
+                f"val {result['val']:.4f} test {result['test']:.4f} "
+                f"({result['train_wall_s']:.0f} s)",
+                flush=True,
+            )
 
 
 def _as_completed(futures: dict) -> Any:
@@ -157,10 +207,23 @@ def study(args: argparse.Namespace) -> None:
     front = []
     for path in sorted((out / "export").glob("*.yaml")):
         rec = yaml.safe_load(path.read_text())
-        front.append({"arch": rec["arch"], "arch_id": ArchSpec.from_dict(rec["arch"]).arch_id,
-                      **{k: rec["metrics"].get(k) for k in ("pck", "latency_ms", "params")}})
-    append_jsonl(args.log, {"kind": "study", "study": args.study, "wall_s": round(time.time() - started),
-                            "front": front, "when": time.strftime("%Y-%m-%d %H:%M")})
+        front.append(
+            {
+                "arch": rec["arch"],
+                "arch_id": ArchSpec.from_dict(rec["arch"]).arch_id,
+                **{k: rec["metrics"].get(k) for k in ("pck", "latency_ms", "params")},
+            }
+        )
+    append_jsonl(
+        args.log,
+        {
+            "kind": "study",
+            "study": args.study,
+            "wall_s": round(time.time() - started),
+            "front": front,
+            "when": time.strftime("%Y-%m-%d %H:%M"),
+        },
+    )
     print(f"study {args.study}: {len(front)} archs exported in {time.time() - started:.0f} s")
 
 

@@ -26,12 +26,22 @@ def trained_rows(log: list[dict[str, Any]], rec: dict[str, Any]) -> list[dict[st
         tests = [r["test"] for r in runs]
         families = [r["role"].split(":", 1)[1] for r in runs if r["role"].startswith("family:")]
         arch = runs[0]["arch"]
-        rows.append({"arch_id": arch_id, "arch": arch, "source": "found" if arch_id in found else
-                     "family", "reference": "", "family": families[0] if families else "",
-                     "stacks": arch["stacks"], "width": arch["width"], "depth": arch["depth"],
-                     "test_mean": statistics.fmean(tests), "seeds": len(tests),
-                     "test_std": statistics.stdev(tests) if len(tests) > 1 else None,
-                     "metric": runs[0]["metric_name"]})
+        rows.append(
+            {
+                "arch_id": arch_id,
+                "arch": arch,
+                "source": "found" if arch_id in found else "family",
+                "reference": "",
+                "family": families[0] if families else "",
+                "stacks": arch["stacks"],
+                "width": arch["width"],
+                "depth": arch["depth"],
+                "test_mean": statistics.fmean(tests),
+                "seeds": len(tests),
+                "test_std": statistics.stdev(tests) if len(tests) > 1 else None,
+                "metric": runs[0]["metric_name"],
+            }
+        )
     return rows
 
 
@@ -45,12 +55,24 @@ def report(args: argparse.Namespace) -> None:
     if not rows:
         print("nothing trained yet")
         return
-    quiet = quiet_latencies({r["arch_id"]: r["arch"] for r in rows}, LATENCY_SETTINGS,
-                            input_size=args.input_size, target=0.01, max_seconds=300)
+    quiet = quiet_latencies(
+        {r["arch_id"]: r["arch"] for r in rows},
+        LATENCY_SETTINGS,
+        input_size=args.input_size,
+        target=0.01,
+        max_seconds=300,
+    )
     for r in rows:
         r["latency_ms"] = quiet[r["arch_id"]]["latency_quiet_ms"]
-    append_jsonl(args.log, {"kind": "latency", "input_size": args.input_size, **rec,
-                            "quiet": {k: v["latency_quiet_ms"] for k, v in quiet.items()}})
+    append_jsonl(
+        args.log,
+        {
+            "kind": "latency",
+            "input_size": args.input_size,
+            **rec,
+            "quiet": {k: v["latency_quiet_ms"] for k, v in quiet.items()},
+        },
+    )
     _print_rows(rows)
     seeds = min(r["seeds"] for r in rows)
     for name in args.family.split(","):
@@ -58,8 +80,10 @@ def report(args: argparse.Namespace) -> None:
             margins = family_margins(rows, name)
             for m in margins:
                 where = "outside" if m.margin is None else f"{m.margin:+.2f}"
-                print(f"  {m.arch_id} {m.latency_ms:7.2f} ms vs {name}: {where} "
-                      f"(seed std {m.spread if m.spread is not None else float('nan'):.2f})")
+                print(
+                    f"  {m.arch_id} {m.latency_ms:7.2f} ms vs {name}: {where} "
+                    f"(seed std {m.spread if m.spread is not None else float('nan'):.2f})"
+                )
             print(summary_line(name, margins, seeds))
     path = Path(args.work) / "front_vs_family.png"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,9 +92,13 @@ def report(args: argparse.Namespace) -> None:
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
-    print(f"{'arch_id':13} {'source':7} {'family':7} {'shape':8} {'ms':>7} {'test':>7} {'std':>6} seeds")
+    print(
+        f"{'arch_id':13} {'source':7} {'family':7} {'shape':8} {'ms':>7} {'test':>7} {'std':>6} seeds"
+    )
     for r in sorted(rows, key=lambda r: r["latency_ms"]):
         std = "" if r["test_std"] is None else f"{100 * r['test_std']:.2f}"
-        print(f"{r['arch_id']:13} {r['source']:7} {r['family']:7} "
-              f"{r['stacks']}x{r['width']}d{r['depth']:<3} {r['latency_ms']:7.2f} "
-              f"{100 * r['test_mean']:7.2f} {std:>6} {r['seeds']}")
+        print(
+            f"{r['arch_id']:13} {r['source']:7} {r['family']:7} "
+            f"{r['stacks']}x{r['width']}d{r['depth']:<3} {r['latency_ms']:7.2f} "
+            f"{100 * r['test_mean']:7.2f} {std:>6} {r['seeds']}"
+        )

@@ -12,6 +12,7 @@ table (ms, ratio), the median ratio torch / onnxruntime, and last
 `kendall tau (torch vs onnxruntime) X.XX over N archs` (scipy.stats.kendalltau): near 1, a Pareto
 front found with one backend holds for the other.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,43 +47,70 @@ def sample_archs(space: SearchSpace, n: int, seed: int) -> list[ArchSpec]:
             break
         try:
             spec = space.sample(study.ask())
-        except ConfigError:   # a combination the space forbids
+        except ConfigError:  # a combination the space forbids
             continue
         archs.setdefault(spec.arch_id, spec)
     return list(archs.values())
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--study", default="softgate", help="study whose space and latency settings are used")
-    p.add_argument("--n", type=int, default=24, help="architectures (at least 20 for a meaningful tau)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--study", default="softgate", help="study whose space and latency settings are used"
+    )
+    p.add_argument(
+        "--n", type=int, default=24, help="architectures (at least 20 for a meaningful tau)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--input-size", type=int, help="input resolution (default: the study's proxy input size)")
+    p.add_argument(
+        "--input-size", type=int, help="input resolution (default: the study's proxy input size)"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = StudyConfig.load(args.study)
     size = args.input_size or cfg.proxy.input_size
     lat = cfg.latency
-    meters = {b: LatencyMeter(device="cpu", threads=1, warmup=lat.warmup, runs=lat.runs,
-                              min_seconds=lat.min_seconds, cache=False, backend=b) for b in BACKENDS}
+    meters = {
+        b: LatencyMeter(
+            device="cpu",
+            threads=1,
+            warmup=lat.warmup,
+            runs=lat.runs,
+            min_seconds=lat.min_seconds,
+            cache=False,
+            backend=b,
+        )
+        for b in BACKENDS
+    }
     archs = sample_archs(cfg.space, args.n, args.seed)
-    print(f"{len(archs)} archs of {cfg.name}'s space (seed {args.seed}) at {size} px, batch 1, 1 thread, "
-          f"warm-up {lat.warmup}, >= {lat.runs} runs and {lat.min_seconds} s, thread clock: "
-          f"{', '.join(f'{b} {m.thread_clock}' for b, m in meters.items())}")
-    print(f"{'arch':<14}{'stacks':>7}{'width':>6}{'depth':>6}  {'block':<12}{'up':<14}{'fusion':<15}"
-          f"{'torch ms':>9}{'ort ms':>9}{'ratio':>7}")
+    print(
+        f"{len(archs)} archs of {cfg.name}'s space (seed {args.seed}) at {size} px, batch 1, 1 thread, "
+        f"warm-up {lat.warmup}, >= {lat.runs} runs and {lat.min_seconds} s, thread clock: "
+        f"{', '.join(f'{b} {m.thread_clock}' for b, m in meters.items())}"
+    )
+    print(
+        f"{'arch':<14}{'stacks':>7}{'width':>6}{'depth':>6}  {'block':<12}{'up':<14}{'fusion':<15}"
+        f"{'torch ms':>9}{'ort ms':>9}{'ratio':>7}"
+    )
     ms: dict[str, list[float]] = {b: [] for b in BACKENDS}
     t0 = time.time()
     for spec in archs:
         for b in BACKENDS:
             ms[b].append(meters[b].measure(spec.to_dict(), size)["latency_ms"])
-        print(f"{spec.arch_id:<14}{spec.stacks:>7}{spec.width:>6}{spec.depth:>6}  {spec.block:<12}{spec.up:<14}"
-              f"{spec.fusion:<15}{ms['torch'][-1]:>9.2f}{ms['onnxruntime'][-1]:>9.2f}"
-              f"{ms['torch'][-1] / ms['onnxruntime'][-1]:>7.2f}", flush=True)
+        print(
+            f"{spec.arch_id:<14}{spec.stacks:>7}{spec.width:>6}{spec.depth:>6}  {spec.block:<12}{spec.up:<14}"
+            f"{spec.fusion:<15}{ms['torch'][-1]:>9.2f}{ms['onnxruntime'][-1]:>9.2f}"
+            f"{ms['torch'][-1] / ms['onnxruntime'][-1]:>7.2f}",
+            flush=True,
+        )
     tau = kendalltau(ms["torch"], ms["onnxruntime"]).statistic
     ratio = statistics.median(t / o for t, o in zip(ms["torch"], ms["onnxruntime"]))
-    print(f"median ratio torch / onnxruntime {ratio:.2f} ({time.time() - t0:.0f} s; torch {torch.__version__}, "
-          f"onnxruntime {__import__('onnxruntime').__version__})")
+    print(
+        f"median ratio torch / onnxruntime {ratio:.2f} ({time.time() - t0:.0f} s; torch {torch.__version__}, "
+        f"onnxruntime {__import__('onnxruntime').__version__})"
+    )
     print(f"kendall tau (torch vs onnxruntime) {tau:.2f} over {len(archs)} archs")
     return 0
 

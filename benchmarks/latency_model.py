@@ -38,7 +38,10 @@ def rel_errors(pred: np.ndarray, meas: np.ndarray) -> float:
 
 
 def agreement(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
-    return {"tau": float(kendalltau(pred, meas).statistic), "median_rel_err": rel_errors(pred, meas)}
+    return {
+        "tau": float(kendalltau(pred, meas).statistic),
+        "median_rel_err": rel_errors(pred, meas),
+    }
 
 
 def ridge_cv(archs: list[dict], measured: np.ndarray, space: Any, folds: int = 5) -> np.ndarray:
@@ -56,8 +59,9 @@ def ridge_cv(archs: list[dict], measured: np.ndarray, space: Any, folds: int = 5
     return pred
 
 
-def table_predictions(specs: list[Any], size: int, table_path: Path, calib: int,
-                      measured: np.ndarray) -> np.ndarray:
+def table_predictions(
+    specs: list[Any], size: int, table_path: Path, calib: int, measured: np.ndarray
+) -> np.ndarray:
     """The table's calibrated predictions for every arch (calibrated on the first `calib`)."""
     from space.latency_table import LatencyTable, trace_ops
     from space.model import build_model
@@ -78,8 +82,15 @@ def measure(specs: list[Any], size: int, backend: str, max_seconds: float) -> np
     from space.model import build_model
 
     models = {s.arch_id: build_model(s, input_size=size).eval() for s in specs}
-    stats = measure_interleaved(models, size, backend=backend, threads=1, thread_clock=True,
-                                target=0.02, max_seconds=max_seconds)
+    stats = measure_interleaved(
+        models,
+        size,
+        backend=backend,
+        threads=1,
+        thread_clock=True,
+        target=0.02,
+        max_seconds=max_seconds,
+    )
     return np.array([stats[s.arch_id].median_ms for s in specs])
 
 
@@ -101,10 +112,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             table = table_predictions(specs, size, table_path, args.calib, meas)
             test = slice(args.calib, None)
             ridge = ridge_cv(archs[test], meas[test], space)
-            row = {"backend": backend, "size": size, "seconds": round(time.time() - t0),
-                   "table": agreement(table[test], meas[test]),
-                   "ridge": agreement(ridge, meas[test]),
-                   "measured_ms": {"min": float(meas.min()), "max": float(meas.max())}}
+            row = {
+                "backend": backend,
+                "size": size,
+                "seconds": round(time.time() - t0),
+                "table": agreement(table[test], meas[test]),
+                "ridge": agreement(ridge, meas[test]),
+                "measured_ms": {"min": float(meas.min()), "max": float(meas.max())},
+            }
             results["rows"].append(row)
             print_row(row, args.n)
     return results
@@ -112,11 +127,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_row(row: dict[str, Any], n: int) -> None:
     t, r = row["table"], row["ridge"]
-    print(f"latency model {row['backend']} {row['size']} px: table tau {t['tau']:.2f} error "
-          f"{100 * t['median_rel_err']:.1f} % | ridge tau {r['tau']:.2f} error "
-          f"{100 * r['median_rel_err']:.1f} % over {n} archs "
-          f"({row['measured_ms']['min']:.1f}-{row['measured_ms']['max']:.1f} ms, "
-          f"{row['seconds']} s)", flush=True)
+    print(
+        f"latency model {row['backend']} {row['size']} px: table tau {t['tau']:.2f} error "
+        f"{100 * t['median_rel_err']:.1f} % | ridge tau {r['tau']:.2f} error "
+        f"{100 * r['median_rel_err']:.1f} % over {n} archs "
+        f"({row['measured_ms']['min']:.1f}-{row['measured_ms']['max']:.1f} ms, "
+        f"{row['seconds']} s)",
+        flush=True,
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -142,9 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
     taus = [r["table"]["tau"] for r in results["rows"]]
-    print(f"latency table: tau {min(taus):.2f}-{max(taus):.2f}, median error "
-          f"{100 * statistics.median(r['table']['median_rel_err'] for r in results['rows']):.1f} % "
-          f"over {args.n} archs")
+    print(
+        f"latency table: tau {min(taus):.2f}-{max(taus):.2f}, median error "
+        f"{100 * statistics.median(r['table']['median_rel_err'] for r in results['rows']):.1f} % "
+        f"over {args.n} archs"
+    )
     return 0
 
 

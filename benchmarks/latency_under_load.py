@@ -21,6 +21,7 @@ Loaded and paused measurements alternate, `--repeats` each, so drifting load hit
 the median of each setting, its ratio to idle and the CV across repeats (the study's target is
 CV <= 5 %; a paused ratio near 1 means the number is the arch's, not the load's).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,14 +53,23 @@ def train_until(stop_file: str, window: QuietWindow, device: str, threads: int) 
     spec = load_arch("bulat-sgsc-proxy")
     runs = 0
     while not Path(stop_file).exists():
-        train_proxy(spec, train, val, ProxyBudget(epochs=1, max_seconds=5, batch_size=16), device=device,
-                    threads=threads, step_guard=window.step)
+        train_proxy(
+            spec,
+            train,
+            val,
+            ProxyBudget(epochs=1, max_seconds=5, batch_size=16),
+            device=device,
+            threads=threads,
+            step_guard=window.step,
+        )
         runs += 1
     return runs
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--arch", default="bulat-sgsc-proxy", help="preset or YAML of the measured arch")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the measurement")
@@ -67,20 +77,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trainer-threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--min-seconds", type=float, default=1.0)
-    p.add_argument("--runs", type=int, default=20, help="timed runs per measurement, at least (>= 20)")
+    p.add_argument(
+        "--runs", type=int, default=20, help="timed runs per measurement, at least (>= 20)"
+    )
     p.add_argument("--backend", default="torch", help="latency backend (space.latency_backends)")
-    p.add_argument("--clock", default="wall", choices=("wall", "auto"),
-                   help="auto: the thread's CPU time where the backend allows it (one CPU thread)")
+    p.add_argument(
+        "--clock",
+        default="wall",
+        choices=("wall", "auto"),
+        help="auto: the thread's CPU time where the backend allows it (one CPU thread)",
+    )
     args = p.parse_args(argv)
 
     arch = load_arch(args.arch).to_dict()
     folder = tempfile.mkdtemp(prefix="latency-under-load-")
     window = QuietWindow("bench", folder)
 
-    plain, pausing = (LatencyMeter(device=args.device, threads=args.threads, runs=args.runs, cache=False,
-                                   min_seconds=args.min_seconds, clock=args.clock, quiet=quiet,
-                                   backend=args.backend)
-                      for quiet in (None, window))
+    plain, pausing = (
+        LatencyMeter(
+            device=args.device,
+            threads=args.threads,
+            runs=args.runs,
+            cache=False,
+            min_seconds=args.min_seconds,
+            clock=args.clock,
+            quiet=quiet,
+            backend=args.backend,
+        )
+        for quiet in (None, window)
+    )
 
     def measure(meter: LatencyMeter) -> float:
         # a thread-clock meter never pauses the trials itself: hold the window around it here
@@ -92,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = Path(folder) / "stop"
     results: dict[str, list[float]] = {"loaded": [], "paused": []}
     with worker_pool(args.trainers) as pool:
-        futures = [pool.submit(train_until, str(stop), window, args.device, args.trainer_threads)
-                   for _ in range(args.trainers)]
+        futures = [
+            pool.submit(train_until, str(stop), window, args.device, args.trainer_threads)
+            for _ in range(args.trainers)
+        ]
         time.sleep(10)  # the trainers load data and start stepping
         for _ in range(args.repeats):
             results["loaded"].append(measure(plain))
@@ -103,13 +130,17 @@ def main(argv: list[str] | None = None) -> int:
 
     base = statistics.median(idle)
     clock = "thread CPU time" if plain.thread_clock else "wall clock"
-    print(f"{args.arch} on {args.device} ({args.backend}), {args.threads} thread(s), {clock}; {args.trainers} trainer(s) "
-          f"x {args.trainer_threads} thread(s) ({proxies} proxies trained meanwhile); {args.repeats} repeats")
+    print(
+        f"{args.arch} on {args.device} ({args.backend}), {args.threads} thread(s), {clock}; {args.trainers} trainer(s) "
+        f"x {args.trainer_threads} thread(s) ({proxies} proxies trained meanwhile); {args.repeats} repeats"
+    )
     print(f"{'setting':8s} {'median ms':>10s} {'x idle':>7s} {'CV':>7s}  measurements")
     for name, values in (("idle", idle), *results.items()):
         med = statistics.median(values)
         cv = statistics.stdev(values) / statistics.mean(values)
-        print(f"{name:8s} {med:10.3f} {med / base:7.2f} {cv:7.1%}  {', '.join(f'{v:.2f}' for v in values)}")
+        print(
+            f"{name:8s} {med:10.3f} {med / base:7.2f} {cv:7.1%}  {', '.join(f'{v:.2f}' for v in values)}"
+        )
     return 0
 
 

@@ -7,6 +7,7 @@
    (forward + loss + backward + step only); the ratio should be >= 0.90.
 2. wall time and val PCK@0.2 of a small bulat-sgsc proxy trained on an LSPET subset.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from space.model import build_model  # noqa: E402
+from space.profile import resolve_device  # noqa: E402
 from space.spec import load_arch  # noqa: E402
 from trainers.data import load_poses  # noqa: E402
-from trainers.heatmaps import crop_to_heatmap, render_heatmaps  # noqa: E402
-from space.profile import resolve_device  # noqa: E402
 from trainers.engine import amp_dtype, prepare_images, train_step  # noqa: E402
+from trainers.heatmaps import crop_to_heatmap, render_heatmaps  # noqa: E402
 from trainers.proxy import ProxyBudget, train_proxy  # noqa: E402
 
 
@@ -50,13 +51,17 @@ def bare_loop(spec, train, steps: int, batch_size: int, lr: float, device: torch
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", default=str(ROOT.parent / "shared/datasets/lspet"))
     p.add_argument("--arch", default="bulat-sgsc-tiny", help="model for the throughput comparison")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=40, help="timed steps per throughput run")
-    p.add_argument("--repeats", type=int, default=3, help="alternating runs; the best of each is kept")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="alternating runs; the best of each is kept"
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", help="cpu, cuda (default: cuda when available)")
     p.add_argument("--proxy-arch", default="bulat-sgsc-proxy")
@@ -77,24 +82,48 @@ def main() -> int:
     trainer, bare = [], []
     for _ in range(args.repeats):  # alternate, so drifting machine load hits both alike
         bare.append(bare_loop(spec, train, args.steps, args.batch_size, budget.lr, device))
-        trainer.append(train_proxy(spec, train, val, budget, device=device, threads=args.threads).images_per_s)
+        trainer.append(
+            train_proxy(spec, train, val, budget, device=device, threads=args.threads).images_per_s
+        )
     ratio = max(trainer) / max(bare)
-    print(f"throughput: {args.arch} {args.size}px batch {args.batch_size}, {args.steps} steps, "
-          f"{args.threads} thread(s), {device}")
-    print(f"  bare loop      {max(bare):8.1f} img/s   (runs: {', '.join(f'{v:.1f}' for v in bare)})")
-    print(f"  train_proxy    {max(trainer):8.1f} img/s   (runs: {', '.join(f'{v:.1f}' for v in trainer)})")
-    print(f"  ratio          {ratio:8.3f}        (target >= 0.90: {'ok' if ratio >= 0.9 else 'MISSED'})")
+    print(
+        f"throughput: {args.arch} {args.size}px batch {args.batch_size}, {args.steps} steps, "
+        f"{args.threads} thread(s), {device}"
+    )
+    print(
+        f"  bare loop      {max(bare):8.1f} img/s   (runs: {', '.join(f'{v:.1f}' for v in bare)})"
+    )
+    print(
+        f"  train_proxy    {max(trainer):8.1f} img/s   (runs: {', '.join(f'{v:.1f}' for v in trainer)})"
+    )
+    print(
+        f"  ratio          {ratio:8.3f}        (target >= 0.90: {'ok' if ratio >= 0.9 else 'MISSED'})"
+    )
 
     if not args.skip_proxy:
         pspec = load_arch(args.proxy_arch)
-        ptrain = load_poses(args.data, "train", args.proxy_size, subset=args.proxy_subset, workers=args.threads)
-        pval = load_poses(args.data, "val", args.proxy_size, subset=args.val_subset, workers=args.threads)
-        r = train_proxy(pspec, ptrain, pval, ProxyBudget(epochs=args.proxy_epochs, batch_size=args.batch_size, seed=0),
-                        device=device, threads=args.threads)
-        print(f"proxy: {args.proxy_arch} at {args.proxy_size}px, {r.params / 1e6:.2f} M params, "
-              f"{args.proxy_subset} train / {args.val_subset} val images, {r.epochs} epochs")
-        print(f"  wall {r.wall_s:.1f} s, {r.images_per_s:.1f} img/s, val PCK@0.2 {r.pck:.3f} "
-              f"(per epoch: {', '.join(f'{v:.3f}' for v in r.val_curve)})")
+        ptrain = load_poses(
+            args.data, "train", args.proxy_size, subset=args.proxy_subset, workers=args.threads
+        )
+        pval = load_poses(
+            args.data, "val", args.proxy_size, subset=args.val_subset, workers=args.threads
+        )
+        r = train_proxy(
+            pspec,
+            ptrain,
+            pval,
+            ProxyBudget(epochs=args.proxy_epochs, batch_size=args.batch_size, seed=0),
+            device=device,
+            threads=args.threads,
+        )
+        print(
+            f"proxy: {args.proxy_arch} at {args.proxy_size}px, {r.params / 1e6:.2f} M params, "
+            f"{args.proxy_subset} train / {args.val_subset} val images, {r.epochs} epochs"
+        )
+        print(
+            f"  wall {r.wall_s:.1f} s, {r.images_per_s:.1f} img/s, val PCK@0.2 {r.pck:.3f} "
+            f"(per epoch: {', '.join(f'{v:.3f}' for v in r.val_curve)})"
+        )
     return 0
 
 

@@ -37,6 +37,7 @@ Figures, per strategy, mean and spread over seeds:
   space, estimated from every arch the random runs drew (uniform draws from the space).
 The last line is `regret ratio (default/random) X.XX over N seeds`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,19 +84,50 @@ DEFAULT_STRATEGIES = ("random", "default", "warm", "cost", "mf", "all")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--study", default="softgate", help="study file giving the space, data, proxy, sampler and latency")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--study",
+        default="softgate",
+        help="study file giving the space, data, proxy, sampler and latency",
+    )
     p.add_argument("--data", help="override the study's data (default: its LSPET path)")
-    p.add_argument("--budget", type=float, help="training seconds per run, in units of the proxy's max_seconds "
-                   "(default: the study's trials)")
-    p.add_argument("--unit-seconds", type=float, help="seconds per budget unit (default: proxy.max_seconds)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        help="training seconds per run, in units of the proxy's max_seconds "
+        "(default: the study's trials)",
+    )
+    p.add_argument(
+        "--unit-seconds", type=float, help="seconds per budget unit (default: proxy.max_seconds)"
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--strategies", nargs="+", default=list(DEFAULT_STRATEGIES),
-                   choices=sorted(STRATEGIES) + ["default"])
-    p.add_argument("--quick", action="store_true", help="budget 6 x 5 s, 2 seeds, 2 epochs on 64 images, val 32")
-    p.add_argument("--jobs", type=int, default=1, help="runs (and prefill trainings) at a time, one process each")
-    p.add_argument("--cache", default="runs/sampler_quality/objectives.jsonl", help="objective cache (JSON lines)")
-    p.add_argument("--log", default="runs/sampler_quality/runs.jsonl", help="finished runs (JSON lines)")
+    p.add_argument(
+        "--strategies",
+        nargs="+",
+        default=list(DEFAULT_STRATEGIES),
+        choices=sorted(STRATEGIES) + ["default"],
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="budget 6 x 5 s, 2 seeds, 2 epochs on 64 images, val 32",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs (and prefill trainings) at a time, one process each",
+    )
+    p.add_argument(
+        "--cache",
+        default="runs/sampler_quality/objectives.jsonl",
+        help="objective cache (JSON lines)",
+    )
+    p.add_argument(
+        "--log", default="runs/sampler_quality/runs.jsonl", help="finished runs (JSON lines)"
+    )
     p.add_argument("--out", help="write the figures as JSON here")
     args = p.parse_args(argv)
     if args.quick:
@@ -119,19 +151,27 @@ class Setup:
     data: dict
     budget: dict
     cache: str
-    unit_s: float        # seconds of training per unit of --budget
+    unit_s: float  # seconds of training per unit of --budget
 
     @property
     def key(self) -> str:
-        return digest({"data": self.data, "splits": [self.cfg.data.train_split, self.cfg.data.val_split,
-                                                    self.cfg.data.seed],
-                       "budget": self.budget, "latency": meter_settings(self.cfg.latency.to_dict())})
-
+        return digest(
+            {
+                "data": self.data,
+                "splits": [self.cfg.data.train_split, self.cfg.data.val_split, self.cfg.data.seed],
+                "budget": self.budget,
+                "latency": meter_settings(self.cfg.latency.to_dict()),
+            }
+        )
 
 
 def make_setup(args: argparse.Namespace) -> Setup:
     cfg = StudyConfig.load(args.study)
-    data = {"source": resolve_data(args.data or cfg.data.source), "train": cfg.data.train, "val": cfg.data.val}
+    data = {
+        "source": resolve_data(args.data or cfg.data.source),
+        "train": cfg.data.train,
+        "val": cfg.data.val,
+    }
     budget = cfg.proxy
     if args.quick:
         data.update(train=64, val=32)
@@ -166,8 +206,10 @@ class Objective:
     def _prepared(self):
         if self._data is None:
             cfg, d, size = self.setup.cfg, self.setup.data, self.setup.budget["input_size"]
-            self._data = tuple(load_poses(d["source"], split, size, subset=n, seed=cfg.data.seed)
-                               for split, n in ((cfg.data.train_split, d["train"]), (cfg.data.val_split, d["val"])))
+            self._data = tuple(
+                load_poses(d["source"], split, size, subset=n, seed=cfg.data.seed)
+                for split, n in ((cfg.data.train_split, d["train"]), (cfg.data.val_split, d["val"]))
+            )
             self._meter = LatencyMeter(**meter_settings(self.setup.cfg.latency.to_dict()))
         return self._data
 
@@ -185,8 +227,12 @@ class Objective:
         rec = {"setup": self.key, "arch_id": spec.arch_id, "arch": spec.to_dict()}
         try:
             result = train_proxy(spec, train, val, ProxyBudget(**self.setup.budget), threads=1)
-            rec.update(pck=float(result.pck), curve=[float(v) for v in result.val_curve],
-                       train_s=float(result.wall_s), params=int(result.params))
+            rec.update(
+                pck=float(result.pck),
+                curve=[float(v) for v in result.val_curve],
+                train_s=float(result.wall_s),
+                params=int(result.params),
+            )
             rec["latency_ms"] = float(self._meter.measure(spec.to_dict())["latency_ms"])
         except NonFiniteLossError:
             rec.update(pck=None, curve=[], train_s=time.perf_counter() - start, latency_ms=None)
@@ -207,14 +253,24 @@ def strategy_config(setup: Setup, name: str) -> dict[str, Any]:
     if name != "default":
         return STRATEGIES[name]
     cfg = setup.cfg
-    return {"sampler": {"name": cfg.sampler.name, "options": dict(cfg.sampler.options)},
-            "asha": None if cfg.scheduler is None else {"grace_period": cfg.scheduler.grace_period,
-                                                        "reduction_factor": cfg.scheduler.reduction_factor}}
+    return {
+        "sampler": {"name": cfg.sampler.name, "options": dict(cfg.sampler.options)},
+        "asha": None
+        if cfg.scheduler is None
+        else {
+            "grace_period": cfg.scheduler.grace_period,
+            "reduction_factor": cfg.scheduler.reduction_factor,
+        },
+    }
 
 
 def make_sampler(setup: Setup, strategy: dict, seed: int) -> optuna.samplers.BaseSampler:
-    sampler = dataclasses.replace(setup.cfg.sampler, name=strategy["sampler"]["name"], seed=seed,
-                                  options=strategy["sampler"].get("options", {}))
+    sampler = dataclasses.replace(
+        setup.cfg.sampler,
+        name=strategy["sampler"]["name"],
+        seed=seed,
+        options=strategy["sampler"].get("options", {}),
+    )
     return build_sampler(dataclasses.replace(setup.cfg, sampler=sampler))
 
 
@@ -225,7 +281,9 @@ def make_bracket(strategy: dict, epochs: int):
     from ray.tune.schedulers.async_hyperband import _Bracket
 
     a = strategy["asha"]
-    return _Bracket(min_t=a["grace_period"], max_t=epochs + 1, reduction_factor=a["reduction_factor"], s=0)
+    return _Bracket(
+        min_t=a["grace_period"], max_t=epochs + 1, reduction_factor=a["reduction_factor"], s=0
+    )
 
 
 def stopped_at(bracket, trial_number: int, curve: list[float]) -> int | None:
@@ -249,7 +307,9 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     setup, strategy, seed = job["setup"], job["strategy"], job["seed"]
     space = setup.cfg.space
     objective = Objective(setup)
-    study = optuna.create_study(directions=setup.cfg.directions, sampler=make_sampler(setup, strategy, seed))
+    study = optuna.create_study(
+        directions=setup.cfg.directions, sampler=make_sampler(setup, strategy, seed)
+    )
     study.set_metric_names(setup.cfg.objective_names)
     bracket = make_bracket(strategy, int(setup.budget["epochs"]))
     limit, spent, trials, seen = job["budget"] * setup.unit_s, 0.0, [], set()
@@ -261,8 +321,14 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         rec = objective.evaluate(spec.to_dict())
         repeat = spec.arch_id in seen
         seen.add(spec.arch_id)
-        row = {"number": trial.number, "arch_id": spec.arch_id, "cost": 0, "state": "COMPLETE",
-               "pck": rec["pck"], "latency_ms": rec["latency_ms"]}
+        row = {
+            "number": trial.number,
+            "arch_id": spec.arch_id,
+            "cost": 0,
+            "state": "COMPLETE",
+            "pck": rec["pck"],
+            "latency_ms": rec["latency_ms"],
+        }
         if rec["pck"] is None:  # diverged: its training still cost its seconds
             row.update(state="FAIL", cost=0.0 if repeat else float(rec["train_s"]))
             study.tell(trial, state=TrialState.FAIL)
@@ -274,9 +340,18 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         spent += row["cost"]
         repeats = repeats + 1 if repeat else 0
         trials.append(row)
-    return {"strategy": job["name"], "seed": seed, "config": strategy, "budget": job["budget"], "setup": setup.key,
-            "trials": trials, "spent": spent, "trained_now": objective.trained,
-            "trained_s": objective.trained_s, "wall_s": time.perf_counter() - start}
+    return {
+        "strategy": job["name"],
+        "seed": seed,
+        "config": strategy,
+        "budget": job["budget"],
+        "setup": setup.key,
+        "trials": trials,
+        "spent": spent,
+        "trained_now": objective.trained,
+        "trained_s": objective.trained_s,
+        "wall_s": time.perf_counter() - start,
+    }
 
 
 def _tell(study, trial, names: list[str], rec: dict, stop: int | None, row: dict) -> None:
@@ -304,7 +379,10 @@ def hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
 
 
 def best_under(rows: list[dict], limit: float) -> float:
-    return max((r["pck"] for r in rows if r["state"] == "COMPLETE" and r["latency_ms"] <= limit), default=0.0)
+    return max(
+        (r["pck"] for r in rows if r["state"] == "COMPLETE" and r["latency_ms"] <= limit),
+        default=0.0,
+    )
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:
@@ -322,50 +400,82 @@ def paired_tests(a: list[float], b: list[float]) -> dict[str, float]:
 
     if len(a) < 2 or all(x == y for x, y in zip(a, b)):
         return {"t_p": float("nan"), "wilcoxon_p": float("nan")}
-    return {"t_p": float(stats.ttest_rel(a, b).pvalue),
-            "wilcoxon_p": float(stats.wilcoxon(a, b, alternative="less").pvalue)}
+    return {
+        "t_p": float(stats.ttest_rel(a, b).pvalue),
+        "wilcoxon_p": float(stats.wilcoxon(a, b, alternative="less").pvalue),
+    }
 
 
-def figures(results: list[dict], cache: list[dict], strategies: list[str], seeds: list[int]) -> dict:
+def figures(
+    results: list[dict], cache: list[dict], strategies: list[str], seeds: list[int]
+) -> dict:
     done = [r for r in cache if r.get("pck") is not None]
     ref = np.array([0.0, 1.1 * max(r["latency_ms"] for r in done)])
     best = hypervolume(front_points([dict(r, state="COMPLETE") for r in done]), ref)
-    drawn = sorted({t["latency_ms"] for r in results if r["strategy"] == "random" for t in r["trials"]
-                    if t["latency_ms"] is not None})
+    drawn = sorted(
+        {
+            t["latency_ms"]
+            for r in results
+            if r["strategy"] == "random"
+            for t in r["trials"]
+            if t["latency_ms"] is not None
+        }
+    )
     budgets = {q: float(np.percentile(drawn, q)) for q in (25, 50, 75)} if drawn else {}
     by = {(r["strategy"], r["seed"]): r for r in results}
     table = {}
     for name in strategies:
         runs = [by[(name, s)] for s in seeds]
         hv = [hypervolume(front_points(r["trials"]), ref) for r in runs]
-        table[name] = {"hv": hv, "regret": [best - h for h in hv],
-                       "trials": [len(r["trials"]) for r in runs], "spent": [r["spent"] for r in runs],
-                       "best_under": {q: [best_under(r["trials"], b) for r in runs] for q, b in budgets.items()}}
+        table[name] = {
+            "hv": hv,
+            "regret": [best - h for h in hv],
+            "trials": [len(r["trials"]) for r in runs],
+            "spent": [r["spent"] for r in runs],
+            "best_under": {
+                q: [best_under(r["trials"], b) for r in runs] for q, b in budgets.items()
+            },
+        }
     rnd = table.get("random")
-    for name, row in table.items():
+    for row in table.values():
         if rnd:
             row["hv_ratio"] = statistics.fmean(row["hv"]) / max(statistics.fmean(rnd["hv"]), 1e-12)
-            row["regret_ratio"] = ratio(statistics.fmean(row["regret"]), statistics.fmean(rnd["regret"]))
+            row["regret_ratio"] = ratio(
+                statistics.fmean(row["regret"]), statistics.fmean(rnd["regret"])
+            )
             row["tests"] = paired_tests(row["regret"], rnd["regret"])
-    return {"reference_point": ref.tolist(), "best_known_hv": best, "archs_known": len(done),
-            "latency_budgets": budgets, "table": table}
+    return {
+        "reference_point": ref.tolist(),
+        "best_known_hv": best,
+        "archs_known": len(done),
+        "latency_budgets": budgets,
+        "table": table,
+    }
 
 
 def print_figures(fig: dict, args: argparse.Namespace, budget: float, setup: Setup) -> None:
-    print(f"\nbudget {budget:g} x {setup.unit_s:g} s = {budget * setup.unit_s:.0f} s of proxy training per run; "
-          f"seeds {args.seeds}; reference point pck 0, latency {fig['reference_point'][1]:.2f} ms; best known "
-          f"front: HV {fig['best_known_hv']:.4f} over {fig['archs_known']} archs")
+    print(
+        f"\nbudget {budget:g} x {setup.unit_s:g} s = {budget * setup.unit_s:.0f} s of proxy training per run; "
+        f"seeds {args.seeds}; reference point pck 0, latency {fig['reference_point'][1]:.2f} ms; best known "
+        f"front: HV {fig['best_known_hv']:.4f} over {fig['archs_known']} archs"
+    )
     qs = list(fig["latency_budgets"])
     head = "  ".join(f"best@p{q}({fig['latency_budgets'][q]:.1f}ms)" for q in qs)
-    print(f"{'strategy':10s} {'trials':>6s} {'HV':>14s} {'regret':>15s} {'regret/rnd':>10s} {'HV/rnd':>6s} "
-          f"{'t-test p':>8s} {'wilcoxon p':>10s}  {head}")
+    print(
+        f"{'strategy':10s} {'trials':>6s} {'HV':>14s} {'regret':>15s} {'regret/rnd':>10s} {'HV/rnd':>6s} "
+        f"{'t-test p':>8s} {'wilcoxon p':>10s}  {head}"
+    )
     for name, row in fig["table"].items():
         hv, reg = mean_sd(row["hv"]), mean_sd(row["regret"])
         tests = row.get("tests", {})
-        bests = "  ".join(f"{'%.3f +- %.3f' % mean_sd(row['best_under'][q]):>18s}" for q in qs)
-        print(f"{name:10s} {statistics.fmean(row['trials']):6.1f} {hv[0]:7.4f}+-{hv[1]:.4f} {reg[0]:8.4f}+-{reg[1]:.4f} "
-              f"{row.get('regret_ratio', float('nan')):10.2f} {row.get('hv_ratio', float('nan')):6.3f} "
-              f"{tests.get('t_p', float('nan')):8.3f} {tests.get('wilcoxon_p', float('nan')):10.3f}  {bests}")
+        bests = "  ".join(
+            f"{'{:.3f} +- {:.3f}'.format(*mean_sd(row['best_under'][q])):>18s}" for q in qs
+        )
+        print(
+            f"{name:10s} {statistics.fmean(row['trials']):6.1f} {hv[0]:7.4f}+-{hv[1]:.4f} {reg[0]:8.4f}+-{reg[1]:.4f} "
+            f"{row.get('regret_ratio', float('nan')):10.2f} {row.get('hv_ratio', float('nan')):6.3f} "
+            f"{tests.get('t_p', float('nan')):8.3f} {tests.get('wilcoxon_p', float('nan')):10.3f}  {bests}"
+        )
 
 
 def surrogate_check(setup: Setup, cache: list[dict], folds: int = 5) -> dict[str, float]:
@@ -387,10 +497,13 @@ def surrogate_check(setup: Setup, cache: list[dict], folds: int = 5) -> dict[str
         pred_pck[test] = fit_gp(x[~test], pck[~test], seed=0).predict(x[test])
         pred_lat[test] = fit_log_ridge(x[~test], lat[~test])(x[test])
     flops = x[:, -1]
-    return {"archs": len(done), "gp_pck_tau": float(kendalltau(pred_pck, pck).statistic),
-            "latency_tau": float(kendalltau(pred_lat, lat).statistic),
-            "latency_mape": float(np.mean(np.abs(pred_lat - lat) / lat)),
-            "flops_latency_tau": float(kendalltau(flops, lat).statistic)}
+    return {
+        "archs": len(done),
+        "gp_pck_tau": float(kendalltau(pred_pck, pck).statistic),
+        "latency_tau": float(kendalltau(pred_lat, lat).statistic),
+        "latency_mape": float(np.mean(np.abs(pred_lat - lat) / lat)),
+        "flops_latency_tau": float(kendalltau(flops, lat).statistic),
+    }
 
 
 # -- driver ---------------------------------------------------------------------------------------
@@ -407,8 +520,12 @@ def run_all(jobs: list[dict], workers: int, log: Path) -> list[dict]:
     def finished(res: dict) -> None:
         append_jsonl(log, res)
         done[(res["seed"], digest(res["config"]), res["budget"], res["setup"])] = res
-        print(f"  {res['strategy']:9s} seed {res['seed']}: {len(res['trials'])} trials, {res['trained_now']} "
-              f"trained now ({res['trained_s']:.0f}s), run {res['wall_s']:.0f}s", flush=True)
+        print(
+            f"  {res['strategy']:9s} seed {res['seed']}: {len(res['trials'])} trials, {res['trained_now']} "
+            f"trained now ({res['trained_s']:.0f}s), run {res['wall_s']:.0f}s",
+            flush=True,
+        )
+
     if workers > 1:
         with worker_pool(workers) as pool:
             for res in pool.map(run_one, todo):
@@ -424,7 +541,11 @@ def prefill_references(setup: Setup, workers: int) -> None:
     space = setup.cfg.space
     known = Objective(setup).cache
     sizes = setup.cfg.sampler.options.get("reference_sizes", "smallest")  # the sampler's default
-    archs = [a for a in references_in_space(space, sizes=sizes) if ArchSpec.from_dict(a).arch_id not in known]
+    archs = [
+        a
+        for a in references_in_space(space, sizes=sizes)
+        if ArchSpec.from_dict(a).arch_id not in known
+    ]
     if not archs:
         return
     print(f"prefill: training {len(archs)} reference designs", flush=True)
@@ -442,15 +563,27 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.budget or setup.cfg.trials
     t0 = time.perf_counter()
     known_before = len(Objective(setup).cache)
-    print(f"data {setup.data}, proxy {setup.budget}; strategies {args.strategies}; seeds {args.seeds}; "
-          f"budget {budget:g} x {setup.unit_s:g} s of training per run; cache {args.cache}", flush=True)
+    print(
+        f"data {setup.data}, proxy {setup.budget}; strategies {args.strategies}; seeds {args.seeds}; "
+        f"budget {budget:g} x {setup.unit_s:g} s of training per run; cache {args.cache}",
+        flush=True,
+    )
     if any(strategy_config(setup, n)["sampler"]["name"] == "costaware" for n in args.strategies):
         prefill_references(setup, args.jobs)
     # seed by seed, so that an interrupted benchmark has whole pairs; random first in each: warm and
     # mf replay its draws from the cache
     order = sorted(args.strategies, key=lambda n: n != "random")
-    jobs = [{"name": n, "strategy": strategy_config(setup, n), "seed": s, "budget": budget, "setup": setup}
-            for s in args.seeds for n in order]
+    jobs = [
+        {
+            "name": n,
+            "strategy": strategy_config(setup, n),
+            "seed": s,
+            "budget": budget,
+            "setup": setup,
+        }
+        for s in args.seeds
+        for n in order
+    ]
     results = run_all(jobs, args.jobs, Path(args.log))
     # one record per arch, the one every run saw: two workers may have trained an arch at once
     cache = list(Objective(setup).cache.values())
@@ -460,16 +593,31 @@ def main(argv: list[str] | None = None) -> int:
     fig["surrogate"] = surrogate_check(setup, cache)
     if fig["surrogate"]:
         sc = fig["surrogate"]
-        print(f"costaware models, 5-fold over {sc['archs']} cached archs: GP PCK Kendall tau {sc['gp_pck_tau']:.2f}; "
-              f"latency ridge tau {sc['latency_tau']:.2f}, mean abs error {100 * sc['latency_mape']:.1f} % "
-              f"(FLOPs alone: tau {sc['flops_latency_tau']:.2f})")
+        print(
+            f"costaware models, 5-fold over {sc['archs']} cached archs: GP PCK Kendall tau {sc['gp_pck_tau']:.2f}; "
+            f"latency ridge tau {sc['latency_tau']:.2f}, mean abs error {100 * sc['latency_mape']:.1f} % "
+            f"(FLOPs alone: tau {sc['flops_latency_tau']:.2f})"
+        )
     print(f"total {time.perf_counter() - t0:.0f}s")
     if args.out:
-        Path(args.out).write_text(json.dumps({"command": " ".join(sys.argv), "seeds": args.seeds, "budget": budget,
-                                              "data": setup.data, "proxy": setup.budget,
-                                              "trained_now": trained_now, **fig}, indent=2))
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "command": " ".join(sys.argv),
+                    "seeds": args.seeds,
+                    "budget": budget,
+                    "data": setup.data,
+                    "proxy": setup.budget,
+                    "trained_now": trained_now,
+                    **fig,
+                },
+                indent=2,
+            )
+        )
     if "default" in fig["table"] and "random" in fig["table"]:
-        print(f"regret ratio (default/random) {fig['table']['default']['regret_ratio']:.2f} over {len(args.seeds)} seeds")
+        print(
+            f"regret ratio (default/random) {fig['table']['default']['regret_ratio']:.2f} over {len(args.seeds)} seeds"
+        )
     return 0
 
 

@@ -11,6 +11,7 @@ headline figures come from benchmarks/sampler_quality.py, on real trainings, nev
 `--variant` sets costaware options of the `default` strategy (`key=value`, YAML values), each
 variant a row against random search.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,9 +49,19 @@ class SurrogateObjective(sq.Objective):
         pck = max(float(forest.predict(x)[0] + noise * rng.standard_normal()), 0.0)
         # latency noise of about the ridge fit's own error (13 %, docs/results.md section 6)
         lat = float(latency(x)[0] * np.exp(0.1 * rng.standard_normal()))
-        self.cache.setdefault(spec.arch_id, {
-            "setup": self.key, "arch_id": spec.arch_id, "arch": arch, "pck": pck, "curve": [pck], "latency_ms": lat,
-            "train_s": float(np.clip(seconds(x)[0], *bounds)), "params": int(costs["params"])})
+        self.cache.setdefault(
+            spec.arch_id,
+            {
+                "setup": self.key,
+                "arch_id": spec.arch_id,
+                "arch": arch,
+                "pck": pck,
+                "curve": [pck],
+                "latency_ms": lat,
+                "train_s": float(np.clip(seconds(x)[0], *bounds)),
+                "params": int(costs["params"]),
+            },
+        )
 
 
 def _fit(encoder: Encoder, done: list[dict]):
@@ -62,8 +73,14 @@ def _fit(encoder: Encoder, done: list[dict]):
     forest = RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=0)
     noise = float(np.std(y - cross_val_predict(forest, x, y, cv=5)))
     secs = np.array([r["train_s"] for r in done])
-    return (encoder, forest.fit(x, y), noise, fit_log_ridge(x, np.array([r["latency_ms"] for r in done])),
-            fit_log_ridge(x, secs), (secs.min(), secs.max()))
+    return (
+        encoder,
+        forest.fit(x, y),
+        noise,
+        fit_log_ridge(x, np.array([r["latency_ms"] for r in done])),
+        fit_log_ridge(x, secs),
+        (secs.min(), secs.max()),
+    )
 
 
 def run_one(job: dict) -> dict:
@@ -72,25 +89,38 @@ def run_one(job: dict) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--cache", required=True)
     p.add_argument("--budget", type=float, default=12)
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--variant", action="append", default=[], help="costaware options, 'k=v,k=v' (repeatable)")
+    p.add_argument(
+        "--variant", action="append", default=[], help="costaware options, 'k=v,k=v' (repeatable)"
+    )
     args = p.parse_args()
     setup = sq.make_setup(sq.parse_args(["--budget", str(args.budget), "--cache", args.cache]))
     base = sq.strategy_config(setup, "default")
     strategies = {"random": sq.STRATEGIES["random"]}
     for v in args.variant or [""]:
-        opts = dict(base["sampler"]["options"], **{k: yaml.safe_load(val) for k, val in
-                                                  (kv.split("=", 1) for kv in v.split(",") if kv)})
+        opts = dict(
+            base["sampler"]["options"],
+            **{
+                k: yaml.safe_load(val) for k, val in (kv.split("=", 1) for kv in v.split(",") if kv)
+            },
+        )
         strategies[v or "default"] = {**base, "sampler": {**base["sampler"], "options": opts}}
-    jobs = [{"name": n, "strategy": s, "seed": seed, "budget": args.budget, "setup": setup}
-            for seed in args.seeds for n, s in strategies.items()]
+    jobs = [
+        {"name": n, "strategy": s, "seed": seed, "budget": args.budget, "setup": setup}
+        for seed in args.seeds
+        for n, s in strategies.items()
+    ]
     with worker_pool(args.jobs) as pool:
         results = list(pool.map(run_one, jobs))
-    known = dict(sq.Objective(setup).cache)  # the measured records, one per arch, as the runs saw them
+    known = dict(
+        sq.Objective(setup).cache
+    )  # the measured records, one per arch, as the runs saw them
     for res in results:
         for t in res["trials"]:
             known.setdefault(t["arch_id"], {"pck": t["pck"], "latency_ms": t["latency_ms"]})

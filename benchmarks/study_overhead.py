@@ -19,6 +19,7 @@ Prints both wall times and their ratio (target <= 1.10 for studies of at least a
 start-up is a fixed ~10-20 s that short studies cannot amortise), and how far the bare loop's PCK
 is from the study's (the same seeds, so ~0: a check that both trained the same thing).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,15 @@ sys.path.insert(0, str(REPO))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--study", default="softgate", help="study name in studies/ or a study YAML")
     p.add_argument("--trials", type=int, default=4, help="number of proxies (default 4)")
     p.add_argument("--data", help="override the study's data")
-    p.add_argument("--quick", action="store_true", help="the smoke study (4 tiny trials, synthetic data)")
+    p.add_argument(
+        "--quick", action="store_true", help="the smoke study (4 tiny trials, synthetic data)"
+    )
     p.add_argument("--keep", help="keep the study's run folder here instead of a temporary one")
     p.add_argument("--out", help="write the figures as JSON here")
     args = p.parse_args(argv)
@@ -106,8 +111,14 @@ def bare_loop(cfg, archs: list[dict], data: str) -> tuple[float, list[float]]:
     size, d = cfg.proxy.input_size, cfg.data
     train = load_poses(data, d["train_split"], size, subset=d["train"], seed=d["seed"])
     val = load_poses(data, d["val_split"], size, subset=d["val"], seed=d["seed"])
-    meter = LatencyMeter(device=lat["device"], threads=lat["threads"], warmup=lat["warmup"], runs=lat["runs"],
-                         min_seconds=lat["min_seconds"], cache=lat["cache"])
+    meter = LatencyMeter(
+        device=lat["device"],
+        threads=lat["threads"],
+        warmup=lat["warmup"],
+        runs=lat["runs"],
+        min_seconds=lat["min_seconds"],
+        cache=lat["cache"],
+    )
     pcks = []
     for arch in archs:
         spec = ArchSpec.from_dict(arch)
@@ -133,16 +144,23 @@ def main(argv: list[str] | None = None) -> int:
         file = root / "study.yaml"
         study_file(args.study, file, args.trials)
         cfg = StudyConfig.load(str(file)).with_overrides(data=args.data, out=root / "run")
-        print(f"study {cfg.name}: {args.trials} trials, concurrency 1, {cfg.resources.cpus_per_trial} CPU(s) "
-              f"per trial, data {cfg.data.source}", flush=True)
+        print(
+            f"study {cfg.name}: {args.trials} trials, concurrency 1, {cfg.resources.cpus_per_trial} CPU(s) "
+            f"per trial, data {cfg.data.source}",
+            flush=True,
+        )
         warm_data_cache(cfg)
         study_s = run_study(file, root / "run", args.data)
 
         study = optuna.load_study(study_name=cfg.name, storage=cfg.storage_url)
-        done = sorted(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)), key=lambda t: t.number)
+        done = sorted(
+            study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)), key=lambda t: t.number
+        )
         if len(done) < args.trials:
-            print(f"note: {args.trials - len(done)} trial(s) did not complete; the bare loop trains the "
-                  f"{len(done)} that did, so the ratio overstates the overhead")
+            print(
+                f"note: {args.trials - len(done)} trial(s) did not complete; the bare loop trains the "
+                f"{len(done)} that did, so the ratio overstates the overhead"
+            )
         archs = [t.user_attrs["arch"] for t in done]
         bare_s, pcks = bare_loop(cfg, archs, cfg.data.source)
 
@@ -150,13 +168,26 @@ def main(argv: list[str] | None = None) -> int:
     ratio = study_s / bare_s
     print(f"\nstudy via launch.py  {study_s:8.1f} s   ({len(done)} COMPLETE trials)")
     print(f"bare loop            {bare_s:8.1f} s")
-    print(f"ratio                {ratio:8.3f}   (target <= 1.10 for studies of a few minutes: "
-          f"{'met' if ratio <= 1.10 else 'NOT met'})")
+    print(
+        f"ratio                {ratio:8.3f}   (target <= 1.10 for studies of a few minutes: "
+        f"{'met' if ratio <= 1.10 else 'NOT met'})"
+    )
     print(f"max |PCK study - PCK bare loop| = {diff:.4f}")
     if args.out:
-        Path(args.out).write_text(json.dumps({
-            "command": " ".join(sys.argv), "study": cfg.name, "trials": len(done), "study_s": study_s,
-            "bare_s": bare_s, "ratio": ratio, "max_pck_diff": diff}, indent=2))
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "command": " ".join(sys.argv),
+                    "study": cfg.name,
+                    "trials": len(done),
+                    "study_s": study_s,
+                    "bare_s": bare_s,
+                    "ratio": ratio,
+                    "max_pck_diff": diff,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

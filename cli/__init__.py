@@ -9,6 +9,7 @@ launch.py imports every command to build its parser, so a command module imports
 cli.flags and space.errors at its top; what its body needs (torch, optuna, Ray, pandas) it imports
 inside the functions, so that `launch.py --help` or one command never pays for another's imports.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,12 +19,23 @@ from types import ModuleType
 from cli import dashboard, evaluate, export, finalize, onnx, predict, profile, report, study, train
 from space.errors import ConfigError
 
-DEFAULT = study   # runs when no subcommand is given
+DEFAULT = study  # runs when no subcommand is given
 
 # The subcommands, in the order `launch.py --help` lists them.
-COMMANDS: dict[str, ModuleType] = {module.NAME: module for module in (
-    profile, onnx, train, evaluate, predict, export, report, finalize, dashboard,
-)}
+COMMANDS: dict[str, ModuleType] = {
+    module.NAME: module
+    for module in (
+        profile,
+        onnx,
+        train,
+        evaluate,
+        predict,
+        export,
+        report,
+        finalize,
+        dashboard,
+    )
+}
 
 
 def command_for(args: argparse.Namespace) -> ModuleType:

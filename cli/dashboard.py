@@ -1,5 +1,6 @@
 """`launch.py dashboard --study NAME [--port P] [--host 127.0.0.1] [--artifact-dir DIR]`:
 optuna-dashboard on the study's storage, with the trials' artifacts (search/artifacts.py)."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_study_args(parser, argparse.SUPPRESS)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--artifact-dir",
-                        help="the trials' artifact store (default: the study's "
-                             "dashboard.artifact_dir, else <run folder>/artifacts)")
+    parser.add_argument(
+        "--artifact-dir",
+        help="the trials' artifact store (default: the study's "
+        "dashboard.artifact_dir, else <run folder>/artifacts)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -26,12 +29,13 @@ def main(args: argparse.Namespace) -> int:
     from search.export import locate_study, open_study
 
     given = getattr(args, "artifact_dir", None)
-    check_port(args.host, args.port)   # the flags first: a bad one is named even without a study
+    check_port(args.host, args.port)  # the flags first: a bad one is named even without a study
     if given:
         check_artifact_dir(Path(given))
     loc = locate_study(args.study, storage=args.storage, out=args.out)
-    artifacts = (Path(given) if given
-                 else artifact_dir(open_study(loc.storage, loc.name), loc.run_dir))
+    artifacts = (
+        Path(given) if given else artifact_dir(open_study(loc.storage, loc.name), loc.run_dir)
+    )
     try:
         run_dashboard(loc.storage, loc.name, host=args.host, port=args.port, artifacts=artifacts)
     except KeyboardInterrupt:

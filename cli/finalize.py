@@ -1,6 +1,7 @@
 """`launch.py finalize --study NAME [--top K] [--epochs E] [--input-size S] [--data D] [--seeds N]
 [--references paper,newell|none] [--resume]`: full training of the study's front and the reference
 designs, scored on the test split (search/finalize.py)."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,16 +27,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_study_args(parser, argparse.SUPPRESS)
     parser.add_argument("--top", type=int, help="only the first K exported architectures")
     parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--input-size", type=int,
-                        help="training resolution (default: each arch's)")
+    parser.add_argument("--input-size", type=int, help="training resolution (default: each arch's)")
     parser.add_argument("--data", help="dataset (default: the study's data.source)")
     parser.add_argument("--seeds", type=int, default=1, help="runs per architecture, seeds 0..N-1")
     parser.add_argument("--references", default="paper,newell", help="paper,newell or none")
-    parser.add_argument("--family", default="none",
-                        help="paper,newell or none: also train each design at a ladder of widths "
-                             "and report each found arch's margin over that family's curve")
-    parser.add_argument("--family-widths", default="16,24,32,48,64,96",
-                        help="the family's widths (plus a deeper and a 2-stack member)")
+    parser.add_argument(
+        "--family",
+        default="none",
+        help="paper,newell or none: also train each design at a ladder of widths "
+        "and report each found arch's margin over that family's curve",
+    )
+    parser.add_argument(
+        "--family-widths",
+        default="16,24,32,48,64,96",
+        help="the family's widths (plus a deeper and a 2-stack member)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted finalize")
 
 
@@ -47,8 +53,12 @@ def _config(args: argparse.Namespace) -> StudyConfig:
     file = find_study_file(args.study)
     if file is not None:
         return StudyConfig.load(str(file)).with_overrides(storage=args.storage, out=args.out)
-    raise ConfigError("finalize needs the study's file (studies/NAME.yaml or a path) for its data, "
-                      "resources and latency settings", source="<arg>", field="--study")
+    raise ConfigError(
+        "finalize needs the study's file (studies/NAME.yaml or a path) for its data, "
+        "resources and latency settings",
+        source="<arg>",
+        field="--study",
+    )
 
 
 def _check_data(data: str, size: int | None, sizes: set[int]) -> tuple[str, str]:
@@ -57,12 +67,13 @@ def _check_data(data: str, size: int | None, sizes: set[int]) -> tuple[str, str]
     from trainers.data import load_poses, selection_splits
 
     def load(split: str) -> None:
-        for px in ([size] if size else sorted(sizes)):
+        for px in [size] if size else sorted(sizes):
             try:
                 load_poses(data, split, px)
             except ConfigError as err:
-                raise ConfigError(f"{split} split: {err.message}", source=data,
-                                  field="--data") from None
+                raise ConfigError(
+                    f"{split} split: {err.message}", source=data, field="--data"
+                ) from None
 
     load("test")
     splits = selection_splits(data)
@@ -71,8 +82,9 @@ def _check_data(data: str, size: int | None, sizes: set[int]) -> tuple[str, str]
     return splits
 
 
-def _plan(args: argparse.Namespace, cfg: StudyConfig,
-          loc: StudyLocation) -> tuple[list[fin.Candidate], list[fin.Run], fin.RunJob, Path]:
+def _plan(
+    args: argparse.Namespace, cfg: StudyConfig, loc: StudyLocation
+) -> tuple[list[fin.Candidate], list[fin.Run], fin.RunJob, Path]:
     """(candidates, their runs, the job each run does, the final/ folder), every input checked."""
     from search import finalize as fin
     from trainers.data import absolute_data
@@ -87,8 +99,14 @@ def _plan(args: argparse.Namespace, cfg: StudyConfig,
     final_dir = loc.run_dir / fin.FINAL_DIR
     fin.check_fresh(final_dir, args.resume)
     r = cfg.resources
-    job = fin.RunJob(data, args.epochs, args.input_size, splits, max(1, int(r.cpus_per_trial)),
-                     "cuda" if r.gpus_per_trial else "cpu")
+    job = fin.RunJob(
+        data,
+        args.epochs,
+        args.input_size,
+        splits,
+        max(1, int(r.cpus_per_trial)),
+        "cuda" if r.gpus_per_trial else "cpu",
+    )
     return candidates, fin.plan_runs(candidates, args.seeds, final_dir), job, final_dir
 
 
@@ -119,9 +137,11 @@ def main(args: argparse.Namespace) -> int:
     check_output_dir(loc.run_dir / fin.FINAL_DIR)
     candidates, runs, job, final_dir = _plan(args, cfg, loc)
     done = sum(r.done for r in runs)
-    print(f"finalize {loc.name}: {len(candidates)} architectures x {args.seeds} seed(s) = "
-          f"{len(runs)} runs ({done} finished earlier), {args.epochs} epochs on {job.data}; "
-          f"selection on {job.splits[1]}, score on test (flip)")
+    print(
+        f"finalize {loc.name}: {len(candidates)} architectures x {args.seeds} seed(s) = "
+        f"{len(runs)} runs ({done} finished earlier), {args.epochs} epochs on {job.data}; "
+        f"selection on {job.splits[1]}, score on test (flip)"
+    )
     start = time.time()
     with writing(final_dir, hint="; finished runs stay: free space, then --resume"):
         rows, paths, stored, indexed = _run(args, cfg, loc, candidates, runs, job, final_dir)
@@ -131,15 +151,23 @@ def main(args: argparse.Namespace) -> int:
         print(line)
     for path in paths:
         print(f"  {path}")
-    print(f"storage {mask_url(loc.storage)}: "
-          f"{'final attrs added' if stored else 'not written (no study)'}; "
-          f"export index: {'final columns added' if indexed else 'no export'}")
+    print(
+        f"storage {mask_url(loc.storage)}: "
+        f"{'final attrs added' if stored else 'not written (no study)'}; "
+        f"export index: {'final columns added' if indexed else 'no export'}"
+    )
     return 0
 
 
-def _run(args: argparse.Namespace, cfg: StudyConfig, loc: StudyLocation,
-         candidates: list[fin.Candidate], runs: list[fin.Run], job: fin.RunJob,
-         final_dir: Path) -> tuple[list[dict], list[Path], bool, bool]:
+def _run(
+    args: argparse.Namespace,
+    cfg: StudyConfig,
+    loc: StudyLocation,
+    candidates: list[fin.Candidate],
+    runs: list[fin.Run],
+    job: fin.RunJob,
+    final_dir: Path,
+) -> tuple[list[dict], list[Path], bool, bool]:
     """Train what is not finished, measure, and write: (rows, files, stored, export indexed)."""
     from search import final_report as rep
     from search import finalize as fin
@@ -151,12 +179,14 @@ def _run(args: argparse.Namespace, cfg: StudyConfig, loc: StudyLocation,
         from search.cluster import ray_up
 
         ray_up(args.address, args.verbose)
-    fin.run_tune(runs, job, {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}, cfg.concurrency,
-                 final_dir)
+    fin.run_tune(
+        runs, job, {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}, cfg.concurrency, final_dir
+    )
     profiles = fin.measure(candidates, args.input_size, cfg.latency.to_dict())
     rows = rep.collect_rows(candidates, runs, profiles)
     paths = rep.write_outputs(rows, final_dir, loc.name)
     stored = rep.store_results(loc, rows)
-    indexed = add_index_columns(loc.export_dir,
-                                {row["arch_id"]: rep.final_attrs(row) for row in rows})
+    indexed = add_index_columns(
+        loc.export_dir, {row["arch_id"]: rep.final_attrs(row) for row in rows}
+    )
     return rows, paths, stored, indexed

@@ -1,4 +1,5 @@
 """`launch.py profile`: params, FLOPs and latency of one architecture."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     parser.add_argument("--runs", type=int, default=30, help="timed runs (at least 20)")
-    parser.add_argument("--backend", default="torch",
-                        help="latency backend: torch (eager) or onnxruntime")
+    parser.add_argument(
+        "--backend", default="torch", help="latency backend: torch (eager) or onnxruntime"
+    )
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -75,27 +77,42 @@ def main(args: argparse.Namespace) -> int:
     size = args.input_size or spec.input_size
     model, device = _build(args, spec, size)
     params = count_params(model)
-    with torch.device("meta"):   # FLOPs from shapes alone: no compute, no memory
+    with torch.device("meta"):  # FLOPs from shapes alone: no compute, no memory
         flops = count_flops(build_model(spec), size)
     try:
-        lat = measure_latency(model, size, device=device, threads=args.threads, warmup=WARMUP,
-                              runs=args.runs, backend=args.backend)
-    except ConfigError as err:   # e.g. the onnx extra missing, or no CUDA provider in onnxruntime
-        raise ConfigError(err.message, source="<arg>",
-                          field=f"--{err.field or 'backend'}") from None
+        lat = measure_latency(
+            model,
+            size,
+            device=device,
+            threads=args.threads,
+            warmup=WARMUP,
+            runs=args.runs,
+            backend=args.backend,
+        )
+    except ConfigError as err:  # e.g. the onnx extra missing, or no CUDA provider in onnxruntime
+        raise ConfigError(
+            err.message, source="<arg>", field=f"--{err.field or 'backend'}"
+        ) from None
 
     heads = spec.stacks if spec.intermediate_supervision else 1
     print(f"arch        {args.arch} (id {spec.arch_id})")
-    print(f"input       1x3x{size}x{size} -> {heads} x "
-          f"{spec.joints}x{size // 4}x{size // 4} heatmaps")
+    print(
+        f"input       1x3x{size}x{size} -> {heads} x {spec.joints}x{size // 4}x{size // 4} heatmaps"
+    )
     print(f"params      {params:,} ({params / 1e6:.2f} M)")
-    print(f"FLOPs       {flops:,} ({flops / 1e9:.2f} GFLOPs; 1 multiply-add = 2 FLOPs, "
-          "torch.utils.flop_counter)")
-    print(f"latency     median {lat.median_ms:.2f} ms, IQR {lat.p25_ms:.2f}-{lat.p75_ms:.2f} ms, "
-          f"mean {lat.mean_ms:.2f} +- {lat.std_ms:.2f} ms, CV {lat.cv:.1%}")
-    print(f"measured    {lat.runs} timed runs after {WARMUP} warm-up runs, batch 1, "
-          f"{_how(args.backend)}, device {lat.device}, {args.backend} threads {lat.threads}, "
-          f"torch {torch.__version__}")
+    print(
+        f"FLOPs       {flops:,} ({flops / 1e9:.2f} GFLOPs; 1 multiply-add = 2 FLOPs, "
+        "torch.utils.flop_counter)"
+    )
+    print(
+        f"latency     median {lat.median_ms:.2f} ms, IQR {lat.p25_ms:.2f}-{lat.p75_ms:.2f} ms, "
+        f"mean {lat.mean_ms:.2f} +- {lat.std_ms:.2f} ms, CV {lat.cv:.1%}"
+    )
+    print(
+        f"measured    {lat.runs} timed runs after {WARMUP} warm-up runs, batch 1, "
+        f"{_how(args.backend)}, device {lat.device}, {args.backend} threads {lat.threads}, "
+        f"torch {torch.__version__}"
+    )
     return 0
 
 
@@ -105,6 +122,8 @@ def _how(backend: str) -> str:
     if backend == "onnxruntime":
         import onnxruntime
 
-        return (f"backend onnxruntime {onnxruntime.__version__} (ORT_ENABLE_ALL, sequential, "
-                "1 inter-op thread)")
+        return (
+            f"backend onnxruntime {onnxruntime.__version__} (ORT_ENABLE_ALL, sequential, "
+            "1 inter-op thread)"
+        )
     return f"backend {backend}"

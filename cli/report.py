@@ -1,5 +1,6 @@
 """`launch.py report --study NAME [--out RUN_DIR] [--storage URL]`: CSV, Pareto front, hypervolume,
 ablation."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 NAME = "report"
-HELP = ("trials as CSV, Pareto front plot, hypervolume history, PCK per choice, "
-        "ablation tables")
+HELP = "trials as CSV, Pareto front plot, hypervolume history, PCK per choice, ablation tables"
 NEEDS_STUDY = True
 
 
@@ -37,12 +37,22 @@ def main(args: argparse.Namespace) -> int:
         print(f"  {kind:16s} {path}")
     if "hypervolume" in written:
         history = pd.read_csv(written["hypervolume"])
-        print(f"hypervolume {history['hypervolume'].iloc[-1]:.6g} after {len(history)} complete "
-              f"trials (Pareto front: {history['pareto_size'].iloc[-1]})")
+        print(
+            f"hypervolume {history['hypervolume'].iloc[-1]:.6g} after {len(history)} complete "
+            f"trials (Pareto front: {history['pareto_size'].iloc[-1]})"
+        )
     else:
         print("no COMPLETE trials yet: only trials.csv was written")
-    with pd.option_context("display.width", 200, "display.max_columns", 30,
-                           "display.max_colwidth", 120, "display.float_format", "{:.4g}".format):
+    with pd.option_context(
+        "display.width",
+        200,
+        "display.max_columns",
+        30,
+        "display.max_colwidth",
+        120,
+        "display.float_format",
+        "{:.4g}".format,
+    ):
         _print_tables(written)
     return 0
 
@@ -53,7 +63,7 @@ def _print_tables(written: dict[str, Path]) -> None:
 
     if "ablation_values" in written:
         header = list(pd.read_csv(written["ablation_values"], nrows=0).columns)
-        keys = header[:header.index("seeds")]  # the arch fields: read as written ("1.0", "-")
+        keys = header[: header.index("seeds")]  # the arch fields: read as written ("1.0", "-")
         values = pd.read_csv(written["ablation_values"], dtype={k: str for k in keys})
         print_ablation(values, pd.read_csv(written["claims"]) if "claims" in written else None)
     elif "ablation" in written:
@@ -65,15 +75,19 @@ def _print_tables(written: dict[str, Path]) -> None:
 def print_ablation(values: pd.DataFrame, claims: pd.DataFrame | None) -> None:
     from search.ablation import ALPHA, PARAMS_TOLERANCE
 
-    keys = list(values.columns[:list(values.columns).index("seeds")])
+    keys = list(values.columns[: list(values.columns).index("seeds")])
     print(f"\nablation over {', '.join(keys)} (mean and std over proxy seeds):")
     print(values.to_string(index=False))
     if claims is None:
         print("\nno paper claim can be tested on this study")
         return
-    print(f"\npaper claims (A vs B; Welch t-test on PCK over seeds, alpha {ALPHA}; "
-          f"'equal params' = within {PARAMS_TOLERANCE:.0%}):")
+    print(
+        f"\npaper claims (A vs B; Welch t-test on PCK over seeds, alpha {ALPHA}; "
+        f"'equal params' = within {PARAMS_TOLERANCE:.0%}):"
+    )
     for row in claims.itertuples(index=False):
-        print(f"  {row.verdict.upper():14s} {row.claim}: PCK {row.pck_A:.4f}+-{row.std_A:.4f} "
-              f"(n={row.seeds_A}) vs {row.pck_B:.4f}+-{row.std_B:.4f} (n={row.seeds_B}); "
-              f"{row.rule}")
+        print(
+            f"  {row.verdict.upper():14s} {row.claim}: PCK {row.pck_A:.4f}+-{row.std_A:.4f} "
+            f"(n={row.seeds_A}) vs {row.pck_B:.4f}+-{row.std_B:.4f} (n={row.seeds_B}); "
+            f"{row.rule}"
+        )

@@ -4,6 +4,7 @@ best.pt is never selected on the test split by default: where the dataset's val 
 split (LSPET), on val_carved (the last 10 % of the train images; `trainers.data.selection_splits`,
 as finalize does); `--select-on val` or `carved` chooses. Which split, and why, is said in one line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,13 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
     parser.add_argument("--workers", type=int, default=2, help="data preparation processes")
-    parser.add_argument("--skip-bad", action="store_true",
-                        help="skip missing or corrupt records and report how many")
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip missing or corrupt records and report how many",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--select-on", choices=SELECT_ON, default="auto",
-                        help="split best.pt is selected on: val, carved (val_carved, the last "
-                             "10 %% of train), or auto (default): carved where val is the test "
-                             "split")
+    parser.add_argument(
+        "--select-on",
+        choices=SELECT_ON,
+        default="auto",
+        help="split best.pt is selected on: val, carved (val_carved, the last "
+        "10 %% of train), or auto (default): carved where val is the test "
+        "split",
+    )
 
 
 def check_flags(args: argparse.Namespace) -> None:
@@ -70,16 +78,28 @@ def main(args: argparse.Namespace) -> int:
     train_split, val_split = selection(args.data, args.select_on)
     try:
         with writing(args.out, hint="; complete checkpoints stay: free space, then --resume"):
-            summary = fit(spec, args.data, args.out, epochs=args.epochs,
-                          batch_size=args.batch_size, lr=args.lr, input_size=args.input_size,
-                          resume=args.resume, device=args.device, skip_bad=args.skip_bad,
-                          seed=args.seed, workers=args.workers,
-                          train_split=train_split, val_split=val_split,
-                          announce=lambda line: print(line, flush=True))
+            summary = fit(
+                spec,
+                args.data,
+                args.out,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                input_size=args.input_size,
+                resume=args.resume,
+                device=args.device,
+                skip_bad=args.skip_bad,
+                seed=args.seed,
+                workers=args.workers,
+                train_split=train_split,
+                val_split=val_split,
+                announce=lambda line: print(line, flush=True),
+            )
     except NonFiniteLossError as err:
         print(f"error: training diverged: {err}", file=sys.stderr)
         return 1
     best = summary["best"]
-    print(f"best {val_split} {best['score']:.4f} at epoch {best['epoch']}; "
-          f"checkpoints in {args.out}")
+    print(
+        f"best {val_split} {best['score']:.4f} at epoch {best['epoch']}; checkpoints in {args.out}"
+    )
     return 0

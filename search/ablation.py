@@ -14,13 +14,14 @@ PARAMS_TOLERANCE of each other. Outside it, A still "holds" if it is significant
 fewer parameters, and "does not hold" if it is significantly worse with more (Pareto dominance);
 anything else is inconclusive, because the size difference could explain the PCK difference.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -52,10 +53,17 @@ class Claim:
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("per-channel gate vs identity skip", {"gate": "channel"}, {"gate": "identity"}),
-    Claim("concat-then-conv fusion vs add", {"fusion": "concat_conv3x3", "skip": "identity"},
-          {"fusion": "add", "skip": "identity"}),
-    Claim("hybrid (skip identity, concat fusion) vs plain hourglass (skip block, add) at equal params",
-          {"skip": "identity", "fusion": "concat_conv3x3"}, {"skip": "block", "fusion": "add"}, equal_params=True),
+    Claim(
+        "concat-then-conv fusion vs add",
+        {"fusion": "concat_conv3x3", "skip": "identity"},
+        {"fusion": "add", "skip": "identity"},
+    ),
+    Claim(
+        "hybrid (skip identity, concat fusion) vs plain hourglass (skip block, add) at equal params",
+        {"skip": "identity", "fusion": "concat_conv3x3"},
+        {"skip": "block", "fusion": "add"},
+        equal_params=True,
+    ),
 )
 
 
@@ -63,27 +71,41 @@ CLAIMS: tuple[Claim, ...] = (
 class Verdict:
     verdict: str
     reason: str
-    diff: float = math.nan         # mean PCK of A minus B
+    diff: float = math.nan  # mean PCK of A minus B
     p_value: float = math.nan
     params_ratio: float = math.nan  # mean params of A / B
 
 
-def judge(better: Sequence[float], worse: Sequence[float], *, params_better: float | None = None,
-          params_worse: float | None = None, equal_params: bool = False, alpha: float = ALPHA,
-          tolerance: float = PARAMS_TOLERANCE) -> Verdict:
+def judge(
+    better: Sequence[float],
+    worse: Sequence[float],
+    *,
+    params_better: float | None = None,
+    params_worse: float | None = None,
+    equal_params: bool = False,
+    alpha: float = ALPHA,
+    tolerance: float = PARAMS_TOLERANCE,
+) -> Verdict:
     """Apply the module's rule to the PCKs of A's seeds (`better`) and B's (`worse`)."""
     a, b = np.asarray(better, float), np.asarray(worse, float)
     ratio = (params_better / params_worse) if params_better and params_worse else math.nan
     if len(a) < 2 or len(b) < 2:
-        return Verdict(INCONCLUSIVE, f"needs >= 2 seeds per side (have {len(a)} and {len(b)})",
-                       params_ratio=ratio)
+        return Verdict(
+            INCONCLUSIVE,
+            f"needs >= 2 seeds per side (have {len(a)} and {len(b)})",
+            params_ratio=ratio,
+        )
     diff = float(a.mean() - b.mean())
-    if a.std() == 0 and b.std() == 0:  # no spread: the t statistic is undefined, the sign is certain
+    if (
+        a.std() == 0 and b.std() == 0
+    ):  # no spread: the t statistic is undefined, the sign is certain
         p = 0.0 if diff != 0 else 1.0
     else:
         p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
     significant = p < alpha
-    plain = HOLDS if significant and diff > 0 else FAILS if significant and diff < 0 else INCONCLUSIVE
+    plain = (
+        HOLDS if significant and diff > 0 else FAILS if significant and diff < 0 else INCONCLUSIVE
+    )
     why = f"Welch t-test p={p:.3g} {'<' if significant else '>='} {alpha}, difference {diff:+.4f}"
     if not equal_params or math.isnan(ratio) or abs(ratio - 1) <= tolerance:
         if equal_params and not math.isnan(ratio):
@@ -117,9 +139,13 @@ def _label(value: object) -> str:
 def trained_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """COMPLETE trials that were trained (not skipped by a size limit, not a reuse of an earlier
     trial's result: `reused_from`) and carry an arch; each training counted once."""
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if "arch" in t.user_attrs and "skipped" not in t.user_attrs
-            and "reused_from" not in t.user_attrs]
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if "arch" in t.user_attrs
+        and "skipped" not in t.user_attrs
+        and "reused_from" not in t.user_attrs
+    ]
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
@@ -129,8 +155,15 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     for t in trained_trials(study):
         arch = {k: _cell(v) for k, v in t.user_attrs["arch"].items()}
         seed = t.params.get("proxy_seed", (t.user_attrs.get("budget") or {}).get("seed"))
-        rows.append({**arch, "arch_id": t.user_attrs.get("arch_id"), "seed": seed, "trial": t.number,
-                     **{m: _value(t, m, names) for m in measure_names()}})
+        rows.append(
+            {
+                **arch,
+                "arch_id": t.user_attrs.get("arch_id"),
+                "seed": seed,
+                "trial": t.number,
+                **{m: _value(t, m, names) for m in measure_names()},
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -147,7 +180,9 @@ def per_value_table(study: optuna.Study) -> pd.DataFrame:
         return pd.DataFrame()
     df[keys] = df[keys].map(_label)  # None, lists and numbers group (and print) alike
     grouped = df.groupby(keys, sort=True)
-    metrics = [m for m in measure_names() if df[m].notna().any()]  # a measure this study did not record: no column
+    metrics = [
+        m for m in measure_names() if df[m].notna().any()
+    ]  # a measure this study did not record: no column
     table = grouped[metrics].agg(["mean", "std"])
     table.columns = [f"{m}_{stat}" for m, stat in table.columns]
     table.insert(0, "seeds", grouped.size())
@@ -185,16 +220,25 @@ def claim_pairs(df: pd.DataFrame, claim: Claim) -> list[tuple[pd.DataFrame, pd.D
         return []
     free = {*claim.better, *claim.worse, *(SIZE_FIELDS if claim.equal_params else ())}
     fields = [f for f in _arch_fields(df) if f not in free]
-    pairs = [(ga, gb) for _, ga in a.groupby("arch_id", sort=False) for _, gb in b.groupby("arch_id", sort=False)
-             if _comparable(ga.iloc[0], gb.iloc[0], fields)]
+    pairs = [
+        (ga, gb)
+        for _, ga in a.groupby("arch_id", sort=False)
+        for _, gb in b.groupby("arch_id", sort=False)
+        if _comparable(ga.iloc[0], gb.iloc[0], fields)
+    ]
     if claim.equal_params and pairs:
-        pairs = [min(pairs, key=lambda p: abs(math.log(p[0]["params"].mean() / p[1]["params"].mean())))]
+        pairs = [
+            min(pairs, key=lambda p: abs(math.log(p[0]["params"].mean() / p[1]["params"].mean())))
+        ]
     context = [f for f in fields if len({_label(ga.iloc[0][f]) for ga, _ in pairs}) > 1]
     out = []
     for ga, gb in pairs:
         where = [f"{f}={_label(ga.iloc[0][f])}" for f in context]
-        where += [f"{f} {_label(ga.iloc[0][f])} vs {_label(gb.iloc[0][f])}" for f in SIZE_FIELDS
-                  if f in ga.columns and _label(ga.iloc[0][f]) != _label(gb.iloc[0][f])]
+        where += [
+            f"{f} {_label(ga.iloc[0][f])} vs {_label(gb.iloc[0][f])}"
+            for f in SIZE_FIELDS
+            if f in ga.columns and _label(ga.iloc[0][f]) != _label(gb.iloc[0][f])
+        ]
         out.append((ga, gb, ", ".join(where)))
     return out
 
@@ -207,13 +251,31 @@ def check_claims(study: optuna.Study, claims: Sequence[Claim] = CLAIMS) -> pd.Da
         if not len(df):
             break
         for a, b, context in claim_pairs(df, claim):
-            v = judge(a["pck"].tolist(), b["pck"].tolist(), params_better=a["params"].mean(),
-                      params_worse=b["params"].mean(), equal_params=claim.equal_params)
-            rows.append({"claim": claim.name + (f" [{context}]" if context else ""), "verdict": v.verdict,
-                         "pck_A": a["pck"].mean(), "std_A": a["pck"].std(), "seeds_A": len(a),
-                         "pck_B": b["pck"].mean(), "std_B": b["pck"].std(), "seeds_B": len(b),
-                         "diff": v.diff, "p_value": v.p_value, "params_A/B": v.params_ratio,
-                         "arch_A": a["arch_id"].iloc[0], "arch_B": b["arch_id"].iloc[0], "rule": v.reason})
+            v = judge(
+                a["pck"].tolist(),
+                b["pck"].tolist(),
+                params_better=a["params"].mean(),
+                params_worse=b["params"].mean(),
+                equal_params=claim.equal_params,
+            )
+            rows.append(
+                {
+                    "claim": claim.name + (f" [{context}]" if context else ""),
+                    "verdict": v.verdict,
+                    "pck_A": a["pck"].mean(),
+                    "std_A": a["pck"].std(),
+                    "seeds_A": len(a),
+                    "pck_B": b["pck"].mean(),
+                    "std_B": b["pck"].std(),
+                    "seeds_B": len(b),
+                    "diff": v.diff,
+                    "p_value": v.p_value,
+                    "params_A/B": v.params_ratio,
+                    "arch_A": a["arch_id"].iloc[0],
+                    "arch_B": b["arch_id"].iloc[0],
+                    "rule": v.reason,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -222,7 +284,9 @@ def write_ablation(study: optuna.Study, out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     written: dict[str, Path] = {}
     sampler = (study.user_attrs.get("config") or {}).get("sampler", {}).get("name", "grid")
-    if sampler != "grid":  # a search, not an ablation: one row per sampled arch says no more than trials.csv
+    if (
+        sampler != "grid"
+    ):  # a search, not an ablation: one row per sampled arch says no more than trials.csv
         return written
     table = per_value_table(study)
     if len(table):

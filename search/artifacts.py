@@ -8,6 +8,7 @@ arch YAML and that PNG (`optuna.artifacts.upload_artifact`) into the study's art
 it tells the trial (optuna refuses artifacts on a finished trial). Nothing here fails a trial: a
 write that goes wrong is logged and the study goes on.
 """
+
 from __future__ import annotations
 
 import base64
@@ -59,6 +60,7 @@ def _cell(image: Any, joints: Any, box: Any, height: int) -> tuple[Any, Any, Any
 
     def moved(v: Any) -> Any:
         return (v + 0.5) * scale - 0.5
+
     return cell, moved(joints), None if box is None else [moved(v) for v in box]
 
 
@@ -83,7 +85,7 @@ def _preview_cell(poses: Any, k: int, original: Any, joints: Any, conf: Any, ske
         except OSError as err:  # unreadable here: the crop instead
             log.warning("preview: %s not drawn on (%s); drawing the crop", original, err)
     crop = Image.fromarray(poses.images[k]).resize((CELL_PX, CELL_PX), Image.Resampling.NEAREST)
-    xy = (original_to_crop(joints[None], poses.affine[k:k + 1])[0] + 0.5) * CELL_PX / size - 0.5
+    xy = (original_to_crop(joints[None], poses.affine[k : k + 1])[0] + 0.5) * CELL_PX / size - 0.5
     return draw_prediction(crop, xy, conf, skel, legend=k == 0)
 
 
@@ -101,8 +103,10 @@ def preview_png(model: Any, val_set: Any, n: int = PREVIEW_IMAGES) -> bytes:
     joints, confidences = predict(model, poses, device=next(model.parameters()).device)
     skel = _skeleton(poses, joints.shape[1])
     originals = original_images(poses)
-    cells = [_preview_cell(poses, k, path, joints[k], confidences[k], skel)
-             for k, path in enumerate(originals)]
+    cells = [
+        _preview_cell(poses, k, path, joints[k], confidences[k], skel)
+        for k, path in enumerate(originals)
+    ]
     sheet = Image.new("RGB", (sum(c.width for c in cells), CELL_PX), "white")
     x = 0
     for cell in cells:
@@ -146,8 +150,11 @@ def _cost_line(attrs: dict) -> str:
     if "flops" in attrs:
         parts.append(f"FLOPs {attrs['flops'] / 1e6:.2f} M")
     if "latency_ms" in attrs:
-        spread = (f" (IQR {attrs['latency_p25_ms']:.3g}-{attrs['latency_p75_ms']:.3g} ms)"
-                  if "latency_p25_ms" in attrs and "latency_p75_ms" in attrs else "")
+        spread = (
+            f" (IQR {attrs['latency_p25_ms']:.3g}-{attrs['latency_p75_ms']:.3g} ms)"
+            if "latency_p25_ms" in attrs and "latency_p75_ms" in attrs
+            else ""
+        )
         parts.append(f"latency {attrs['latency_ms']:.3g} ms{spread}")
     return "**cost** " + ", ".join(parts) if parts else "**cost** not measured"
 
@@ -156,19 +163,24 @@ def _curve_table(attrs: dict) -> list[str]:
     pck, loss = attrs.get("pck_curve") or [], attrs.get("loss_curve") or []
     if not pck:
         return ["no epoch trained"]
-    rows = [f"| {i + 1} | {p:.4f} | {loss[i]:.5f} |" if i < len(loss) else f"| {i + 1} | {p:.4f} | |"
-            for i, p in enumerate(pck)]
+    rows = [
+        f"| {i + 1} | {p:.4f} | {loss[i]:.5f} |" if i < len(loss) else f"| {i + 1} | {p:.4f} | |"
+        for i, p in enumerate(pck)
+    ]
     return ["| epoch | val PCK | train loss |", "|---|---|---|", *rows]
 
 
-def reuse_lines(attrs: dict, links: dict[str, str] | None = None,
-                page: str | None = None) -> list[str]:
+def reuse_lines(
+    attrs: dict, links: dict[str, str] | None = None, page: str | None = None
+) -> list[str]:
     """The note's paragraph for a trial that took an earlier trial's result (user attr
     `reused_from`): which trial trained the arch, and that trial's artifacts (`links`: file name
     -> dashboard URL) and page."""
     n, arch = attrs["reused_from"], attrs.get("arch_id", "?")
-    text = (f"**reuse of trial {n}**: arch `{arch}` was trained in trial {n}; this trial took its "
-            f"result and was not trained again, so the costs and curve below are trial {n}'s.")
+    text = (
+        f"**reuse of trial {n}**: arch `{arch}` was trained in trial {n}; this trial took its "
+        f"result and was not trained again, so the costs and curve below are trial {n}'s."
+    )
     if links:
         text += " Its artifacts: " + ", ".join(f"[{name}]({url})" for name, url in links.items())
     else:
@@ -177,8 +189,14 @@ def reuse_lines(attrs: dict, links: dict[str, str] | None = None,
     return [text, ""]
 
 
-def trial_note(number: int, attrs: dict, outcome: str, objectives: dict[str, float] | None = None,
-               links: dict[str, str] | None = None, page: str | None = None) -> str:
+def trial_note(
+    number: int,
+    attrs: dict,
+    outcome: str,
+    objectives: dict[str, float] | None = None,
+    links: dict[str, str] | None = None,
+    page: str | None = None,
+) -> str:
     """The trial's note in markdown: outcome, arch table, costs, per-epoch PCK and loss, objectives;
     for a reuse of an earlier trial's result (`reused_from`), which trial and its artifacts
     (`reuse_lines`)."""
@@ -190,12 +208,23 @@ def trial_note(number: int, attrs: dict, outcome: str, objectives: dict[str, flo
     if reused:
         lines += reuse_lines(attrs, links, page)
     if objectives:
-        lines += ["**objectives** " + ", ".join(f"{k} = {_fmt(float(v))}" for k, v in objectives.items()), ""]
-    lines += [f"**arch** `{attrs.get('arch_id', '?')}`", "", *_arch_table(attrs.get("arch") or {}), ""]
+        lines += [
+            "**objectives** " + ", ".join(f"{k} = {_fmt(float(v))}" for k, v in objectives.items()),
+            "",
+        ]
+    lines += [
+        f"**arch** `{attrs.get('arch_id', '?')}`",
+        "",
+        *_arch_table(attrs.get("arch") or {}),
+        "",
+    ]
     lines += [_cost_line(attrs), "", "**proxy training**", "", *_curve_table(attrs)]
     if "images_per_s" in attrs:
-        lines += ["", f"{_fmt(attrs.get('epochs'))} epoch(s), {attrs['images_per_s']:.0f} images/s, "
-                      f"trial wall time {attrs.get('wall_s', 0):.1f} s"]
+        lines += [
+            "",
+            f"{_fmt(attrs.get('epochs'))} epoch(s), {attrs['images_per_s']:.0f} images/s, "
+            f"trial wall time {attrs.get('wall_s', 0):.1f} s",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -241,8 +270,13 @@ class TrialExtras:
         """From a `search.config.StudyConfig` (its `dashboard` section and `artifact_dir`)."""
         return cls(cfg.dashboard.notes, cfg.dashboard.artifacts, cfg.artifact_dir)
 
-    def record(self, trial: Any, outcome: str, objectives: dict[str, float] | None = None,
-               preview: bytes | None = None) -> None:
+    def record(
+        self,
+        trial: Any,
+        outcome: str,
+        objectives: dict[str, float] | None = None,
+        preview: bytes | None = None,
+    ) -> None:
         """Note and artifacts of `trial` (an optuna.Trial, not yet told) from its stored user attrs.
         A trial that reused an earlier trial's result (user attr `reused_from`, set before this
         call) gets a note naming that trial and linking its artifacts, and uploads none."""
@@ -267,11 +301,20 @@ class TrialExtras:
         with tempfile.TemporaryDirectory(prefix="softgate-artifacts-") as tmp:
             files: list[tuple[Path, str]] = []
             if attrs.get("arch"):  # loads again with `--arch FILE`
-                files.append((Path(tmp) / f"arch-{attrs.get('arch_id', trial.number)}.yaml", "application/yaml"))
+                files.append(
+                    (
+                        Path(tmp) / f"arch-{attrs.get('arch_id', trial.number)}.yaml",
+                        "application/yaml",
+                    )
+                )
                 files[-1][0].write_text(yaml.safe_dump(attrs["arch"], sort_keys=False))
             if preview:
                 files.append((Path(tmp) / PREVIEW_FILE, "image/png"))
                 files[-1][0].write_bytes(preview)
             for path, mimetype in files:
-                upload_artifact(artifact_store=self.store, file_path=str(path), study_or_trial=trial,
-                                mimetype=mimetype)
+                upload_artifact(
+                    artifact_store=self.store,
+                    file_path=str(path),
+                    study_or_trial=trial,
+                    mimetype=mimetype,
+                )

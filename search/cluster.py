@@ -1,5 +1,6 @@
 """Ray for a study: join the cluster `--address` names, or start a private local Ray that goes
 when the study goes (`search.watchdog`)."""
+
 from __future__ import annotations
 
 import logging
@@ -24,17 +25,27 @@ def check_address(address: str) -> None:
         return  # Ray looks the cluster up itself
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise ConfigError(f"must be HOST:PORT of a Ray head (got {address!r})", source="<arg>", field="--address")
+        raise ConfigError(
+            f"must be HOST:PORT of a Ray head (got {address!r})", source="<arg>", field="--address"
+        )
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as err:
-        raise ConfigError(f"nothing answers at {address} within {CONNECT_TIMEOUT_S:g} s ({one_line(err)}); "
-                          "is the Ray head running (ray start --head)?", source="<arg>", field="--address") from None
+        raise ConfigError(
+            f"nothing answers at {address} within {CONNECT_TIMEOUT_S:g} s ({one_line(err)}); "
+            "is the Ray head running (ray start --head)?",
+            source="<arg>",
+            field="--address",
+        ) from None
 
 
 def ray_environment(address: str | None, verbose: bool) -> None:
     """Environment for Ray, read when ray is first imported: call before `import ray`."""
-    if address and "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
+    if (
+        address
+        and "RAY_AUTH_MODE" not in os.environ
+        and (Path.home() / ".ray" / "auth_token").is_file()
+    ):
         # `ray start` clusters use token auth by default; ray.init(address=...) does not pick up
         # the token by itself (Ray 2.60) unless told to
         os.environ["RAY_AUTH_MODE"] = "token"
@@ -68,26 +79,49 @@ def ray_init(address: str | None, verbose: bool) -> None:
 
     if ray.is_initialized():
         return
-    common = dict(log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR,
-                  configure_logging=True)
+    common = dict(
+        log_to_driver=verbose,
+        logging_level=logging.INFO if verbose else logging.ERROR,
+        configure_logging=True,
+    )
     if address:
         # workers on other nodes get the code through the runtime env, the data through the object store
-        env = {"working_dir": str(REPO), "excludes": ["runs/", ".git/", ".venv/", "*.db", "benchmarks/"]}
+        env = {
+            "working_dir": str(REPO),
+            "excludes": ["runs/", ".git/", ".venv/", "*.db", "benchmarks/"],
+        }
         try:
             ray.init(address=address, runtime_env=env, **common)
         except ConnectionError as err:
-            raise ConfigError(f"cannot join the Ray cluster ({one_line(err)})", source="<arg>",
-                              field="--address") from None
+            raise ConfigError(
+                f"cannot join the Ray cluster ({one_line(err)})", source="<arg>", field="--address"
+            ) from None
     else:
-        env = {"env_vars": {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}}
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, runtime_env=env,
-                 _node_ip_address="127.0.0.1", **common)
+        env = {
+            "env_vars": {
+                "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+            }
+        }
+        ray.init(
+            address="local",
+            num_cpus=os.cpu_count(),
+            include_dashboard=False,
+            runtime_env=env,
+            _node_ip_address="127.0.0.1",
+            **common,
+        )
         start_watchdog()
 
 
 def start_watchdog() -> subprocess.Popen:
     """`search.watchdog` for this process: it outlives a kill -9 of this process or of its process
     group (its own session), and then ends the local Ray's processes."""
-    return subprocess.Popen([sys.executable, "-m", "search.watchdog", str(os.getpid())], cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "search.watchdog", str(os.getpid())],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )

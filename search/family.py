@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from space.references import SHAPE_KEYS, project_reference
 from space.spec import ArchSpec
@@ -117,7 +118,9 @@ def family_margins(rows: Sequence[Mapping[str, Any]], family: str) -> list[Margi
         if r["source"] in ("found", "found+reference"):
             m = margin(curve, r["latency_ms"], r["test_mean"])
             spread = None if r.get("test_std") is None else 100 * r["test_std"]
-            out.append(Margin(r["arch_id"], r["latency_ms"], None if m is None else 100 * m, spread))
+            out.append(
+                Margin(r["arch_id"], r["latency_ms"], None if m is None else 100 * m, spread)
+            )
     return out
 
 
@@ -130,5 +133,7 @@ def summary_line(family: str, margins: Sequence[Margin], seeds: int) -> str:
     if not inside:
         return f"margin over the {family} family: no found arch inside its latency range{tail}"
     med = statistics.median(inside)
-    return (f"margin over the {family} family: median {med:+.2f}, best {max(inside):+.2f} PCK over "
-            f"{len(inside)} found archs, {seeds} seeds{tail}")
+    return (
+        f"margin over the {family} family: median {med:+.2f}, best {max(inside):+.2f} PCK over "
+        f"{len(inside)} found archs, {seeds} seeds{tail}"
+    )

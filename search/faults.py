@@ -5,6 +5,7 @@ first) a process of the study passes `fault_point(POINT)`: the launcher itself, 
 its behalf (`SOFTGATE_FAULT_PID`, set by the launcher, names it). `SOFTGATE_FAULT_GROUP=1` kills the
 launcher's whole process group instead. The points are named where they are called.
 """
+
 from __future__ import annotations
 
 import os

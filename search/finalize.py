@@ -9,24 +9,26 @@ search/final_report.py `collect_rows` -> `write_outputs`, `store_results`, `domi
 Checkpoints are chosen on a validation split, never on the test split: `trainers.data.selection_splits`
 gives train's carved part where a dataset's val split is its test split (LSPET).
 """
+
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
-
-from search.family import LADDER_WIDTHS
 from search.export import INDEX_NAME, StudyLocation, export_files, open_study, pareto_trials
+from search.family import LADDER_WIDTHS
 from space.errors import ConfigError
 from space.files import read_yaml_file
 from space.references import REFERENCES, project_reference
 from trainers.io import save_json
 
 FINAL_DIR = "final"
-RECORD = "final.json"  # a finished run: written last, atomically; its presence means "never retrain"
+RECORD = (
+    "final.json"  # a finished run: written last, atomically; its presence means "never retrain"
+)
 MAX_EPOCHS = 10000
 
 
@@ -36,10 +38,10 @@ class Candidate:
 
     arch: dict
     arch_id: str
-    source: str                 # found | reference | found+reference | family
-    reference: str = ""         # the reference's name, where it is one
-    family: str = ""            # the hand-design family it is a member of (search/family.py)
-    trial: int | None = None    # the study's trial, where found
+    source: str  # found | reference | found+reference | family
+    reference: str = ""  # the reference's name, where it is one
+    family: str = ""  # the hand-design family it is a member of (search/family.py)
+    trial: int | None = None  # the study's trial, where found
     proxy_pck: float | None = None
 
 
@@ -65,8 +67,12 @@ def parse_references(text: str, flag: str = "--references") -> list[str]:
         return []
     unknown = [n for n in names if n not in REFERENCES]
     if unknown or not names:
-        raise ConfigError(f"unknown reference {(unknown or [text])[0]!r} (choose from {', '.join(REFERENCES)}, "
-                          "or none)", source="<arg>", field=flag)
+        raise ConfigError(
+            f"unknown reference {(unknown or [text])[0]!r} (choose from {', '.join(REFERENCES)}, "
+            "or none)",
+            source="<arg>",
+            field=flag,
+        )
     return list(dict.fromkeys(names))
 
 
@@ -77,14 +83,19 @@ def parse_widths(text: str) -> list[int]:
     except ValueError:
         widths = []
     if not widths or min(widths) < 1:
-        raise ConfigError(f"expected positive integers separated by commas, got {text!r}",
-                          source="<arg>", field="--family-widths")
+        raise ConfigError(
+            f"expected positive integers separated by commas, got {text!r}",
+            source="<arg>",
+            field="--family-widths",
+        )
     return widths
 
 
 def check_counts(epochs: int, seeds: int, top: int | None) -> None:
     if not 1 <= epochs <= MAX_EPOCHS:
-        raise ConfigError(f"must be 1..{MAX_EPOCHS}, got {epochs}", source="<arg>", field="--epochs")
+        raise ConfigError(
+            f"must be 1..{MAX_EPOCHS}, got {epochs}", source="<arg>", field="--epochs"
+        )
     if seeds < 1:
         raise ConfigError(f"must be at least 1, got {seeds}", source="<arg>", field="--seeds")
     if top is not None and top < 1:
@@ -107,10 +118,12 @@ def _from_export(export_dir: Path) -> list[Candidate]:
             trial, pck = int(row["trial"]), metrics.get("pck")
             proxy_pck = None if pck is None else float(pck)
         except (TypeError, ValueError) as err:
-            raise ConfigError(f"row {k + 1}: {err}", source=str(export_dir / INDEX_NAME),
-                              field=row["file"]) from None
-        found.append(Candidate(record["arch"], row["arch_id"], "found", trial=trial,
-                               proxy_pck=proxy_pck))
+            raise ConfigError(
+                f"row {k + 1}: {err}", source=str(export_dir / INDEX_NAME), field=row["file"]
+            ) from None
+        found.append(
+            Candidate(record["arch"], row["arch_id"], "found", trial=trial, proxy_pck=proxy_pck)
+        )
     return found
 
 
@@ -121,10 +134,19 @@ def _from_storage(loc: StudyLocation) -> list[Candidate]:
         arch_id = t.user_attrs.get("arch_id")
         if "arch" in t.user_attrs and arch_id not in seen:
             seen.add(arch_id)
-            found.append(Candidate(t.user_attrs["arch"], arch_id, "found", trial=t.number,
-                                   proxy_pck=t.user_attrs.get("pck")))
+            found.append(
+                Candidate(
+                    t.user_attrs["arch"],
+                    arch_id,
+                    "found",
+                    trial=t.number,
+                    proxy_pck=t.user_attrs.get("pck"),
+                )
+            )
     if not found:
-        raise ConfigError("no Pareto-optimal trial with an architecture", source=loc.source, field=loc.name)
+        raise ConfigError(
+            "no Pareto-optimal trial with an architecture", source=loc.source, field=loc.name
+        )
     return found
 
 
@@ -136,8 +158,11 @@ def found_candidates(loc: StudyLocation, top: int | None) -> list[Candidate]:
         try:
             found = _from_storage(loc)
         except ConfigError as err:
-            raise ConfigError(f"no export in {loc.export_dir} and no study to read ({err.message})",
-                              source=loc.source, field="study") from None
+            raise ConfigError(
+                f"no export in {loc.export_dir} and no study to read ({err.message})",
+                source=loc.source,
+                field="study",
+            ) from None
     return found[:top] if top else found
 
 
@@ -159,16 +184,19 @@ def with_references(found: list[Candidate], references: list[str]) -> list[Candi
     return list(by_id.values())
 
 
-def with_families(candidates: list[Candidate], families: list[str],
-                  widths: Sequence[int] = LADDER_WIDTHS) -> list[Candidate]:
+def with_families(
+    candidates: list[Candidate], families: list[str], widths: Sequence[int] = LADDER_WIDTHS
+) -> list[Candidate]:
     """`candidates` plus each family's ladder (search/family.py) at the found archs' smallest stacks
     and depth; a member that is already a candidate is marked as one, not trained twice."""
     from search.family import family_ladder
     from space.spec import ArchSpec
 
     found = [c.arch for c in candidates if c.source != "reference"] or [candidates[0].arch]
-    base = dict(found[0]) | {"stacks": min(a["stacks"] for a in found),
-                             "depth": min(a["depth"] for a in found)}
+    base = dict(found[0]) | {
+        "stacks": min(a["stacks"] for a in found),
+        "depth": min(a["depth"] for a in found),
+    }
     by_id = {c.arch_id: c for c in candidates}
     for name in families:
         for arch in family_ladder(name, base, widths):
@@ -192,8 +220,11 @@ def plan_runs(candidates: list[Candidate], seeds: int, final_dir: Path) -> list[
 def check_fresh(final_dir: Path, resume: bool) -> None:
     """An earlier finalize's runs are continued only with --resume, never trained over."""
     if not resume and final_dir.is_dir() and any(final_dir.iterdir()):
-        raise ConfigError("holds an earlier finalize; pass --resume to continue it, or --out for a new one",
-                          source=str(final_dir), field="--resume")
+        raise ConfigError(
+            "holds an earlier finalize; pass --resume to continue it, or --out for a new one",
+            source=str(final_dir),
+            field="--resume",
+        )
 
 
 # -- one run, in a Ray worker ---------------------------------------------------------------------------
@@ -220,19 +251,53 @@ def train_run(config: dict, *, job: RunJob) -> None:
     torch.set_num_threads(job.cpus)
     run = config["run"]
     folder, spec, seed = Path(run["folder"]), ArchSpec.from_dict(run["arch"]), int(run["seed"])
-    summary = fit(spec, job.data, folder, epochs=job.epochs, input_size=job.input_size, seed=seed,
-                  resume=(folder / LAST).exists(), progress=False, device=job.device,
-                  train_split=job.splits[0], val_split=job.splits[1], workers=1)
-    test = evaluate_weights(spec, folder / BEST, job.data, "test", input_size=job.input_size, flip=True,
-                            device=job.device)
+    summary = fit(
+        spec,
+        job.data,
+        folder,
+        epochs=job.epochs,
+        input_size=job.input_size,
+        seed=seed,
+        resume=(folder / LAST).exists(),
+        progress=False,
+        device=job.device,
+        train_split=job.splits[0],
+        val_split=job.splits[1],
+        workers=1,
+    )
+    test = evaluate_weights(
+        spec,
+        folder / BEST,
+        job.data,
+        "test",
+        input_size=job.input_size,
+        flip=True,
+        device=job.device,
+    )
     main = test["metrics"]["main"]
-    save_json({"arch_id": spec.arch_id, "seed": seed, "epochs": job.epochs, "input_size": summary["input_size"],
-               "metric": test["metric"], "metric_name": main["name"], "train_split": job.splits[0],
-               "val_split": job.splits[1], "val": summary["best"]["score"], "best_epoch": summary["best"]["epoch"],
-               "test_split": "test", "test": main["mean"], "test_samples": test["samples"]}, folder / RECORD)
+    save_json(
+        {
+            "arch_id": spec.arch_id,
+            "seed": seed,
+            "epochs": job.epochs,
+            "input_size": summary["input_size"],
+            "metric": test["metric"],
+            "metric_name": main["name"],
+            "train_split": job.splits[0],
+            "val_split": job.splits[1],
+            "val": summary["best"]["score"],
+            "best_epoch": summary["best"]["epoch"],
+            "test_split": "test",
+            "test": main["mean"],
+            "test_samples": test["samples"],
+        },
+        folder / RECORD,
+    )
 
 
-def run_tune(runs: list[Run], job: RunJob, resources: dict, concurrency: int, out_dir: Path) -> None:
+def run_tune(
+    runs: list[Run], job: RunJob, resources: dict, concurrency: int, out_dir: Path
+) -> None:
     """The unfinished runs as Ray Tune trials, `concurrency` at a time (Ray must be up)."""
     import time
 
@@ -241,13 +306,21 @@ def run_tune(runs: list[Run], job: RunJob, resources: dict, concurrency: int, ou
     todo = [r for r in runs if not r.done]
     if not todo:
         return
-    configs = [{"folder": str(r.folder.resolve()), "arch": r.candidate.arch, "seed": r.seed} for r in todo]
+    configs = [
+        {"folder": str(r.folder.resolve()), "arch": r.candidate.arch, "seed": r.seed} for r in todo
+    ]
     trainable = tune.with_resources(tune.with_parameters(train_run, job=job), resources)
-    tuner = tune.Tuner(trainable, param_space={"run": tune.grid_search(configs)},
-                       tune_config=tune.TuneConfig(max_concurrent_trials=concurrency),
-                       run_config=tune.RunConfig(name=f"final-{int(time.time())}", verbose=0,
-                                                 storage_path=str((out_dir / "ray").resolve()),
-                                                 failure_config=tune.FailureConfig(max_failures=1)))
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"run": tune.grid_search(configs)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=concurrency),
+        run_config=tune.RunConfig(
+            name=f"final-{int(time.time())}",
+            verbose=0,
+            storage_path=str((out_dir / "ray").resolve()),
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
     results = tuner.fit()
     errors = [r.error for r in results if r.error]
     if errors:
@@ -271,8 +344,11 @@ def measure(candidates: list[Candidate], input_size: int | None, latency: dict) 
         for c in group:
             model = build_model(ArchSpec.from_dict(c.arch), input_size=size).eval()
             q = quiet[c.arch_id]
-            out[c.arch_id] = {"params": count_params(model), "flops": count_flops(model, size),
-                              "latency_ms": q["latency_quiet_ms"],
-                              "latency_low_ms": q["ratio_low"] * q["latency_quiet_ms"] / q["ratio"],
-                              "latency_high_ms": q["ratio_high"] * q["latency_quiet_ms"] / q["ratio"]}
+            out[c.arch_id] = {
+                "params": count_params(model),
+                "flops": count_flops(model, size),
+                "latency_ms": q["latency_quiet_ms"],
+                "latency_low_ms": q["ratio_low"] * q["latency_quiet_ms"] / q["ratio"],
+                "latency_high_ms": q["ratio_high"] * q["latency_quiet_ms"] / q["ratio"],
+            }
     return out

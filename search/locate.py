@@ -5,6 +5,7 @@ studies/). Its run folder is `--out` when given, else runs/<name> under the work
 the storage defaults to the SQLite file study.db in it, the export to export/ and the
 optuna-dashboard artifact store to artifacts/ (docs/design.md, the storage contract).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,8 +36,11 @@ def resolve_study_file(name_or_path: str) -> Path:
     path = find_study_file(name_or_path)
     if path is None:
         known = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
-        raise ConfigError(f"no study named {name_or_path!r}; known: {', '.join(known) or 'none'}",
-                          source="<arg>", field="--study")
+        raise ConfigError(
+            f"no study named {name_or_path!r}; known: {', '.join(known) or 'none'}",
+            source="<arg>",
+            field="--study",
+        )
     if not path.exists():  # a folder or a FIFO: space.files.read_yaml_file names what it is
         raise ConfigError("no such study file", source=str(path), field="--study")
     return path

@@ -6,6 +6,7 @@ result that is not `final` was stopped early by ASHA (PRUNED, with its per-epoch
 final one is COMPLETE with the objectives' values. The attrs are stored before the state, so that
 a process killed in between leaves a RUNNING trial that has them (and is handed back).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,13 @@ WORKER_DIED = "the trial's worker died (out of memory or killed); see the Ray lo
 class OutcomeTeller:
     """Tells the study each trial's outcome, records it for optuna-dashboard, prints its line."""
 
-    def __init__(self, study: optuna.Study, objective_names: list[str], extras: TrialExtras,
-                 progress: ProgressReporter) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        objective_names: list[str],
+        extras: TrialExtras,
+        progress: ProgressReporter,
+    ) -> None:
         self.study, self.objective_names = study, list(objective_names)
         self.extras, self.progress = extras, progress
 
@@ -64,8 +70,12 @@ class OutcomeTeller:
 
     def _complete(self, trial: optuna.Trial, result: dict, attrs: dict) -> None:
         values = [float(attrs[name]) for name in self.objective_names]
-        self.extras.record(trial, "COMPLETE", dict(zip(self.objective_names, values)),
-                           decode_preview(result.get(PREVIEW_KEY)))
+        self.extras.record(
+            trial,
+            "COMPLETE",
+            dict(zip(self.objective_names, values)),
+            decode_preview(result.get(PREVIEW_KEY)),
+        )
         self.study.tell(trial, values)
         fault_point("told")
         self.progress.trial_done(trial.number, values, None)

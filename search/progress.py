@@ -1,5 +1,6 @@
 """How the runner prints numbers and durations (progress lines and the summary), and the line it
 prints as each trial ends (`ProgressReporter`)."""
+
 from __future__ import annotations
 
 import time
@@ -27,16 +28,22 @@ class ProgressReporter:
     n counts the study's finished trials (every process's); the ETA extrapolates from this
     launch's own trials, and is capped by the study's timeout (no trial starts after it)."""
 
-    def __init__(self, study: optuna.Study, cfg: StudyConfig,
-                 printer: Callable[[str], None]) -> None:
+    def __init__(
+        self, study: optuna.Study, cfg: StudyConfig, printer: Callable[[str], None]
+    ) -> None:
         self.study, self.printer = study, printer
         self.trials, self.timeout, self.concurrency = cfg.trials, cfg.timeout, cfg.concurrency
         self.objective_names = list(cfg.objective_names)
         self.start = time.time()
         self.done_here = 0
 
-    def trial_done(self, number: int, values: list[float] | None = None,
-                   reason: str | None = None, pruned: bool = False) -> None:
+    def trial_done(
+        self,
+        number: int,
+        values: list[float] | None = None,
+        reason: str | None = None,
+        pruned: bool = False,
+    ) -> None:
         """Print trial `number`'s line: its values, PRUNED, or FAIL `reason`."""
         self.done_here += 1
         trials = self.study.get_trials(deepcopy=False)
@@ -50,8 +57,10 @@ class ProgressReporter:
             what = "PRUNED (ASHA)"
         else:
             what = f"FAIL {reason}"
-        self.printer(f"[{n}/{self.trials}] trial {number} {what} | pareto {pareto} | "
-                     f"elapsed {dur(elapsed)} eta {dur(self._eta(n, elapsed))}")
+        self.printer(
+            f"[{n}/{self.trials}] trial {number} {what} | pareto {pareto} | "
+            f"elapsed {dur(elapsed)} eta {dur(self._eta(n, elapsed))}"
+        )
 
     def _eta(self, n: int, elapsed: float) -> float:
         per_trial = elapsed / self.done_here

@@ -14,6 +14,7 @@ and the meter waits for (exclusive). The kernel drops a lock when its process di
 trial never wedges the study. Locks are per node: trials on other nodes train on other devices
 and never wait. GPU work a step queued is not waited for; it drains within the meter's warm-up.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -37,8 +38,10 @@ class QuietWindow:
 
     def _open(self) -> tuple[int, int]:
         if self._fds is None:  # one open file description per object: its flocks are its own
-            self._fds = tuple(os.open(p, os.O_RDWR | os.O_CREAT, 0o666)  # type: ignore[assignment]
-                              for p in (self.gate_path, self.work_path))
+            self._fds = tuple(
+                os.open(p, os.O_RDWR | os.O_CREAT, 0o666)  # type: ignore[assignment]
+                for p in (self.gate_path, self.work_path)
+            )
         return self._fds  # type: ignore[return-value]
 
     @contextmanager

@@ -9,6 +9,7 @@ stop sending heartbeats (search/live.py), are marked FAIL "interrupted" after `G
 re-run (same parameters) by whoever is still there. The study's `timeout` counts from this launch's
 start: after it no trial starts, and the running ones finish.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,7 +23,7 @@ from search import storage
 from search.storage import SURPLUS, counts_toward_target
 
 Gate = Literal["ask", "wait", "done"]
-ASK: Gate = "ask"    # ask a new trial
+ASK: Gate = "ask"  # ask a new trial
 WAIT: Gate = "wait"  # nothing to ask now; ask again later
 DONE: Gate = "done"  # no new trial: finish once this process's running trials have
 
@@ -31,8 +32,13 @@ class TrialQuota:
     """The study's trial count across processes and its timeout, said once each when they stop
     this process from asking."""
 
-    def __init__(self, study: optuna.Study, trials: int, timeout: float | None,
-                 printer: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        trials: int,
+        timeout: float | None,
+        printer: Callable[[str], None],
+    ) -> None:
         self.study, self.trials, self.timeout, self.printer = study, trials, timeout, printer
         self.start = time.time()  # this launch's start: the timeout counts from it
         self._full_until = 0.0
@@ -63,9 +69,11 @@ class TrialQuota:
         others = [t for t in counted if t.state == TrialState.RUNNING and t.number not in mine]
         if others and not mine:
             if not self._said_waiting:  # say why nothing happens (a dead process's take GRACE_S)
-                self.printer(f"waiting for {len(others)} trial(s) running elsewhere; a dead "
-                             f"process's trials are re-run after {storage.GRACE_S} s without "
-                             "heartbeat")
+                self.printer(
+                    f"waiting for {len(others)} trial(s) running elsewhere; a dead "
+                    f"process's trials are re-run after {storage.GRACE_S} s without "
+                    "heartbeat"
+                )
                 self._said_waiting = True
             time.sleep(1.0)  # wait: they finish, or go stale and come back as WAITING
             return WAIT
@@ -77,8 +85,10 @@ class TrialQuota:
         if self.timeout is None or time.time() - self.start < self.timeout:
             return False
         if not self._said_timeout:
-            self.printer(f"timeout: {self.timeout:g} s since the start: no new trials, the running "
-                         f"ones finish; --resume goes on towards {self.trials}")
+            self.printer(
+                f"timeout: {self.timeout:g} s since the start: no new trials, the running "
+                f"ones finish; --resume goes on towards {self.trials}"
+            )
             self._said_timeout = True
         return True
 

@@ -10,8 +10,9 @@ the screening value (`latency_ms`); the re-measured one is `latency_quiet_ms`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 NOISE_BAND = 0.15  # the spread between two in-study measurements of one arch (docs/search.md)
 
@@ -30,8 +31,12 @@ def front_keys(points: Sequence[Point]) -> list[str]:
     score at less), by latency."""
 
     def beaten(p: Point) -> bool:
-        return any(o.latency <= p.latency and o.score >= p.score and
-                   (o.latency < p.latency or o.score > p.score) for o in points)
+        return any(
+            o.latency <= p.latency
+            and o.score >= p.score
+            and (o.latency < p.latency or o.score > p.score)
+            for o in points
+        )
 
     return [p.key for p in sorted(points, key=lambda p: p.latency) if not beaten(p)]
 
@@ -41,15 +46,22 @@ def within_band(points: Sequence[Point], band: float = NOISE_BAND) -> list[str]:
     beats them by more than the noise (a higher score at a latency lower by more than `band`)."""
 
     def clearly_beaten(p: Point) -> bool:
-        return any(o.score > p.score and o.latency * (1 + band) < p.latency * (1 - band)
-                   for o in points)
+        return any(
+            o.score > p.score and o.latency * (1 + band) < p.latency * (1 - band) for o in points
+        )
 
     return [p.key for p in sorted(points, key=lambda p: p.latency) if not clearly_beaten(p)]
 
 
-def quiet_latencies(archs: Mapping[str, dict], latency: Mapping[str, Any], *,
-                    input_size: int | None = None, reference: str | None = None,
-                    target: float = 0.01, max_seconds: float = 120.0) -> dict[str, dict[str, Any]]:
+def quiet_latencies(
+    archs: Mapping[str, dict],
+    latency: Mapping[str, Any],
+    *,
+    input_size: int | None = None,
+    reference: str | None = None,
+    target: float = 0.01,
+    max_seconds: float = 120.0,
+) -> dict[str, dict[str, Any]]:
     """Each arch (key -> ArchSpec dict) timed interleaved with the study's latency settings
     (`latency`: device, threads, backend, clock); per key the pass's figures (space.interleaved)
     and `latency_quiet_ms`, its ratio to `reference` times the reference's median."""
@@ -62,20 +74,36 @@ def quiet_latencies(archs: Mapping[str, dict], latency: Mapping[str, Any], *,
     size = int(input_size or next(iter(specs.values())).input_size)
     models = {k: build_model(s, input_size=size).eval() for k, s in specs.items()}
     backend = backend_name(dict(latency))
-    clock = uses_thread_clock(latency["device"], latency["threads"], latency.get("clock", "auto"),
-                              backend)
-    stats = measure_interleaved(models, size, reference=reference, backend=backend,
-                                device=latency["device"], threads=latency["threads"],
-                                thread_clock=clock, target=target, max_seconds=max_seconds)
+    clock = uses_thread_clock(
+        latency["device"], latency["threads"], latency.get("clock", "auto"), backend
+    )
+    stats = measure_interleaved(
+        models,
+        size,
+        reference=reference,
+        backend=backend,
+        device=latency["device"],
+        threads=latency["threads"],
+        thread_clock=clock,
+        target=target,
+        max_seconds=max_seconds,
+    )
     ref_ms = stats[next(iter(stats.values())).reference].median_ms
-    return {k: s.as_dict() | {"latency_quiet_ms": s.ratio * ref_ms, "input_size": size}
-            for k, s in stats.items()}
+    return {
+        k: s.as_dict() | {"latency_quiet_ms": s.ratio * ref_ms, "input_size": size}
+        for k, s in stats.items()
+    }
 
 
 def requalify(points: Sequence[Point], quiet: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The front recomputed from the quiet latencies of the points that have one."""
-    return front_keys([Point(p.key, p.score, float(quiet[p.key]["latency_quiet_ms"]))
-                       for p in points if p.key in quiet])
+    return front_keys(
+        [
+            Point(p.key, p.score, float(quiet[p.key]["latency_quiet_ms"]))
+            for p in points
+            if p.key in quiet
+        ]
+    )
 
 
 DECIDED_BY = "quiet interleaved pass"
@@ -85,8 +113,9 @@ def _feasible(trial: Any) -> bool:
     return all(v <= 0 for v in (trial.user_attrs.get("constraints") or {}).values())
 
 
-def quiet_front(study: Any, latency: Mapping[str, Any], trained: str = "pck",
-                band: float = NOISE_BAND) -> tuple[list[Any], dict[str, dict[str, Any]]]:
+def quiet_front(
+    study: Any, latency: Mapping[str, Any], trained: str = "pck", band: float = NOISE_BAND
+) -> tuple[list[Any], dict[str, dict[str, Any]]]:
     """The study's front decided by quiet latencies: (its trials, first trial per arch, best
     `trained` first; per arch id the pass's figures). For a study whose objectives are not
     (`trained` maximised, latency_ms minimised) it is not defined: ([], {})."""
@@ -106,11 +135,14 @@ def quiet_front(study: Any, latency: Mapping[str, Any], trained: str = "pck",
     value = {k: dict(zip(names, t.values)) for k, t in first.items()}
     points = [Point(k, v[trained], v["latency_ms"]) for k, v in value.items()]
     keys = within_band(points, band)
-    quiet = quiet_latencies({k: first[k].user_attrs["arch"] for k in keys}, latency,
-                            max_seconds=seconds)
+    quiet = quiet_latencies(
+        {k: first[k].user_attrs["arch"] for k in keys}, latency, max_seconds=seconds
+    )
     front = requalify([p for p in points if p.key in quiet], quiet)
-    trials = sorted((first[k] for k in front), key=lambda t: (-value[t.user_attrs["arch_id"]][trained],
-                                                             t.number))
+    trials = sorted(
+        (first[k] for k in front),
+        key=lambda t: (-value[t.user_attrs["arch_id"]][trained], t.number),
+    )
     return trials, quiet
 
 
@@ -125,7 +157,9 @@ def study_latency(study: Any) -> dict[str, Any]:
 def quiet_metrics(quiet: Mapping[str, Any]) -> dict[str, Any]:
     """An exported arch's quiet-latency metrics (beside the in-study `latency_ms`)."""
     scale = quiet["latency_quiet_ms"] / quiet["ratio"]
-    return {"latency_quiet_ms": quiet["latency_quiet_ms"],
-            "latency_quiet_low_ms": quiet["ratio_low"] * scale,
-            "latency_quiet_high_ms": quiet["ratio_high"] * scale,
-            "latency_decided_by": DECIDED_BY}
+    return {
+        "latency_quiet_ms": quiet["latency_quiet_ms"],
+        "latency_quiet_low_ms": quiet["ratio_low"] * scale,
+        "latency_quiet_high_ms": quiet["ratio_high"] * scale,
+        "latency_decided_by": DECIDED_BY,
+    }

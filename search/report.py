@@ -3,13 +3,14 @@
 
 The HTML embeds the PNG and the Pareto table, so it needs no plotly and opens offline.
 """
+
 from __future__ import annotations
 
 import base64
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -38,8 +39,17 @@ def _flat_cell(value):
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """All trials, one row each: optuna's columns plus user attrs flattened (`user_attrs_arch.width`)."""
     trials = study.get_trials(deepcopy=False)
-    df = study.trials_dataframe(attrs=("number", "state", "values", "datetime_start",
-                                       "datetime_complete", "duration", "params"))
+    df = study.trials_dataframe(
+        attrs=(
+            "number",
+            "state",
+            "values",
+            "datetime_start",
+            "datetime_complete",
+            "duration",
+            "params",
+        )
+    )
     if not trials:
         return df
     attrs = pd.json_normalize([t.user_attrs for t in trials], sep=".")
@@ -63,15 +73,22 @@ def default_reference_point(study: optuna.Study) -> list[float]:
     return ref
 
 
-def hypervolume_history(study: optuna.Study, reference_point: Sequence[float] | None = None) -> pd.DataFrame:
+def hypervolume_history(
+    study: optuna.Study, reference_point: Sequence[float] | None = None
+) -> pd.DataFrame:
     """Hypervolume of the Pareto front of COMPLETE trials 0..n, for each COMPLETE trial n (by number).
 
     Columns: trial, hypervolume, pareto_size. Points that do not dominate the reference point, and
-    trials that violate a constraint, add nothing. Pass a fixed `reference_point` to compare studies (benchmarks/sampler_quality.py does).
+    trials that violate a constraint, add nothing. Pass a fixed `reference_point` to compare
+    studies (benchmarks/sampler_quality.py does).
     """
-    ref = np.asarray(reference_point if reference_point is not None else default_reference_point(study), float)
+    ref = np.asarray(
+        reference_point if reference_point is not None else default_reference_point(study), float
+    )
     if len(ref) != len(study.directions):
-        raise ValueError(f"reference point has {len(ref)} values, the study {len(study.directions)} objectives")
+        raise ValueError(
+            f"reference point has {len(ref)} values, the study {len(study.directions)} objectives"
+        )
     # optuna's hypervolume assumes minimisation: flip the sign of maximised objectives
     signs = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions])
     ref_min = signs * ref
@@ -109,10 +126,16 @@ def ablation_axis(study: optuna.Study) -> str | None:
     from search.ablation import GRID_PARAMS  # the grid index and proxy seed are not design axes
 
     trials = _complete(study)
-    for keys_of in (lambda t: {k: v for k, v in t.params.items() if k not in GRID_PARAMS},
-                    lambda t: t.user_attrs.get("arch") or {}):
+    for keys_of in (
+        lambda t: {k: v for k, v in t.params.items() if k not in GRID_PARAMS},
+        lambda t: t.user_attrs.get("arch") or {},
+    ):
         keys = sorted({k for t in trials for k in keys_of(t)})
-        varying = [k for k in keys if len({json.dumps(keys_of(t).get(k), sort_keys=True) for t in trials}) > 1]
+        varying = [
+            k
+            for k in keys
+            if len({json.dumps(keys_of(t).get(k), sort_keys=True) for t in trials}) > 1
+        ]
         if varying:
             return varying[0] if len(varying) == 1 else None
     return None
@@ -122,7 +145,10 @@ def ablation_table(study: optuna.Study, key: str) -> pd.DataFrame:
     """COMPLETE trials grouped by `key` (a sampled parameter, arch field or user attr): count, then
     mean and std of the objectives and the registered measures (search.measures)."""
     metrics = list(dict.fromkeys(objective_names(study) + measure_names()))
-    rows = [{key: _axis_value(t, key), **{m: _metric(study, t, m) for m in metrics}} for t in _complete(study)]
+    rows = [
+        {key: _axis_value(t, key), **{m: _metric(study, t, m) for m in metrics}}
+        for t in _complete(study)
+    ]
     df = pd.DataFrame(rows, columns=[key] + metrics)
     metrics = [m for m in metrics if df[m].notna().any()]
     df[metrics] = df[metrics].astype(float)
@@ -145,7 +171,9 @@ def _choice_label(value) -> str:
     if value is None:
         return "-"  # a field a choice switches off
     if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)  # a branch split, as the space writes it: 1/2,1/4,1/4
+        return ",".join(
+            str(v) for v in value
+        )  # a branch split, as the space writes it: 1/2,1/4,1/4
     return str(value)
 
 
@@ -182,17 +210,30 @@ def values_table(study: optuna.Study) -> pd.DataFrame:
         for t in trials:
             value = t.values[names.index(metric)] if metric in names else t.user_attrs.get(metric)
             if value is not None:
-                by_choice.setdefault(_choice_label(t.user_attrs["arch"].get(axis)), []).append(float(value))
+                by_choice.setdefault(_choice_label(t.user_attrs["arch"].get(axis)), []).append(
+                    float(value)
+                )
         for choice, got in by_choice.items():
-            rows.append({"axis": axis, "value": choice, "trials": len(got),
-                         f"{metric}_mean": float(np.mean(got)) if got else np.nan,
-                         f"{metric}_std": float(np.std(got, ddof=1)) if len(got) > 1 else np.nan})
-    return pd.DataFrame(rows, columns=["axis", "value", "trials", f"{metric}_mean", f"{metric}_std"])
+            rows.append(
+                {
+                    "axis": axis,
+                    "value": choice,
+                    "trials": len(got),
+                    f"{metric}_mean": float(np.mean(got)) if got else np.nan,
+                    f"{metric}_std": float(np.std(got, ddof=1)) if len(got) > 1 else np.nan,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["axis", "value", "trials", f"{metric}_mean", f"{metric}_std"]
+    )
 
 
 # -- what each axis measured, in words (every figure must read without the docs) -----------------
-METRIC_WORDS = {"pck": "PCK@0.2 (torso)", "pckh": "PCKh@0.5 (head size)",
-                "oks": "PCK@0.2 (sqrt of box area)"}
+METRIC_WORDS = {
+    "pck": "PCK@0.2 (torso)",
+    "pckh": "PCKh@0.5 (head size)",
+    "oks": "PCK@0.2 (sqrt of box area)",
+}
 
 
 def _data_words(source: str) -> tuple[str, str]:
@@ -220,8 +261,10 @@ def metric_label(study: optuna.Study, name: str) -> str:
         if not lat:
             return "latency (ms, median, batch 1)"
         threads = lat.get("threads", 1)
-        return (f"latency (ms, median, batch 1, {lat.get('device', 'cpu')}, "
-                f"{threads} thread{'' if threads == 1 else 's'})")
+        return (
+            f"latency (ms, median, batch 1, {lat.get('device', 'cpu')}, "
+            f"{threads} thread{'' if threads == 1 else 's'})"
+        )
     measure = MEASURES.get(name)
     if measure is None:
         return name
@@ -235,14 +278,16 @@ def metric_label(study: optuna.Study, name: str) -> str:
     return f"{words}, proxy validation: {dataset} {data.get('val_split', 'val')}{size} (0-1)"
 
 
-def plot_values(table: pd.DataFrame, metric: str, title: str, path: Path,
-                xlabel: str | None = None) -> Path:
+def plot_values(
+    table: pd.DataFrame, metric: str, title: str, path: Path, xlabel: str | None = None
+) -> Path:
     """values.png: `values_figure`."""
     return _save(values_figure(table, metric, title, xlabel), path)
 
 
-def values_figure(table: pd.DataFrame, metric: str, title: str,
-                  xlabel: str | None = None) -> plt.Figure:
+def values_figure(
+    table: pd.DataFrame, metric: str, title: str, xlabel: str | None = None
+) -> plt.Figure:
     """Small multiples, one horizontal bar chart per axis: mean `metric` per choice, whiskers
     +-1 std (choices with n >= 2), "n=K" (trained archs) and the mean beside each bar."""
     axes_names = list(dict.fromkeys(table["axis"]))
@@ -256,16 +301,23 @@ def values_figure(table: pd.DataFrame, metric: str, title: str,
     for ax, name in zip(axes.flat, axes_names):
         part = table[table["axis"] == name]
         means, stds = part[mean_col].fillna(0.0).to_numpy(), part[std_col].fillna(0.0).to_numpy()
-        bars = ax.barh(part["value"].astype(str), means, xerr=stds, color="tab:blue",
-                       error_kw={"ecolor": "black", "capsize": 3, "lw": 1})
-        labels = [f"n={n}" if n == 0 else f"{m:.3f}, n={n}"
-                  for m, n in zip(part[mean_col], part["trials"])]
+        bars = ax.barh(
+            part["value"].astype(str),
+            means,
+            xerr=stds,
+            color="tab:blue",
+            error_kw={"ecolor": "black", "capsize": 3, "lw": 1},
+        )
+        labels = [
+            f"n={n}" if n == 0 else f"{m:.3f}, n={n}"
+            for m, n in zip(part[mean_col], part["trials"])
+        ]
         ax.bar_label(bars, labels=labels, padding=4, fontsize=8)
         ax.invert_yaxis()  # the space's order, top to bottom
         ax.set_xlim(0, top * 1.45 or 1.0)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel(xlabel or f"mean {metric}", fontsize=8)
-    for ax in list(axes.flat)[len(axes_names):]:
+    for ax in list(axes.flat)[len(axes_names) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -298,47 +350,91 @@ def pareto_figure(study: optuna.Study) -> plt.Figure:
     front = [t for t in front if "reused_from" not in t.user_attrs]
     on_front = {t.number for t in front}
     fig, ax = plt.subplots(figsize=(7, 5))
-    groups = (("other trials", "tab:blue", "o",
-               [t for t in trials if t.number not in on_front and _feasible(t)]),
-              ("over a constraint limit", "lightgrey", "x",
-               [t for t in trials if not _feasible(t)]))
+    groups = (
+        (
+            "other trials",
+            "tab:blue",
+            "o",
+            [t for t in trials if t.number not in on_front and _feasible(t)],
+        ),
+        ("over a constraint limit", "lightgrey", "x", [t for t in trials if not _feasible(t)]),
+    )
     for label, colour, marker, group in groups:
         if group:
-            ax.scatter([t.values[1] for t in group], [t.values[0] for t in group], c=colour,
-                       marker=marker, s=22, alpha=0.7, label=f"{label} ({len(group)})")
+            ax.scatter(
+                [t.values[1] for t in group],
+                [t.values[0] for t in group],
+                c=colour,
+                marker=marker,
+                s=22,
+                alpha=0.7,
+                label=f"{label} ({len(group)})",
+            )
     xs, ys = [t.values[1] for t in front], [t.values[0] for t in front]
     x_max = study.directions[1] == StudyDirection.MAXIMIZE
-    ax.step(xs, ys, where="pre" if x_max else "post", color="tab:red", lw=1.5, zorder=2,
-            label=f"front: best {names[0]} at each {names[1]}")
-    ax.scatter(xs, ys, c="tab:red", s=40, zorder=3, edgecolors="black", linewidths=0.5,
-               label=f"Pareto-optimal ({len(front)})")
+    ax.step(
+        xs,
+        ys,
+        where="pre" if x_max else "post",
+        color="tab:red",
+        lw=1.5,
+        zorder=2,
+        label=f"front: best {names[0]} at each {names[1]}",
+    )
+    ax.scatter(
+        xs,
+        ys,
+        c="tab:red",
+        s=40,
+        zorder=3,
+        edgecolors="black",
+        linewidths=0.5,
+        label=f"Pareto-optimal ({len(front)})",
+    )
     if len(front) <= 20:
         for t in front:
-            ax.annotate(f"#{t.number}", (t.values[1], t.values[0]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=7)
+            ax.annotate(
+                f"#{t.number}",
+                (t.values[1], t.values[0]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+            )
     ax.set_xlabel(metric_label(study, names[1]))
     ax.set_ylabel(metric_label(study, names[0]))
-    better = ("top" if study.directions[0] == StudyDirection.MAXIMIZE else "bottom") + " " + (
-        "right" if x_max else "left")
+    better = (
+        ("top" if study.directions[0] == StudyDirection.MAXIMIZE else "bottom")
+        + " "
+        + ("right" if x_max else "left")
+    )
     reused = len(_complete(study)) - len(trials)
     again = ""
     if reused:
         again = f"; {reused} reused result{'s' if reused != 1 else ''} not drawn again"
-    ax.set_title(f"{study.study_name}: Pareto front of {len(trials)} archs\n"
-                 f"(#N = trial number; {better} is better{again})", fontsize=10)
+    ax.set_title(
+        f"{study.study_name}: Pareto front of {len(trials)} archs\n"
+        f"(#N = trial number; {better} is better{again})",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return fig
 
 
-def plot_hypervolume(history: pd.DataFrame, reference_point: Sequence[float], title: str,
-                     path: Path, names: Sequence[str] = ()) -> Path:
+def plot_hypervolume(
+    history: pd.DataFrame,
+    reference_point: Sequence[float],
+    title: str,
+    path: Path,
+    names: Sequence[str] = (),
+) -> Path:
     """hypervolume.png: `hypervolume_figure`."""
     return _save(hypervolume_figure(history, reference_point, title, names), path)
 
 
-def hypervolume_figure(history: pd.DataFrame, reference_point: Sequence[float], title: str,
-                       names: Sequence[str] = ()) -> plt.Figure:
+def hypervolume_figure(
+    history: pd.DataFrame, reference_point: Sequence[float], title: str, names: Sequence[str] = ()
+) -> plt.Figure:
     """Hypervolume after each COMPLETE trial (step line), integer trial ticks, the reference
     point named by objective."""
     from matplotlib.ticker import MaxNLocator
@@ -349,8 +445,11 @@ def hypervolume_figure(history: pd.DataFrame, reference_point: Sequence[float], 
     ax.set_xlabel("trial number")
     unit = f"{names[0]} x {names[1]}, " if len(names) >= 2 else ""
     ax.set_ylabel(f"hypervolume ({unit}area the front\ndominates up to the reference point)")
-    ref = ", ".join(f"{n} {r:.4g}" for n, r in zip(names, reference_point)) if names else (
-        str([round(r, 4) for r in reference_point]))
+    ref = (
+        ", ".join(f"{n} {r:.4g}" for n, r in zip(names, reference_point))
+        if names
+        else (str([round(r, 4) for r in reference_point]))
+    )
     ax.set_title(f"{title}\nreference point: {ref}; higher is better", fontsize=9)
     ax.grid(alpha=0.3)
     return fig
@@ -361,8 +460,19 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
 
-def _html(study: optuna.Study, storage_url: str, pareto: pd.DataFrame, images: list[Path],
-          reference_point: Sequence[float], ablation: pd.DataFrame | None) -> str:
+def _objectives_text(study: optuna.Study) -> str:
+    pairs = zip(objective_names(study), study.directions)
+    return ", ".join(f"{n} ({d.name.lower()})" for n, d in pairs)
+
+
+def _html(
+    study: optuna.Study,
+    storage_url: str,
+    pareto: pd.DataFrame,
+    images: list[Path],
+    reference_point: Sequence[float],
+    ablation: pd.DataFrame | None,
+) -> str:
     n_by_state = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
     summary = ", ".join(f"{n} {state}" for state, n in n_by_state.items()) or "no trials"
     parts = [
@@ -372,10 +482,13 @@ def _html(study: optuna.Study, storage_url: str, pareto: pd.DataFrame, images: l
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}</style></head><body>",
         f"<h1>Study {html.escape(study.study_name)}</h1>",
         f"<p>storage {html.escape(mask_url(storage_url))}; trials: {html.escape(summary)}; "
-        f"objectives: {html.escape(', '.join(f'{n} ({d.name.lower()})' for n, d in zip(objective_names(study), study.directions)))}</p>",
-        "<h2>Pareto front</h2>", _img(images[0]), pareto.to_html(index=False, float_format="%.4g"),
+        f"objectives: {html.escape(_objectives_text(study))}</p>",
+        "<h2>Pareto front</h2>",
+        _img(images[0]),
+        pareto.to_html(index=False, float_format="%.4g"),
         "<h2>Hypervolume history</h2>",
-        f"<p>reference point {html.escape(str([round(r, 6) for r in reference_point]))}</p>", _img(images[1]),
+        f"<p>reference point {html.escape(str([round(r, 6) for r in reference_point]))}</p>",
+        _img(images[1]),
     ]
     if ablation is not None:
         parts += ["<h2>Ablation</h2>", ablation.to_html(float_format="%.4g")]
@@ -390,16 +503,23 @@ def _write_values(study: optuna.Study, out: Path) -> dict[str, Path]:
         return {}
     table.to_csv(out / "values.csv", index=False)
     metric = trained_metric(study)
-    title = (f"{study.study_name}: mean {metric} per choice of each design axis\n"
-             "bars: mean, whiskers: \u00b11 std; n = archs trained with that choice "
-             "(a reused result counted once)")
-    png = plot_values(table, metric, title, out / "values.png",
-                      xlabel=f"mean {metric_label(study, metric)}")
+    title = (
+        f"{study.study_name}: mean {metric} per choice of each design axis\n"
+        "bars: mean, whiskers: \u00b11 std; n = archs trained with that choice "
+        "(a reused result counted once)"
+    )
+    png = plot_values(
+        table, metric, title, out / "values.png", xlabel=f"mean {metric_label(study, metric)}"
+    )
     return {"values": out / "values.csv", "values_png": png}
 
 
-def write_report(storage_url: str, study_name: str, out_dir: str | Path,
-                 reference_point: Sequence[float] | None = None) -> dict[str, Path]:
+def write_report(
+    storage_url: str,
+    study_name: str,
+    out_dir: str | Path,
+    reference_point: Sequence[float] | None = None,
+) -> dict[str, Path]:
     """Write trials.csv, pareto.png, pareto.html, hypervolume.csv, hypervolume.png, values.csv and
     values.png (per choice of each axis the space varies; `values_table`) (and ablation.csv for
     one-axis studies; ablation_values.csv and claims.csv from search.ablation) into `out_dir`,
@@ -420,16 +540,24 @@ def write_report(storage_url: str, study_name: str, out_dir: str | Path,
     history = hypervolume_history(study, ref)
     written["hypervolume"] = out / "hypervolume.csv"
     history.to_csv(written["hypervolume"], index=False)
-    written["hypervolume_png"] = plot_hypervolume(history, ref, f"Hypervolume: {study.study_name}",
-                                                  out / "hypervolume.png", names)
+    written["hypervolume_png"] = plot_hypervolume(
+        history, ref, f"Hypervolume: {study.study_name}", out / "hypervolume.png", names
+    )
     if len(names) >= 2:
         written["pareto_png"] = plot_pareto(study, out / "pareto.png")
     written.update(_write_values(study, out))
 
-    pareto = pd.DataFrame([{"trial": t.number, "arch_id": t.user_attrs.get("arch_id"),
-                            **dict(zip(names, t.values)),
-                            **{k: t.user_attrs.get(k) for k in summary_columns() if k not in names}}
-                           for t in pareto_trials(study)])
+    pareto = pd.DataFrame(
+        [
+            {
+                "trial": t.number,
+                "arch_id": t.user_attrs.get("arch_id"),
+                **dict(zip(names, t.values)),
+                **{k: t.user_attrs.get(k) for k in summary_columns() if k not in names},
+            }
+            for t in pareto_trials(study)
+        ]
+    )
     ablation = None
     axis = ablation_axis(study)
     if axis is not None:
@@ -446,5 +574,13 @@ def write_report(storage_url: str, study_name: str, out_dir: str | Path,
     if "pareto_png" in written:
         written["pareto_html"] = out / "pareto.html"
         written["pareto_html"].write_text(
-            _html(study, storage_url, pareto, [written["pareto_png"], written["hypervolume_png"]], ref, ablation))
+            _html(
+                study,
+                storage_url,
+                pareto,
+                [written["pareto_png"], written["hypervolume_png"]],
+                ref,
+                ablation,
+            )
+        )
     return written

@@ -6,9 +6,11 @@ reused the same way (the trial's config carries it, and the worker does not meas
 `latency.cache: false` asks for a fresh measurement per trial, so it turns both off; a study with
 `seeds:` trains one arch per seed on purpose, so it reuses no result (its latency still may be).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -28,8 +30,11 @@ class ReuseCache:
     @classmethod
     def from_config(cls, study: optuna.Study, cfg: Any) -> ReuseCache:
         """As the study config asks (`latency.cache`, `seeds`); `cfg` is a StudyConfig."""
-        return cls(study, results=bool(cfg.latency.cache and not cfg.seeds),
-                   latency=bool(cfg.latency.cache))
+        return cls(
+            study,
+            results=bool(cfg.latency.cache and not cfg.seeds),
+            latency=bool(cfg.latency.cache),
+        )
 
     def _complete(self) -> list[optuna.trial.FrozenTrial]:
         return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -45,14 +50,18 @@ class ReuseCache:
         if not self.latencies:
             return None
         for t in self._complete():
-            if t.user_attrs.get("arch_id") == arch_id and all(k in t.user_attrs
-                                                              for k in LATENCY_KEYS):
+            if t.user_attrs.get("arch_id") == arch_id and all(
+                k in t.user_attrs for k in LATENCY_KEYS
+            ):
                 return {k: t.user_attrs[k] for k in LATENCY_KEYS}
         return None
 
-    def take_over(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial,
-                  before_tell: Callable[[optuna.Trial, list[float]], None] | None = None
-                  ) -> list[float]:
+    def take_over(
+        self,
+        trial: optuna.Trial,
+        earlier: optuna.trial.FrozenTrial,
+        before_tell: Callable[[optuna.Trial, list[float]], None] | None = None,
+    ) -> list[float]:
         """Tell `trial` the result of `earlier` (its attrs and constraints too); its values.
         `before_tell` runs once the attrs are set and before the tell (a finished trial's note
         can no longer be written)."""

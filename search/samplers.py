@@ -12,14 +12,16 @@ takes one. Constraints need no sampler argument: the runner sets them on each tr
 the sampler once when the study file is loaded (`search.config.build_sampler`), so a bad name or
 option is a one-line ConfigError before anything is written.
 """
+
 from __future__ import annotations
 
 import copy
 import dataclasses
 import importlib
 import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import optuna
 
@@ -34,8 +36,11 @@ SamplerFactory = Callable[..., optuna.samplers.BaseSampler]
 
 # Optuna's own samplers by name, each built as `Class(seed=seed, **options)`
 OPTUNA_SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
-    "nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler,
-    "gp": optuna.samplers.GPSampler, "random": optuna.samplers.RandomSampler}
+    "nsga2": optuna.samplers.NSGAIISampler,
+    "tpe": optuna.samplers.TPESampler,
+    "gp": optuna.samplers.GPSampler,
+    "random": optuna.samplers.RandomSampler,
+}
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,11 @@ class SamplerConfig:
         v = {**dataclasses.asdict(cls()), **copy.deepcopy(d)}
         name = v["name"]
         if not isinstance(name, str) or (name not in SAMPLERS and not is_import_path(name)):
-            raise ConfigError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}",
-                              source=source, field="sampler.name")
+            raise ConfigError(
+                f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}",
+                source=source,
+                field="sampler.name",
+            )
         if v["seed"] is not None:
             checks.whole(v["seed"], source, "sampler.seed", lo=0)
         checks.mapping(v["options"], source, "sampler.options", "a mapping of sampler arguments")
@@ -76,9 +84,11 @@ class RunnerGridSampler(optuna.samplers.GridSampler):
 def class_factory(cls: type[optuna.samplers.BaseSampler]) -> SamplerFactory:
     """The factory of a sampler class that needs nothing of the problem: `options` are its keyword
     arguments, and `seed` is passed when its `__init__` takes one."""
+
     def build(section: SamplerConfig, **problem: Any) -> optuna.samplers.BaseSampler:
         takes_seed = "seed" in inspect.signature(cls).parameters
         return cls(**({"seed": section.seed} if takes_seed else {}), **section.options)
+
     return build
 
 
@@ -87,9 +97,14 @@ for _name, _cls in OPTUNA_SAMPLERS.items():
 
 
 @SAMPLERS.register("costaware")
-def costaware_sampler(section: SamplerConfig, *, space: SearchSpace,
-                      objectives: Sequence[tuple[str, str]], limits: Mapping[str, float],
-                      **problem: Any) -> optuna.samplers.BaseSampler:
+def costaware_sampler(
+    section: SamplerConfig,
+    *,
+    space: SearchSpace,
+    objectives: Sequence[tuple[str, str]],
+    limits: Mapping[str, float],
+    **problem: Any,
+) -> optuna.samplers.BaseSampler:
     """Reference designs first, then expected hypervolume improvement at known cost
     (search.strategy)."""
     from search.strategy import CostAwareSampler
@@ -98,8 +113,9 @@ def costaware_sampler(section: SamplerConfig, *, space: SearchSpace,
 
 
 @SAMPLERS.register("grid")
-def grid_sampler(section: SamplerConfig, *, space: SearchSpace, seeds: Sequence[int] | None,
-                 **problem: Any) -> optuna.samplers.BaseSampler:
+def grid_sampler(
+    section: SamplerConfig, *, space: SearchSpace, seeds: Sequence[int] | None, **problem: Any
+) -> optuna.samplers.BaseSampler:
     """Every valid point of the space once (one categorical index into SearchSpace.grid()), per
     proxy seed."""
     grid = space.grid_sampler_space()
@@ -113,21 +129,24 @@ def is_import_path(name: str) -> bool:
 
 
 def import_sampler_class(path: str, source: str | None) -> type[optuna.samplers.BaseSampler]:
-    """"package.module:ClassName" -> the class; ConfigError (field sampler.name) if it is not a
+    """ "package.module:ClassName" -> the class; ConfigError (field sampler.name) if it is not a
     BaseSampler."""
     module_name, _, class_name = path.partition(":")
     where = {"source": source, "field": "sampler.name"}
     if not module_name or not class_name:
-        raise ConfigError(f"must be a sampler name or package.module:ClassName (got {path!r})",
-                          **where)
+        raise ConfigError(
+            f"must be a sampler name or package.module:ClassName (got {path!r})", **where
+        )
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
-        raise ConfigError(f"no module named {err.name!r} (importing {module_name})",
-                          **where) from None
+        raise ConfigError(
+            f"no module named {err.name!r} (importing {module_name})", **where
+        ) from None
     except Exception as err:  # the module's own error: a syntax error, a failing import inside it
-        raise ConfigError(f"cannot import {module_name} ({type(err).__name__}: {err})",
-                          **where) from None
+        raise ConfigError(
+            f"cannot import {module_name} ({type(err).__name__}: {err})", **where
+        ) from None
     cls = getattr(module, class_name, None)
     if cls is None:
         raise ConfigError(f"module {module_name} has no {class_name!r}", **where)
@@ -142,22 +161,35 @@ def _factory(name: str, source: str | None) -> SamplerFactory:
     return class_factory(import_sampler_class(name, source))
 
 
-def create_sampler(section: SamplerConfig, *, space: SearchSpace,
-                   objectives: Sequence[tuple[str, str]], limits: Mapping[str, float] | None = None,
-                   seeds: Sequence[int] | None = None,
-                   source: str | None = None) -> optuna.samplers.BaseSampler:
+def create_sampler(
+    section: SamplerConfig,
+    *,
+    space: SearchSpace,
+    objectives: Sequence[tuple[str, str]],
+    limits: Mapping[str, float] | None = None,
+    seeds: Sequence[int] | None = None,
+    source: str | None = None,
+) -> optuna.samplers.BaseSampler:
     """The sampler `section` names for this problem; a bad name or option is a ConfigError naming
     sampler.name or sampler.options of `source` (the study file; default: the space's)."""
     source = space.source if source is None else source
     factory = _factory(section.name, source)
     try:
-        return factory(section, space=space, objectives=list(objectives), limits=dict(limits or {}),
-                       seeds=None if seeds is None else tuple(seeds))
+        return factory(
+            section,
+            space=space,
+            objectives=list(objectives),
+            limits=dict(limits or {}),
+            seeds=None if seeds is None else tuple(seeds),
+        )
     except ConfigError:
         raise
     except TypeError as err:
-        raise ConfigError(f"not an option of the {section.name} sampler ({_first_line(err)})",
-                          source=source, field="sampler.options") from None
+        raise ConfigError(
+            f"not an option of the {section.name} sampler ({_first_line(err)})",
+            source=source,
+            field="sampler.options",
+        ) from None
     except ValueError as err:  # the sampler's own check, e.g. NSGA-II population_size < 2
         raise ConfigError(_first_line(err), source=source, field="sampler.options") from None
 

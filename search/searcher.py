@@ -11,6 +11,7 @@ A module-level class on purpose: Ray cloudpickles a class defined inside a funct
 its experiment files, and a closure over the config would write the storage URL (with its password)
 there. This one is pickled by reference, and its `__getstate__` returns {}.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -35,16 +36,18 @@ from search.storage import StoredStudy, fail_stale_trials, one_line
 class StorageSearcher(Searcher):
     """Optuna ask/tell against the real storage, one Optuna trial per Ray Tune trial."""
 
-    def __init__(self, study: StoredStudy, cfg: StudyConfig, space: Any,
-                 printer: Callable[[str], None]) -> None:
+    def __init__(
+        self, study: StoredStudy, cfg: StudyConfig, space: Any, printer: Callable[[str], None]
+    ) -> None:
         super().__init__(metric=None, mode=None)
         self.study, self.cfg, self.space = study, cfg, space
         self.quota = TrialQuota(study, cfg.trials, cfg.timeout, printer)
         self.reuse = ReuseCache.from_config(study, cfg)
         self.progress = ProgressReporter(study, cfg, printer)
         # notes and artifacts for optuna-dashboard go with each outcome
-        self.outcomes = OutcomeTeller(study, cfg.objective_names, TrialExtras.from_config(cfg),
-                                      self.progress)
+        self.outcomes = OutcomeTeller(
+            study, cfg.objective_names, TrialExtras.from_config(cfg), self.progress
+        )
         self.live = LiveTrials(study)
         self.last: dict[str, dict] = {}
         self.curves: dict[str, list[float]] = {}  # per-epoch pck as reported, for pruned trials
@@ -137,8 +140,9 @@ class StorageSearcher(Searcher):
         if "epoch" in result:
             self.curves.setdefault(trial_id, []).append(float(result["pck"]))
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None,
-                          error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
         trial = self.live.pop(trial_id)
         if trial is None:
             return

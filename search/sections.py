@@ -3,6 +3,7 @@ fills in the defaults and refuses unknown keys and bad values (a one-line Config
 dotted key). search.config.StudyConfig holds one of each; the proxy section is
 trainers.budget.ProxyBudget and the sampler section search.samplers.SamplerConfig.
 """
+
 from __future__ import annotations
 
 import copy
@@ -67,8 +68,11 @@ class Objective(_Section):
         checks.no_unknown(d, {"name", "direction"}, source, f"{where}.")
         name = d.get("name")
         if name not in MEASURES:
-            raise ConfigError(f"unknown objective {name!r}; choose from {', '.join(MEASURES)}",
-                              source=source, field=f"{where}.name")
+            raise ConfigError(
+                f"unknown objective {name!r}; choose from {', '.join(MEASURES)}",
+                source=source,
+                field=f"{where}.name",
+            )
         direction = d.get("direction", MEASURES[name].direction)
         checks.one_of(direction, ("maximize", "minimize"), source, f"{where}.direction")
         return cls(name=name, direction=direction)
@@ -84,7 +88,11 @@ def read_objectives(objs: Any, source: str) -> tuple[Objective, ...]:
     for i, o in enumerate(objs):
         objective = Objective.from_dict(o, source, f"objectives[{i}]")
         if objective.name in {x.name for x in out}:
-            raise ConfigError(f"objective {objective.name!r} given twice", source=source, field=f"objectives[{i}].name")
+            raise ConfigError(
+                f"objective {objective.name!r} given twice",
+                source=source,
+                field=f"objectives[{i}].name",
+            )
         out.append(objective)
     return tuple(out)
 
@@ -102,8 +110,9 @@ class Constraints(_Section):
         limits = {}
         for key, v in d.items():
             if v is not None:
-                limits[key[len("max_"):]] = checks.number(v, source, f"constraints.{key}",
-                                                          "a positive number or null", ok=lambda x: x > 0)
+                limits[key[len("max_") :]] = checks.number(
+                    v, source, f"constraints.{key}", "a positive number or null", ok=lambda x: x > 0
+                )
         return cls(limits=limits)
 
     def to_dict(self) -> dict:
@@ -121,9 +130,13 @@ class ResourcesConfig(_Section):
     def from_dict(cls, d: Any, source: str) -> ResourcesConfig:
         v = _section(cls, d, source, "resources")
         checks.whole(v["cpus_per_trial"], source, "resources.cpus_per_trial", lo=1)
-        v["gpus_per_trial"] = checks.number(v["gpus_per_trial"], source, "resources.gpus_per_trial",
-                                            "a fraction in [0, 1] or a whole number of GPUs",
-                                            ok=lambda g: g >= 0 and (g <= 1 or g == int(g)))
+        v["gpus_per_trial"] = checks.number(
+            v["gpus_per_trial"],
+            source,
+            "resources.gpus_per_trial",
+            "a fraction in [0, 1] or a whole number of GPUs",
+            ok=lambda g: g >= 0 and (g <= 1 or g == int(g)),
+        )
         return cls(**v)
 
 
@@ -148,22 +161,38 @@ class LatencyConfig(_Section):
 
         v = _section(cls, d, source, "latency")
         if not isinstance(v["device"], str) or not re.match(r"^(cpu|cuda(:\d+)?)$", v["device"]):
-            raise ConfigError(f"must be cpu, cuda or cuda:N (got {v['device']!r})", source=source,
-                              field="latency.device")
+            raise ConfigError(
+                f"must be cpu, cuda or cuda:N (got {v['device']!r})",
+                source=source,
+                field="latency.device",
+            )
         checks.whole(v["threads"], source, "latency.threads", lo=1)
         checks.whole(v["warmup"], source, "latency.warmup", lo=0)
         checks.whole(v["runs"], source, "latency.runs", lo=20)
-        v["min_seconds"] = checks.number(v["min_seconds"], source, "latency.min_seconds",
-                                         "a number of seconds in [0, 600]", ok=lambda m: 0 <= m <= 600)
+        v["min_seconds"] = checks.number(
+            v["min_seconds"],
+            source,
+            "latency.min_seconds",
+            "a number of seconds in [0, 600]",
+            ok=lambda m: 0 <= m <= 600,
+        )
         v["remeasure_seconds"] = checks.number(
-            v["remeasure_seconds"], source, "latency.remeasure_seconds",
-            "a number of seconds in [0, 3600]", ok=lambda m: 0 <= m <= 3600)
+            v["remeasure_seconds"],
+            source,
+            "latency.remeasure_seconds",
+            "a number of seconds in [0, 3600]",
+            ok=lambda m: 0 <= m <= 3600,
+        )
         checks.one_of(v["clock"], ("auto", "wall"), source, "latency.clock")
         for key in ("cache", "pause_trials"):
             checks.boolean(v[key], source, f"latency.{key}")
         if not isinstance(v["backend"], str) or v["backend"] not in LATENCY_BACKENDS:
-            raise ConfigError(f"unknown latency backend {v['backend']!r} (choose from "
-                              f"{', '.join(LATENCY_BACKENDS.names())})", source=source, field="latency.backend")
+            raise ConfigError(
+                f"unknown latency backend {v['backend']!r} (choose from "
+                f"{', '.join(LATENCY_BACKENDS.names())})",
+                source=source,
+                field="latency.backend",
+            )
         return cls(**v)
 
 
@@ -187,14 +216,22 @@ class DashboardConfig(_Section):
 
     notes: bool = True
     artifacts: bool = True
-    artifact_dir: str | None = None  # None: <run folder>/artifacts; a shared path for several machines
+    artifact_dir: str | None = (
+        None  # None: <run folder>/artifacts; a shared path for several machines
+    )
 
     @classmethod
     def from_dict(cls, d: Any, source: str) -> DashboardConfig:
         v = _section(cls, d, source, "dashboard")
         for key in ("notes", "artifacts"):
             checks.boolean(v[key], source, f"dashboard.{key}", show=True)
-        checks.text(v["artifact_dir"], source, "dashboard.artifact_dir", "a folder path or null", optional=True)
+        checks.text(
+            v["artifact_dir"],
+            source,
+            "dashboard.artifact_dir",
+            "a folder path or null",
+            optional=True,
+        )
         return cls(**v)
 
 
@@ -208,10 +245,14 @@ class SchedulerConfig(_Section):
     def from_dict(cls, d: Any, source: str) -> SchedulerConfig | None:
         if d is None or d is False:
             return None
-        checks.mapping(d, source, "scheduler", "a mapping {name: asha, grace_period, reduction_factor} or null")
+        checks.mapping(
+            d, source, "scheduler", "a mapping {name: asha, grace_period, reduction_factor} or null"
+        )
         v = _section(cls, d, source, "scheduler")
         if v["name"] != "asha":
-            raise ConfigError(f"only asha is supported (got {v['name']!r})", source=source, field="scheduler.name")
+            raise ConfigError(
+                f"only asha is supported (got {v['name']!r})", source=source, field="scheduler.name"
+            )
         checks.whole(v["grace_period"], source, "scheduler.grace_period", lo=1)
         checks.whole(v["reduction_factor"], source, "scheduler.reduction_factor", lo=2)
         return cls(**v)

@@ -8,6 +8,7 @@ What is written where is the storage contract in docs/design.md. The pieces: sea
 search/quota.py, live.py, reuse.py and progress.py), search/trial.py (one trial in a worker),
 search/cluster.py (Ray).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,9 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Self
+from typing import Any, Self
 
 import optuna
 from optuna.trial import TrialState
@@ -26,9 +28,13 @@ from search import faults
 from search.config import StudyConfig, build_sampler, effective_trials  # noqa: F401  (re-exported)
 from search.progress import dur, fmt
 from search.samplers import grid_points
-from search.storage import (GRACE_S, HEARTBEAT_S, INTERRUPTED, SURPLUS, StoredStudy,  # noqa: F401
-                            counts_toward_target, fail_stale_trials, interrupt, mask_url,
-                            one_line, open_storage, sqlite_file)
+from search.storage import (
+    StoredStudy,  # noqa: F401
+    counts_toward_target,
+    mask_url,
+    open_storage,
+    sqlite_file,
+)
 from space.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,9 +43,11 @@ REPO = Path(__file__).resolve().parents[1]
 def version() -> str:
     try:
         from importlib.metadata import version as _v
+
         return _v("softgate-nas")
     except Exception:  # not installed: running from a checkout
         import tomllib
+
         return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
 
@@ -47,27 +55,33 @@ def version() -> str:
 def header(cfg: StudyConfig) -> str:
     r, lat = cfg.resources, cfg.latency
     gpu = f", {r.gpus_per_trial:g} GPU" if r.gpus_per_trial else ""
-    return "\n".join([
-        f"study     {cfg.name}  ({cfg.source})",
-        f"storage   {mask_url(cfg.storage_url)}",
-        f"data      {cfg.data.source}  (train {cfg.data.train}, val {cfg.data.val})",
-        f"sampler   {cfg.sampler.name} seed {cfg.sampler.seed}"
-        + (f", proxy seeds {list(cfg.seeds)}" if cfg.seeds else "") + "; objectives "
-        + ", ".join(f"{o.name} ({o.direction[:3]})" for o in cfg.objectives),
-        f"trials    {cfg.trials}, {cfg.concurrency} at a time"
-        + (f"; none started after {cfg.timeout:g} s (timeout)" if cfg.timeout else ""),
-        f"resources {r.cpus_per_trial} CPU{gpu} per trial; latency on {lat.device}, "
-        f"{lat.threads} thread(s), median of {lat.runs}",
-    ])
+    return "\n".join(
+        [
+            f"study     {cfg.name}  ({cfg.source})",
+            f"storage   {mask_url(cfg.storage_url)}",
+            f"data      {cfg.data.source}  (train {cfg.data.train}, val {cfg.data.val})",
+            f"sampler   {cfg.sampler.name} seed {cfg.sampler.seed}"
+            + (f", proxy seeds {list(cfg.seeds)}" if cfg.seeds else "")
+            + "; objectives "
+            + ", ".join(f"{o.name} ({o.direction[:3]})" for o in cfg.objectives),
+            f"trials    {cfg.trials}, {cfg.concurrency} at a time"
+            + (f"; none started after {cfg.timeout:g} s (timeout)" if cfg.timeout else ""),
+            f"resources {r.cpus_per_trial} CPU{gpu} per trial; latency on {lat.device}, "
+            f"{lat.threads} thread(s), median of {lat.runs}",
+        ]
+    )
 
 
 def _exists(cfg: StudyConfig, storage: optuna.storages.BaseStorage, resume: bool) -> bool:
     """Whether the study exists in `storage`; ConfigError when it does and this is not a --resume."""
     exists = cfg.name in optuna.get_all_study_names(storage)
     if exists and not resume:
-        raise ConfigError(f"study {cfg.name!r} already exists in {mask_url(cfg.storage_url)}; "
-                          "pass --resume to continue it, or --out/--storage for a new one",
-                          source=cfg.source, field="name")
+        raise ConfigError(
+            f"study {cfg.name!r} already exists in {mask_url(cfg.storage_url)}; "
+            "pass --resume to continue it, or --out/--storage for a new one",
+            source=cfg.source,
+            field="name",
+        )
     return exists
 
 
@@ -78,19 +92,25 @@ def prepare_study(cfg: StudyConfig, *, resume: bool) -> StoredStudy:
     sampler = build_sampler(cfg)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.create_study(study_name=cfg.name, storage=storage, directions=cfg.directions,
-                            load_if_exists=True)
+        optuna.create_study(
+            study_name=cfg.name, storage=storage, directions=cfg.directions, load_if_exists=True
+        )
         # the study as the runner uses it: with the storage it was opened with (search.storage)
         study = StoredStudy(cfg.name, storage, sampler=sampler)
         faults.fault_point("created")  # the study exists, its attributes not yet
         if not exists or not study.metric_names:
             study.set_metric_names(cfg.objective_names)
     if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in cfg.directions]:
-        raise ConfigError("the stored study has other objectives than this file", source=cfg.source,
-                          field="objectives")
+        raise ConfigError(
+            "the stored study has other objectives than this file",
+            source=cfg.source,
+            field="objectives",
+        )
     if not exists or not study.user_attrs.get("config"):
         study.set_user_attr("config", json.loads(json.dumps(cfg.to_dict(), default=str)))
-        study.set_user_attr("created", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        study.set_user_attr(
+            "created", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        )
         study.set_user_attr("softgate_version", version())
     return study
 
@@ -103,16 +123,23 @@ def _refuse_early(cfg: StudyConfig, resume: bool) -> None:
         _exists(cfg, open_storage(cfg.storage_url), resume)
 
 
-def make_searcher(study: StoredStudy, cfg: StudyConfig, space: Any,
-                  printer: Callable[[str], None]) -> Any:
+def make_searcher(
+    study: StoredStudy, cfg: StudyConfig, space: Any, printer: Callable[[str], None]
+) -> Any:
     """The study's `StorageSearcher` (imported here, not at the top: ray reads its environment on import)."""
     from search.searcher import StorageSearcher
 
     return StorageSearcher(study, cfg, space, printer)
 
 
-def run_study(cfg: StudyConfig, *, resume: bool = False, address: str | None = None, verbose: bool = False,
-              printer: Callable[[str], None] = print) -> optuna.Study:
+def run_study(
+    cfg: StudyConfig,
+    *,
+    resume: bool = False,
+    address: str | None = None,
+    verbose: bool = False,
+    printer: Callable[[str], None] = print,
+) -> optuna.Study:
     """Run (or continue) the study until `effective_trials(cfg)` trials count in the storage; returns
     the study. `cfg` itself is not changed.
 
@@ -152,7 +179,7 @@ class DiskErrors(logging.Filter):
     it); every other record is logged as before."""
 
     LOGGERS = ("ray.tune.execution.tune_controller", "softgate.study")
-    FULL_BYTES = 2 ** 20
+    FULL_BYTES = 2**20
 
     def __init__(self, folder: Path | None = None) -> None:
         super().__init__()
@@ -196,7 +223,9 @@ def _with_effective_trials(cfg: StudyConfig) -> tuple[StudyConfig, str | None]:
     if trials < cfg.trials:
         seeds = f" x {len(cfg.seeds)} seeds" if cfg.seeds else ""
         points = grid_points(cfg.space, cfg.seeds)
-        note = f"note: the grid has {points} points{seeds}; running that many trials, not {cfg.trials}"
+        note = (
+            f"note: the grid has {points} points{seeds}; running that many trials, not {cfg.trials}"
+        )
     return dataclasses.replace(cfg, trials=trials), note
 
 
@@ -220,8 +249,12 @@ def check_buildable(cfg: StudyConfig, grid: list[dict]) -> None:
 
     size = cfg.proxy.input_size
     if not grid:
-        raise ConfigError("no combination of the space is a valid architecture (e.g. input_size must be "
-                          "divisible by 4 * 2**depth)", source=cfg.source, field="space")
+        raise ConfigError(
+            "no combination of the space is a valid architecture (e.g. input_size must be "
+            "divisible by 4 * 2**depth)",
+            source=cfg.source,
+            field="space",
+        )
     reasons = []
     for point in grid:
         try:
@@ -229,8 +262,11 @@ def check_buildable(cfg: StudyConfig, grid: list[dict]) -> None:
             return
         except ConfigError as err:
             reasons.append(err.message)
-    raise ConfigError(f"no architecture of the space can be trained at proxy.input_size {size} "
-                      f"({reasons[0]})", source=cfg.source, field="proxy.input_size")
+    raise ConfigError(
+        f"no architecture of the space can be trained at proxy.input_size {size} ({reasons[0]})",
+        source=cfg.source,
+        field="proxy.input_size",
+    )
 
 
 def _tuner(cfg: StudyConfig, searcher: Any, train_set: Any, val_set: Any, verbose: bool) -> Any:
@@ -243,30 +279,50 @@ def _tuner(cfg: StudyConfig, searcher: Any, train_set: Any, val_set: Any, verbos
     quiet = quiet_window(cfg.name, latency)  # the meter holds it, the trials step through it
     job = TrialJob.from_config(cfg, start_meter(cfg.name, latency, quiet), quiet)
     r = cfg.resources
-    trainable = tune.with_resources(tune.with_parameters(run_trial, train_set=train_set, val_set=val_set, job=job),
-                                    {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial})
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, train_set=train_set, val_set=val_set, job=job),
+        {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial},
+    )
     scheduler = None
     if cfg.scheduler:
         from ray.tune.schedulers import ASHAScheduler
-        scheduler = ASHAScheduler(metric="pck", mode="max", time_attr="training_iteration",
-                                  max_t=max(int(cfg.proxy.epochs or 1), 1) + 1,
-                                  grace_period=cfg.scheduler.grace_period,
-                                  reduction_factor=cfg.scheduler.reduction_factor)
+
+        scheduler = ASHAScheduler(
+            metric="pck",
+            mode="max",
+            time_attr="training_iteration",
+            max_t=max(int(cfg.proxy.epochs or 1), 1) + 1,
+            grace_period=cfg.scheduler.grace_period,
+            reduction_factor=cfg.scheduler.reduction_factor,
+        )
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=cfg.trials,
-                                    max_concurrent_trials=cfg.concurrency, reuse_actors=True),
-        run_config=tune.RunConfig(name=f"ray-{int(time.time())}", storage_path=str((cfg.run_dir / "ray").resolve()),
-                                  verbose=2 if verbose else 0,
-                                  # a worker or node that dies is Ray's to retry, once; the trial's own
-                                  # errors never reach Ray (run_trial reports them as fail_reason)
-                                  failure_config=tune.FailureConfig(max_failures=1)),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=cfg.trials,
+            max_concurrent_trials=cfg.concurrency,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=f"ray-{int(time.time())}",
+            storage_path=str((cfg.run_dir / "ray").resolve()),
+            verbose=2 if verbose else 0,
+            # a worker or node that dies is Ray's to retry, once; the trial's own
+            # errors never reach Ray (run_trial reports them as fail_reason)
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
     )
 
 
-def _summary(study: optuna.Study, cfg: StudyConfig, start: float, printer: Callable[[str], None]) -> None:
+def _summary(
+    study: optuna.Study, cfg: StudyConfig, start: float, printer: Callable[[str], None]
+) -> None:
     trials = study.get_trials(deepcopy=False)
-    by_state = {s.name: sum(1 for t in trials if t.state == s and counts_toward_target(t)) for s in TrialState}
+    by_state = {
+        s.name: sum(1 for t in trials if t.state == s and counts_toward_target(t))
+        for s in TrialState
+    }
     states = ", ".join(f"{n} {k}" for k, n in by_state.items() if n)
     best = study.best_trials if by_state.get("COMPLETE") else []
     front = f"Pareto front {len(best)} trial(s)"
@@ -274,5 +330,8 @@ def _summary(study: optuna.Study, cfg: StudyConfig, start: float, printer: Calla
         front = f"{by_state['COMPLETE']} trials complete, none feasible"
     printer(f"done in {dur(time.time() - start)}: {states}; {front}")
     for t in sorted(best, key=lambda t: t.number):
-        printer(f"  trial {t.number} " + " ".join(f"{k}={fmt(v)}" for k, v in zip(cfg.objective_names, t.values))
-                + f"  {t.user_attrs.get('arch_id', '')}")
+        printer(
+            f"  trial {t.number} "
+            + " ".join(f"{k}={fmt(v)}" for k, v in zip(cfg.objective_names, t.values))
+            + f"  {t.user_attrs.get('arch_id', '')}"
+        )

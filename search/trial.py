@@ -3,6 +3,7 @@
 `run_trial` never raises for the trial's own faults (bad arch, NaN loss, CUDA OOM): it reports
 `fail_reason` instead, so that the study goes on and Ray's retries are kept for dead workers.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,10 +28,14 @@ class TrialJob:
     data: str  # the data source, recorded with each trial
     budget: dict  # ProxyBudget fields
     limits: dict  # measure name -> limit (`constraints: {max_<name>: limit}`; only those set)
-    measures: tuple  # the registered `search.measures.Measure`s (registered in the driver: sent by value)
+    measures: (
+        tuple  # the registered `search.measures.Measure`s (registered in the driver: sent by value)
+    )
     meter: Any  # the study's latency meter (a Ray actor handle)
     quiet: Any = None  # the study's quiet window (trials step through it), or None
-    previews: int = 0  # validation images drawn with the trained model's predictions (search.artifacts)
+    previews: int = (
+        0  # validation images drawn with the trained model's predictions (search.artifacts)
+    )
 
     @classmethod
     def from_config(cls, cfg: Any, meter: Any, quiet: Any) -> TrialJob:
@@ -38,10 +43,17 @@ class TrialJob:
         from search.measures import MEASURES
 
         r = cfg.resources
-        return cls(cpus=r.cpus_per_trial, gpus=r.gpus_per_trial, data=cfg.data.source,
-                   budget=cfg.proxy.to_dict(), limits=dict(cfg.constraints.limits),
-                   measures=tuple(MEASURES.values()), meter=meter, quiet=quiet,
-                   previews=PREVIEW_IMAGES if cfg.dashboard.artifacts else 0)
+        return cls(
+            cpus=r.cpus_per_trial,
+            gpus=r.gpus_per_trial,
+            data=cfg.data.source,
+            budget=cfg.proxy.to_dict(),
+            limits=dict(cfg.constraints.limits),
+            measures=tuple(MEASURES.values()),
+            meter=meter,
+            quiet=quiet,
+            previews=PREVIEW_IMAGES if cfg.dashboard.artifacts else 0,
+        )
 
 
 def cost(spec: Any, job: TrialJob, latency: dict | None = None) -> dict:
@@ -76,13 +88,16 @@ def fits_memory(spec: Any, job: TrialJob, budget: dict | None = None) -> None:
         return
     size = budget.get("input_size") or spec.input_size
     if size % size_multiple(spec.depth) == 0:  # else the proxy refuses the size itself, saying why
-        check_memory(spec, input_size=size, batch_size=budget["batch_size"], training=True, device=device)
+        check_memory(
+            spec, input_size=size, batch_size=budget["batch_size"], training=True, device=device
+        )
 
 
 def violations(attrs: dict, job: TrialJob) -> tuple[dict, list[str]]:
     """Optuna constraints `max_<name>` (value - limit, <= 0 is feasible) for the limits whose
     measure `attrs` has, and the limits `attrs` breaks, in words."""
-    from search.measures import constraint_values, violations as broken
+    from search.measures import constraint_values
+    from search.measures import violations as broken
 
     return constraint_values(job.limits, attrs), broken(job.limits, attrs)
 
@@ -106,13 +121,28 @@ def train(spec: Any, job: TrialJob, budget: dict, train_set: Any, val_set: Any) 
 
     device = "cuda" if job.gpus > 0 and torch.cuda.is_available() else "cpu"
     kept = KeepModel()
-    res = train_proxy(spec, train_set, val_set, ProxyBudget(**budget), callback=on_epoch, device=device,
-                      threads=job.cpus, step_guard=job.quiet.step if job.quiet else None, callbacks=[kept])
+    res = train_proxy(
+        spec,
+        train_set,
+        val_set,
+        ProxyBudget(**budget),
+        callback=on_epoch,
+        device=device,
+        threads=job.cpus,
+        step_guard=job.quiet.step if job.quiet else None,
+        callbacks=[kept],
+    )
     if res.pck != res.pck:  # NaN
         raise FloatingPointError("proxy PCK is NaN")
-    out = dict(**trained_values(list(job.measures), res), per_joint_pck=[float(x) for x in res.per_joint],
-               images_per_s=float(res.images_per_s), epochs=int(res.epochs), train_s=float(res.wall_s), pck_curve=curve,
-               loss_curve=[float(x) for x in res.loss_curve])
+    out = dict(
+        **trained_values(list(job.measures), res),
+        per_joint_pck=[float(x) for x in res.per_joint],
+        images_per_s=float(res.images_per_s),
+        epochs=int(res.epochs),
+        train_s=float(res.wall_s),
+        pck_curve=curve,
+        loss_curve=[float(x) for x in res.loss_curve],
+    )
     return {**out, **_preview(kept.model, val_set, job)}
 
 
@@ -124,7 +154,9 @@ def _preview(model: Any, val_set: Any, job: TrialJob) -> dict:
     if not job.previews or model is None:
         return {}
     try:
-        with job.quiet.step() if job.quiet else contextlib.nullcontext():  # device work, as training is
+        with (
+            job.quiet.step() if job.quiet else contextlib.nullcontext()
+        ):  # device work, as training is
             return {PREVIEW_KEY: encode_preview(preview_png(model, val_set, job.previews))}
     except Exception as err:
         log.warning("predictions preview not drawn: %s", one_line(err))
@@ -144,7 +176,11 @@ def run_trial(config: dict, *, train_set: Any, val_set: Any, job: TrialJob) -> N
     torch.set_num_threads(job.cpus)
     start = time.perf_counter()
     budget = {**job.budget, **({"seed": config["seed"]} if "seed" in config else {})}
-    attrs: dict[str, Any] = {"data": job.data, "budget": budget, "node_id": ray.get_runtime_context().get_node_id()}
+    attrs: dict[str, Any] = {
+        "data": job.data,
+        "budget": budget,
+        "node_id": ray.get_runtime_context().get_node_id(),
+    }
     try:
         spec = ArchSpec.from_dict(config["arch"])
         attrs.update(arch=spec.to_dict(), arch_id=spec.arch_id)
@@ -152,8 +188,14 @@ def run_trial(config: dict, *, train_set: Any, val_set: Any, job: TrialJob) -> N
         attrs.update(cost(spec, job, config.get("latency")))
         constraints, violated = violations(attrs, job)
         if violated:  # skip the training: the sampler sees pck=0 and an infeasible trial
-            attrs.update(**trained_values(list(job.measures), None), per_joint_pck=[], images_per_s=0.0,
-                         epochs=0, pck_curve=[], skipped="; ".join(violated))
+            attrs.update(
+                **trained_values(list(job.measures), None),
+                per_joint_pck=[],
+                images_per_s=0.0,
+                epochs=0,
+                pck_curve=[],
+                skipped="; ".join(violated),
+            )
         else:
             fits_memory(spec, job, budget)
             attrs.update(train(spec, job, budget, train_set, val_set))
@@ -161,8 +203,20 @@ def run_trial(config: dict, *, train_set: Any, val_set: Any, job: TrialJob) -> N
         if constraints:
             attrs["constraints"] = constraints
         attrs["wall_s"] = time.perf_counter() - start
-        preview = {k: attrs.pop(k) for k in [PREVIEW_KEY] if k in attrs}  # an artifact, not a user attr
-        tune.report({"pck": attrs["pck"], "final": True, "attrs_json": json.dumps(attrs), **preview})
-    except Exception as err:  # bad arch, NaN loss, CUDA OOM, ...: this trial fails, the study goes on
+        preview = {
+            k: attrs.pop(k) for k in [PREVIEW_KEY] if k in attrs
+        }  # an artifact, not a user attr
+        tune.report(
+            {"pck": attrs["pck"], "final": True, "attrs_json": json.dumps(attrs), **preview}
+        )
+    except (
+        Exception
+    ) as err:  # bad arch, NaN loss, CUDA OOM, ...: this trial fails, the study goes on
         attrs["wall_s"] = time.perf_counter() - start
-        tune.report({"final": True, "fail_reason": one_line(err), "attrs_json": json.dumps(attrs, default=str)})
+        tune.report(
+            {
+                "final": True,
+                "fail_reason": one_line(err),
+                "attrs_json": json.dumps(attrs, default=str),
+            }
+        )

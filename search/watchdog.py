@@ -7,6 +7,7 @@ once PID is gone, it kills those still running (matched by creation time, so a r
 and the workers the raylet was starting at that moment: they are orphans by then, found by the
 RAY_RAYLET_PID Ray puts in every worker's environment.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,8 @@ import time
 try:
     import psutil
 except ImportError:  # Ray ships its own copy, on sys.path once ray is imported
-    import ray  # noqa: F401
     import psutil
+    import ray  # noqa: F401
 
 POLL_S = 0.5
 
@@ -60,7 +61,11 @@ def raylet_workers(raylets: dict[int, float]) -> list[psutil.Process]:
     for proc in psutil.process_iter():
         try:
             raylet = int(proc.environ().get("RAY_RAYLET_PID", 0))
-            if raylet in raylets and proc.create_time() >= raylets[raylet] and proc.pid != os.getpid():
+            if (
+                raylet in raylets
+                and proc.create_time() >= raylets[raylet]
+                and proc.pid != os.getpid()
+            ):
                 found.append(proc)
         except (psutil.Error, ValueError):
             pass

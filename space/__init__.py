@@ -3,14 +3,22 @@
 Names are imported lazily so that `from space.errors import ConfigError` (every CLI command)
 does not pay for importing torch.
 """
+
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-_EXPORTS = {"ArchSpec": "space.spec", "load_arch": "space.spec", "dump_arch": "space.spec",
-            "preset_names": "space.spec", "build_model": "space.model", "ConfigError": "space.errors",
-            "SearchSpace": "space.search_space", "check_memory": "space.guard"}
+_EXPORTS = {
+    "ArchSpec": "space.spec",
+    "load_arch": "space.spec",
+    "dump_arch": "space.spec",
+    "preset_names": "space.spec",
+    "build_model": "space.model",
+    "ConfigError": "space.errors",
+    "SearchSpace": "space.search_space",
+    "check_memory": "space.guard",
+}
 
 __all__ = list(_EXPORTS)
 

@@ -1,4 +1,5 @@
 """The one error type a user sees: bad input, reported on one line and exit code 2."""
+
 from __future__ import annotations
 
 

@@ -8,6 +8,7 @@ regular file (not a FIFO or device, which could block forever), is at most `max_
 (a 60 MB "study file" is refused at once instead of parsed for a minute), is UTF-8 text (a binary
 file is not a UnicodeDecodeError traceback), and is valid YAML (the line of the first problem).
 """
+
 from __future__ import annotations
 
 import stat
@@ -18,7 +19,7 @@ import yaml
 
 from space.errors import ConfigError
 
-MAX_YAML_BYTES = 1_000_000   # a study file or arch spec is a few hundred bytes; exports a few KB
+MAX_YAML_BYTES = 1_000_000  # a study file or arch spec is a few hundred bytes; exports a few KB
 
 
 def check_file(path: str | Path, *, field: str | None = None, what: str = "a file") -> Path:
@@ -30,13 +31,13 @@ def check_file(path: str | Path, *, field: str | None = None, what: str = "a fil
     except FileNotFoundError:
         raise ConfigError("no such file", source=str(path), field=field) from None
     except OSError as err:
-        raise ConfigError(f"cannot read ({err.strerror or type(err).__name__})", source=str(path),
-                          field=field) from None
+        raise ConfigError(
+            f"cannot read ({err.strerror or type(err).__name__})", source=str(path), field=field
+        ) from None
     if stat.S_ISDIR(mode):
         raise ConfigError(f"is a folder, not {what}", source=str(path), field=field)
     if not stat.S_ISREG(mode):
-        raise ConfigError(f"is not a regular file (expected {what})", source=str(path),
-                          field=field)
+        raise ConfigError(f"is not a regular file (expected {what})", source=str(path), field=field)
     return path
 
 
@@ -44,8 +45,13 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB" if n >= 1e3 else f"{n} bytes"
 
 
-def read_text_file(path: str | Path, *, field: str | None = None, what: str = "a text file",
-                   max_bytes: int = MAX_YAML_BYTES) -> str:
+def read_text_file(
+    path: str | Path,
+    *,
+    field: str | None = None,
+    what: str = "a text file",
+    max_bytes: int = MAX_YAML_BYTES,
+) -> str:
     """The UTF-8 text of a regular file of at most `max_bytes`; a ConfigError naming the file
     otherwise (see `check_file`; "is 60.0 MB, too large for WHAT (at most 1.0 MB)"; "is
     binary, not UTF-8 text"). A leading byte-order mark is dropped."""
@@ -53,20 +59,27 @@ def read_text_file(path: str | Path, *, field: str | None = None, what: str = "a
     source = str(path)
     try:
         with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)   # not the stat size: a file may grow while read
+            data = fh.read(max_bytes + 1)  # not the stat size: a file may grow while read
     except OSError as err:
-        raise ConfigError(f"cannot read ({err.strerror or type(err).__name__})", source=source,
-                          field=field) from None
+        raise ConfigError(
+            f"cannot read ({err.strerror or type(err).__name__})", source=source, field=field
+        ) from None
     if len(data) > max_bytes:
         total = max(path.stat().st_size, len(data))
-        raise ConfigError(f"is {_size(total)}, too large for {what} (at most {_size(max_bytes)})",
-                          source=source, field=field)
+        raise ConfigError(
+            f"is {_size(total)}, too large for {what} (at most {_size(max_bytes)})",
+            source=source,
+            field=field,
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"is binary, not UTF-8 text (byte 0x{data[err.start]:02x} at offset "
-                          f"{err.start}); expected {what}", source=source,
-                          field=field) from None
+        raise ConfigError(
+            f"is binary, not UTF-8 text (byte 0x{data[err.start]:02x} at offset "
+            f"{err.start}); expected {what}",
+            source=source,
+            field=field,
+        ) from None
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:
@@ -74,12 +87,17 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     mark = getattr(err, "problem_mark", None)
     where = f"line {mark.line + 1}: " if mark is not None else ""
     problem = getattr(err, "problem", None) or getattr(err, "reason", None) or str(err)
-    problem = " ".join(str(problem).split())   # one line, whatever PyYAML wrapped
+    problem = " ".join(str(problem).split())  # one line, whatever PyYAML wrapped
     return f"{where}not valid YAML ({problem})"
 
 
-def read_yaml_file(path: str | Path, *, field: str | None = None, what: str = "a YAML file",
-                   max_bytes: int = MAX_YAML_BYTES) -> Any:
+def read_yaml_file(
+    path: str | Path,
+    *,
+    field: str | None = None,
+    what: str = "a YAML file",
+    max_bytes: int = MAX_YAML_BYTES,
+) -> Any:
     """The parsed YAML document in `path` (yaml.safe_load), after `read_text_file`'s checks; a bad
     document is one ConfigError naming the file and the line of the problem."""
     text = read_text_file(path, field=field, what=what, max_bytes=max_bytes)
@@ -88,5 +106,6 @@ def read_yaml_file(path: str | Path, *, field: str | None = None, what: str = "a
     except yaml.YAMLError as err:
         raise ConfigError(_yaml_problem(err), source=str(path), field=field) from None
     except RecursionError:
-        raise ConfigError("not valid YAML (nested too deeply)", source=str(path),
-                          field=field) from None
+        raise ConfigError(
+            "not valid YAML (nested too deeply)", source=str(path), field=field
+        ) from None

@@ -14,9 +14,10 @@ until every ratio's bootstrap interval is within `target` of its median, or `max
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,8 +59,9 @@ def bootstrap_median(values: np.ndarray, rng: np.random.Generator) -> tuple[floa
     return float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
 
 
-def summarise(times: Mapping[str, Sequence[float]], reference: str,
-              seed: int = 0) -> dict[str, Interleaved]:
+def summarise(
+    times: Mapping[str, Sequence[float]], reference: str, seed: int = 0
+) -> dict[str, Interleaved]:
     """Per key: median and interval of its times (ms), and of its per-round ratio to `reference`."""
     rng = np.random.default_rng(seed)
     ref = np.asarray(times[reference], dtype=float)
@@ -69,8 +71,16 @@ def summarise(times: Mapping[str, Sequence[float]], reference: str,
         ratio = t / ref
         low, high = bootstrap_median(t, rng)
         r_low, r_high = bootstrap_median(ratio, rng)
-        out[key] = Interleaved(float(np.median(t)), low, high, float(np.median(ratio)), r_low, r_high,
-                               len(t), reference)
+        out[key] = Interleaved(
+            float(np.median(t)),
+            low,
+            high,
+            float(np.median(ratio)),
+            r_low,
+            r_high,
+            len(t),
+            reference,
+        )
     return out
 
 
@@ -78,8 +88,9 @@ def _converged(stats: Mapping[str, Interleaved], target: float) -> bool:
     return all(s.ratio_halfwidth <= target for s in stats.values())
 
 
-def run_rounds(infer: Mapping[str, Callable[[], None]], clock: Callable[[], float], rounds: int,
-               start: int = 0) -> dict[str, list[float]]:
+def run_rounds(
+    infer: Mapping[str, Callable[[], None]], clock: Callable[[], float], rounds: int, start: int = 0
+) -> dict[str, list[float]]:
     """`rounds` rounds, each one timed call of every `infer`, the order rotated by one each round."""
     keys = list(infer)
     times: dict[str, list[float]] = {k: [] for k in keys}
@@ -92,11 +103,20 @@ def run_rounds(infer: Mapping[str, Callable[[], None]], clock: Callable[[], floa
     return times
 
 
-def measure_interleaved(models: Mapping[str, torch.nn.Module], input_size: int, *,
-                        reference: str | None = None, backend: str = "torch", device: str = "cpu",
-                        threads: int = 1, thread_clock: bool = False, warmup: int = 5,
-                        target: float = 0.01, max_seconds: float = 120.0,
-                        min_rounds: int = MIN_ROUNDS) -> dict[str, Interleaved]:
+def measure_interleaved(
+    models: Mapping[str, torch.nn.Module],
+    input_size: int,
+    *,
+    reference: str | None = None,
+    backend: str = "torch",
+    device: str = "cpu",
+    threads: int = 1,
+    thread_clock: bool = False,
+    warmup: int = 5,
+    target: float = 0.01,
+    max_seconds: float = 120.0,
+    min_rounds: int = MIN_ROUNDS,
+) -> dict[str, Interleaved]:
     """Time `models` (key -> network) interleaved at batch 1 and `input_size` until every ratio to
     `reference` (default: the first key) has a 95 % interval within +-`target` of its median, or
     `max_seconds` pass (at least `min_rounds` rounds either way)."""
@@ -105,20 +125,29 @@ def measure_interleaved(models: Mapping[str, torch.nn.Module], input_size: int, 
     reference = reference or next(iter(models))
     impl = latency_backend(backend)
     if thread_clock and not impl.thread_clock_covers(device, threads):
-        raise ConfigError(f"the thread clock does not cover {backend} on {device} with {threads} "
-                          "threads", field="clock")
+        raise ConfigError(
+            f"the thread clock does not cover {backend} on {device} with {threads} threads",
+            field="clock",
+        )
     clock = impl.clock(thread_clock)
     dev = resolve_device(device)
     with ExitStack() as stack:
-        infer = {k: stack.enter_context(impl.session(m, input_size, dev, threads)).infer
-                 for k, m in models.items()}
+        infer = {
+            k: stack.enter_context(impl.session(m, input_size, dev, threads)).infer
+            for k, m in models.items()
+        }
         run_rounds(infer, clock, warmup)
         return _rounds_until_tight(infer, clock, reference, target, max_seconds, min_rounds)
 
 
-def _rounds_until_tight(infer: Mapping[str, Callable[[], None]], clock: Callable[[], float],
-                        reference: str, target: float, max_seconds: float,
-                        min_rounds: int) -> dict[str, Interleaved]:
+def _rounds_until_tight(
+    infer: Mapping[str, Callable[[], None]],
+    clock: Callable[[], float],
+    reference: str,
+    target: float,
+    max_seconds: float,
+    min_rounds: int,
+) -> dict[str, Interleaved]:
     started = time.monotonic()
     times = run_rounds(infer, clock, min_rounds)
     while True:

@@ -10,12 +10,13 @@ same for every backend. A backend says three things:
 Registered: "torch" (eager) and "onnxruntime" (the net exported to ONNX, run by ONNX Runtime).
 Adding one is one class + one `@LATENCY_BACKENDS.register("name")` line + one test.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -42,14 +43,15 @@ def torch_threads(threads: int | None) -> Iterator[int]:
 
 @dataclass(frozen=True)
 class Session:
-    infer: Callable[[], None]   # one batch-1 inference; returns once its output is ready
-    threads: int                # intra-op threads the inference runs with
+    infer: Callable[[], None]  # one batch-1 inference; returns once its output is ready
+    threads: int  # intra-op threads the inference runs with
     device: str
 
 
 class LatencyBackend:
-    def session(self, model: nn.Module, input_size: int, device: torch.device,
-                threads: int | None) -> AbstractContextManager[Session]:
+    def session(
+        self, model: nn.Module, input_size: int, device: torch.device, threads: int | None
+    ) -> AbstractContextManager[Session]:
         raise NotImplementedError
 
     def thread_clock_covers(self, device: str, threads: int) -> bool:
@@ -67,8 +69,9 @@ class TorchEager(LatencyBackend):
     """
 
     @contextmanager
-    def session(self, model: nn.Module, input_size: int, device: torch.device,
-                threads: int | None) -> Iterator[Session]:
+    def session(
+        self, model: nn.Module, input_size: int, device: torch.device, threads: int | None
+    ) -> Iterator[Session]:
         model = model.to(device).eval()
         x = torch.randn(1, 3, input_size, input_size, device=device)
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -78,7 +81,7 @@ class TorchEager(LatencyBackend):
             sync()
 
         with torch_threads(threads) as n_threads, torch.inference_mode():
-            sync()   # the copy to the device and the input are not part of the first run
+            sync()  # the copy to the device and the input are not part of the first run
             yield Session(infer=infer, threads=n_threads, device=str(device))
 
     def thread_clock_covers(self, device: str, threads: int) -> bool:
@@ -89,29 +92,32 @@ class TorchEager(LatencyBackend):
 @LATENCY_BACKENDS.register("onnxruntime")
 class OnnxRuntime(LatencyBackend):
     """The net exported to ONNX (every head, the same work as torch eager; space.onnx_export) and run
-    by an ONNX Runtime session with every graph optimisation on (ORT_ENABLE_ALL), `threads` intra-op
-    threads (default: torch's count), one inter-op thread and sequential execution. CPU, or CUDA
-    through CUDAExecutionProvider where onnxruntime-gpu provides it (else a ConfigError).
-    Needs the `onnx` extra.
+        by an ONNX Runtime session with every graph optimisation on (ORT_ENABLE_ALL), `threads` intra-op
+        threads (default: torch's count), one inter-op thread and sequential execution. CPU, or CUDA
+        through CUDAExecutionProvider where onnxruntime-gpu provides it (else a ConfigError).
+        Needs the `onnx` extra.
 
-    The thread clock covers one intra-op thread on the CPU: ORT then runs every kernel on the calling
-    thread and starts no other (measured: over 100 inferences the calling thread's CPU time is 1.000
-of the whole process's; tests/test_onnx.py checks it).
+        The thread clock covers one intra-op thread on the CPU: ORT then runs every kernel on the calling
+        thread and starts no other (measured: over 100 inferences the calling thread's CPU time is 1.000
+    of the whole process's; tests/test_onnx.py checks it).
     """
 
     @contextmanager
-    def session(self, model: nn.Module, input_size: int, device: torch.device,
-                threads: int | None) -> Iterator[Session]:
+    def session(
+        self, model: nn.Module, input_size: int, device: torch.device, threads: int | None
+    ) -> Iterator[Session]:
         from space.onnx_export import INPUT_NAME, export_onnx, ort_session
 
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be at least 1, got {threads}", field="threads")
         n_threads = threads or torch.get_num_threads()
-        sess = ort_session(export_onnx(model.cpu(), input_size, heads="all"), n_threads, device.type)
+        sess = ort_session(
+            export_onnx(model.cpu(), input_size, heads="all"), n_threads, device.type
+        )
         feed = {INPUT_NAME: torch.randn(1, 3, input_size, input_size).numpy()}
 
         def infer() -> None:
-            sess.run(None, feed)   # returns the outputs as host arrays: the inference is done
+            sess.run(None, feed)  # returns the outputs as host arrays: the inference is done
 
         yield Session(infer=infer, threads=n_threads, device=str(device))
 
@@ -122,6 +128,8 @@ of the whole process's; tests/test_onnx.py checks it).
 def latency_backend(name: str) -> LatencyBackend:
     """The registered backend `name`; an unknown name is the user's error."""
     if not isinstance(name, str) or name not in LATENCY_BACKENDS:
-        raise ConfigError(f"unknown latency backend {name!r} (choose from {', '.join(LATENCY_BACKENDS.names())})",
-                          field="backend")
+        raise ConfigError(
+            f"unknown latency backend {name!r} (choose from {', '.join(LATENCY_BACKENDS.names())})",
+            field="backend",
+        )
     return LATENCY_BACKENDS.create(name)

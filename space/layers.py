@@ -4,11 +4,13 @@ All blocks are pre-activation (BN-ReLU-conv), as in Newell's hourglass and Bulat
 A gate is a module mapping x -> alpha * x; the block output is branch(x) + gate(x)
 (or branch(x) alone for the `none` gate).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,15 +21,19 @@ BlockFactory = Callable[[int, int], nn.Module]
 
 
 def bn_relu_conv(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
-    return nn.Sequential(nn.BatchNorm2d(in_ch), nn.ReLU(inplace=True),
-                         nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False))
+    return nn.Sequential(
+        nn.BatchNorm2d(in_ch),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False),
+    )
 
 
 # ---------------------------------------------------------------- gates
 
+
 class Gate(nn.Module):
-    has_skip = True      # False: the block drops its skip path entirely
-    takes_init = False   # True: gate_init sets the initial alpha
+    has_skip = True  # False: the block drops its skip path entirely
+    takes_init = False  # True: gate_init sets the initial alpha
 
 
 @GATES.register("identity")
@@ -44,12 +50,14 @@ class IdentityGate(Gate):
 @GATES.register("none")
 class NoGate(IdentityGate):
     """No skip path: the block is a plain conv stack."""
+
     has_skip = False
 
 
 @GATES.register("scalar")
 class ScalarGate(Gate):
     """One learnable alpha shared by all channels."""
+
     takes_init = True
 
     def __init__(self, channels: int, init: float | None = 1.0):
@@ -63,11 +71,14 @@ class ScalarGate(Gate):
 @GATES.register("channel")
 class ChannelGate(Gate):
     """Bulat et al.: one learnable alpha per channel, shape (1, C, 1, 1)."""
+
     takes_init = True
 
     def __init__(self, channels: int, init: float | None = 1.0):
         super().__init__()
-        self.alpha = nn.Parameter(torch.full((1, channels, 1, 1), 1.0 if init is None else float(init)))
+        self.alpha = nn.Parameter(
+            torch.full((1, channels, 1, 1), 1.0 if init is None else float(init))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.alpha * x
@@ -80,8 +91,12 @@ class SEGate(Gate):
     def __init__(self, channels: int, init: float | None = None, reduction: int = 16):
         super().__init__()
         hidden = max(channels // reduction, 4)
-        self.fc = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True),
-                                nn.Conv2d(hidden, channels, 1), nn.Sigmoid())
+        self.fc = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x.mean((2, 3), keepdim=True)) * x
@@ -98,7 +113,7 @@ class ECAGate(Gate):
         self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x.mean((2, 3)).unsqueeze(1)                       # (N, 1, C): channels as a sequence
+        y = x.mean((2, 3)).unsqueeze(1)  # (N, 1, C): channels as a sequence
         alpha = torch.sigmoid(self.conv(y)).transpose(1, 2).unsqueeze(-1)  # (N, C, 1, 1)
         return alpha * x
 
@@ -111,21 +126,28 @@ def create_gate(name: str, channels: int, init: float | None = None, **kwargs: A
 
 # ---------------------------------------------------------------- residual blocks
 
+
 class GatedResidual(nn.Module):
     """y = branch(x) + gate(proj(x)); proj is a 1x1 conv only when channels change.
 
     A block class is built as cls(in_ch, out_ch, gate=..., gate_init=..., split=...); `takes_split`
     says whether it reads the spec's branch_split (the spec then requires one) or not (it must be null).
     """
+
     takes_split = False
 
-    def __init__(self, branch: nn.Module, in_ch: int, out_ch: int, gate: str, gate_init: float | None):
+    def __init__(
+        self, branch: nn.Module, in_ch: int, out_ch: int, gate: str, gate_init: float | None
+    ):
         super().__init__()
         self.branch = branch
         self.gate = create_gate(gate, out_ch, gate_init)
         self.has_skip = self.gate.has_skip
-        self.proj = (nn.Conv2d(in_ch, out_ch, 1, bias=False)
-                     if in_ch != out_ch and self.has_skip else nn.Identity())
+        self.proj = (
+            nn.Conv2d(in_ch, out_ch, 1, bias=False)
+            if in_ch != out_ch and self.has_skip
+            else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.branch(x)
@@ -136,10 +158,19 @@ class GatedResidual(nn.Module):
 class Bottleneck(GatedResidual):
     """Newell's residual: BN-ReLU-1x1 (C/2), BN-ReLU-3x3 (C/2), BN-ReLU-1x1 (C)."""
 
-    def __init__(self, in_ch: int, out_ch: int, *, gate: str = "identity", gate_init: float | None = None,
-                 split: Sequence[Fraction] | None = None):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        *,
+        gate: str = "identity",
+        gate_init: float | None = None,
+        split: Sequence[Fraction] | None = None,
+    ):
         mid = out_ch // 2
-        branch = nn.Sequential(bn_relu_conv(in_ch, mid, 1), bn_relu_conv(mid, mid, 3), bn_relu_conv(mid, out_ch, 1))
+        branch = nn.Sequential(
+            bn_relu_conv(in_ch, mid, 1), bn_relu_conv(mid, mid, 3), bn_relu_conv(mid, out_ch, 1)
+        )
         super().__init__(branch, in_ch, out_ch, gate, gate_init)
 
 
@@ -153,7 +184,7 @@ class _Chain(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = []
-        for conv in self.convs:   # 2-4 branches, not a loop over channels
+        for conv in self.convs:  # 2-4 branches, not a loop over channels
             x = conv(x)
             outs.append(x)
         return torch.cat(outs, 1)
@@ -169,15 +200,24 @@ def split_widths(channels: int, split: Sequence[Fraction]) -> list[int]:
 @BLOCKS.register("multibranch")
 class MultiBranch(GatedResidual):
     """Bulat et al.'s hierarchical block: chain of 3x3 convs of widths C*split[k], concatenated to C."""
+
     takes_split = True
 
-    def __init__(self, in_ch: int, out_ch: int, *, gate: str = "channel", gate_init: float | None = None,
-                 split: Sequence[Fraction] | None = None):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        *,
+        gate: str = "channel",
+        gate_init: float | None = None,
+        split: Sequence[Fraction] | None = None,
+    ):
         split = split or (Fraction(1, 2), Fraction(1, 4), Fraction(1, 4))
         super().__init__(_Chain(in_ch, split_widths(out_ch, split)), in_ch, out_ch, gate, gate_init)
 
 
 # ---------------------------------------------------------------- down / up-sampling (x2)
+
 
 @DOWNSAMPLE.register("maxpool")
 def maxpool(channels: int) -> nn.Module:
@@ -216,6 +256,7 @@ def pixel_shuffle(channels: int) -> nn.Module:
 
 
 # ---------------------------------------------------------------- fusion of skip and up-sampled paths
+
 
 class Fusion(nn.Module):
     def forward(self, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
@@ -278,6 +319,7 @@ class GatedAdd(Fusion):
 
 
 # ---------------------------------------------------------------- the hourglass skip (high-resolution) path
+
 
 @SKIPS.register("block")
 def block_skip(channels: int, make_block: BlockFactory) -> nn.Module:

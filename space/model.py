@@ -1,4 +1,5 @@
 """build_model(spec): the stacked (soft-gated) hourglass described by an ArchSpec."""
+
 from __future__ import annotations
 
 import math
@@ -59,17 +60,31 @@ class StackedHourglass(nn.Module):
         make_block: BlockFactory = partial(_block, spec)
         c0, c1 = stem_widths(spec)
         self.stem = nn.Sequential(
-            nn.Conv2d(3, c0, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(c0), nn.ReLU(inplace=True),
-            make_block(c0, c1), DOWNSAMPLE.create(spec.down, c1), make_block(c1, c1), make_block(c1, c))
-        self.hourglasses = nn.ModuleList(Hourglass(spec, spec.depth, make_block) for _ in range(spec.stacks))
+            nn.Conv2d(3, c0, 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(c0),
+            nn.ReLU(inplace=True),
+            make_block(c0, c1),
+            DOWNSAMPLE.create(spec.down, c1),
+            make_block(c1, c1),
+            make_block(c1, c),
+        )
+        self.hourglasses = nn.ModuleList(
+            Hourglass(spec, spec.depth, make_block) for _ in range(spec.stacks)
+        )
         self.features = nn.ModuleList(
-            nn.Sequential(make_block(c, c), bn_relu_conv(c, c, 1), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
-            for _ in range(spec.stacks))
-        with_head = [spec.intermediate_supervision or s == spec.stacks - 1 for s in range(spec.stacks)]
+            nn.Sequential(
+                make_block(c, c), bn_relu_conv(c, c, 1), nn.BatchNorm2d(c), nn.ReLU(inplace=True)
+            )
+            for _ in range(spec.stacks)
+        )
+        with_head = [
+            spec.intermediate_supervision or s == spec.stacks - 1 for s in range(spec.stacks)
+        ]
         self.heads = nn.ModuleList(nn.Conv2d(c, j, 1) if h else nn.Identity() for h in with_head)
         self.remap_features = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(spec.stacks - 1))
         self.remap_heatmaps = nn.ModuleList(
-            nn.Conv2d(j, c, 1) if with_head[s] else None for s in range(spec.stacks - 1))
+            nn.Conv2d(j, c, 1) if with_head[s] else None for s in range(spec.stacks - 1)
+        )
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -82,7 +97,7 @@ class StackedHourglass(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         for head in self.heads:
-            if isinstance(head, nn.Conv2d):   # small heatmap outputs at the start of training
+            if isinstance(head, nn.Conv2d):  # small heatmap outputs at the start of training
                 nn.init.normal_(head.weight, std=0.001)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -91,7 +106,9 @@ class StackedHourglass(nn.Module):
         last = self.spec.stacks - 1
         for s in range(self.spec.stacks):
             feat = self.features[s](self.hourglasses[s](x))
-            heat = self.heads[s](feat) if (self.spec.intermediate_supervision or s == last) else None
+            heat = (
+                self.heads[s](feat) if (self.spec.intermediate_supervision or s == last) else None
+            )
             if heat is not None:
                 outputs.append(heat)
             if s < last:
@@ -102,15 +119,18 @@ class StackedHourglass(nn.Module):
 
 
 def _block(spec: ArchSpec, in_ch: int, out_ch: int) -> nn.Module:
-    return BLOCKS.create(spec.block, in_ch, out_ch, gate=spec.gate, gate_init=spec.gate_init,
-                         split=spec.branch_split)
+    return BLOCKS.create(
+        spec.block, in_ch, out_ch, gate=spec.gate, gate_init=spec.gate_init, split=spec.branch_split
+    )
 
 
 def validate_input_size(spec: ArchSpec, input_size: int) -> None:
     """ConfigError unless the network for `spec` can take `input_size` px inputs."""
     step = size_multiple(spec.depth)
     if input_size <= 0 or input_size % step:
-        raise ConfigError(f"{input_size} is not a positive multiple of 4 * 2**depth = {step}", field="input_size")
+        raise ConfigError(
+            f"{input_size} is not a positive multiple of 4 * 2**depth = {step}", field="input_size"
+        )
 
 
 def build_model(spec: ArchSpec, input_size: int | None = None) -> StackedHourglass:

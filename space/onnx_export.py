@@ -12,12 +12,12 @@ Heads: `heads="last"` (the default, what a deployed net uses) exports the last s
 one output `heatmaps`; `heads="all"` exports every stack's, `heatmaps_0` ... `heatmaps_{S-1}` (one
 when the spec has no intermediate supervision).
 """
+
 from __future__ import annotations
 
 import io
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -27,7 +27,7 @@ from torch import nn
 
 from space.errors import ConfigError
 
-MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 20, 17   # 20: the TorchScript exporter's last opset
+MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 20, 17  # 20: the TorchScript exporter's last opset
 HEADS = ("last", "all")
 INPUT_NAME = "image"
 EXTRA_HINT = "pip install 'softgate-nas[onnx]' (onnx, onnxruntime)"
@@ -57,22 +57,36 @@ def output_names(n_outputs: int, heads: str) -> list[str]:
     return ["heatmaps"] if heads == "last" else [f"heatmaps_{i}" for i in range(n_outputs)]
 
 
-def export_onnx(model: nn.Module, input_size: int, opset: int = DEFAULT_OPSET, heads: str = "last") -> bytes:
+def export_onnx(
+    model: nn.Module, input_size: int, opset: int = DEFAULT_OPSET, heads: str = "last"
+) -> bytes:
     """The serialized ONNX model of `model` (in eval mode) at `input_size` px, with a dynamic batch axis."""
     require("onnx")
     if heads not in HEADS:
         raise ConfigError(f"heads must be one of {', '.join(HEADS)}, got {heads!r}", field="heads")
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ConfigError(f"opset must be an integer in [{MIN_OPSET}, {MAX_OPSET}], got {opset!r}", field="opset")
+        raise ConfigError(
+            f"opset must be an integer in [{MIN_OPSET}, {MAX_OPSET}], got {opset!r}", field="opset"
+        )
     wrapped = _Heads(model.eval(), heads).eval()
     x = torch.zeros(1, 3, input_size, input_size)
     with torch.no_grad():
         names = output_names(len(wrapped(x)), heads)
     buf = io.BytesIO()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # the TorchScript exporter's deprecation notice; see the module doc
-        torch.onnx.export(wrapped, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                          output_names=names, dynamic_axes={n: {0: "batch"} for n in [INPUT_NAME, *names]})
+        warnings.simplefilter(
+            "ignore"
+        )  # the TorchScript exporter's deprecation notice; see the module doc
+        torch.onnx.export(
+            wrapped,
+            (x,),
+            buf,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=names,
+            dynamic_axes={n: {0: "batch"} for n in [INPUT_NAME, *names]},
+        )
     return buf.getvalue()
 
 
@@ -89,8 +103,10 @@ def ort_providers(device: str) -> list[str]:
         return ["CPUExecutionProvider"]
     if device.startswith("cuda"):
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise ConfigError("onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)",
-                              field="device")
+            raise ConfigError(
+                "onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)",
+                field="device",
+            )
         return ["CUDAExecutionProvider"]
     raise ConfigError(f"onnxruntime runs on cpu or cuda, not {device!r}", field="device")
 
@@ -103,7 +119,7 @@ def ort_session(model_bytes: bytes, threads: int, device: str = "cpu") -> Any:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    opts.log_severity_level = 3   # errors only
+    opts.log_severity_level = 3  # errors only
     return ort.InferenceSession(model_bytes, sess_options=opts, providers=ort_providers(device))
 
 
@@ -127,8 +143,14 @@ class OutputDiff:
         return self.max_abs_diff / max(1.0, self.scale)
 
 
-def compare_outputs(model: nn.Module, session: Any, input_size: int, heads: str = "last",
-                    batches: tuple[int, ...] = (1, 3), seed: int = 0) -> list[OutputDiff]:
+def compare_outputs(
+    model: nn.Module,
+    session: Any,
+    input_size: int,
+    heads: str = "last",
+    batches: tuple[int, ...] = (1, 3),
+    seed: int = 0,
+) -> list[OutputDiff]:
     """ONNX Runtime's outputs against PyTorch's on the same seeded random inputs, per batch size
     and output (`OutputDiff`)."""
     wrapped = _Heads(model.eval(), heads).eval()
@@ -140,18 +162,27 @@ def compare_outputs(model: nn.Module, session: Any, input_size: int, heads: str 
             expected = [t.numpy() for t in wrapped(x)]
         got = session.run(None, {INPUT_NAME: x.numpy()})
         if [g.shape for g in got] != [e.shape for e in expected]:
-            raise RuntimeError(f"ONNX output shapes {[g.shape for g in got]} differ from PyTorch's "
-                               f"{[e.shape for e in expected]} at batch {batch}")
+            raise RuntimeError(
+                f"ONNX output shapes {[g.shape for g in got]} differ from PyTorch's "
+                f"{[e.shape for e in expected]} at batch {batch}"
+            )
         names = output_names(len(expected), heads)
-        diffs += [OutputDiff(batch, name, float(np.abs(g - e).max()), float(np.abs(e).max()))
-                  for name, g, e in zip(names, got, expected)]
+        diffs += [
+            OutputDiff(batch, name, float(np.abs(g - e).max()), float(np.abs(e).max()))
+            for name, g, e in zip(names, got, expected)
+        ]
     return diffs
 
 
-def compare_with_torch(model: nn.Module, session: Any, input_size: int, heads: str = "last",
-                       batches: tuple[int, ...] = (1, 3), seed: int = 0) -> dict[int, float]:
+def compare_with_torch(
+    model: nn.Module,
+    session: Any,
+    input_size: int,
+    heads: str = "last",
+    batches: tuple[int, ...] = (1, 3),
+    seed: int = 0,
+) -> dict[int, float]:
     """Max abs difference between ONNX Runtime's and PyTorch's outputs, per batch size, on the same
     seeded random inputs (`compare_outputs` has each output's and its scale)."""
     diffs = compare_outputs(model, session, input_size, heads, batches, seed)
     return {b: max(d.max_abs_diff for d in diffs if d.batch == b) for b in batches}
-

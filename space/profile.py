@@ -4,6 +4,7 @@ FLOPs count one multiply-add as 2 FLOPs (torch.utils.flop_counter's convention).
 `measure_latency` is the one latency measurement the profile command and the search share; how the
 network is run and which clock times it is a latency backend (space.latency_backends).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -27,9 +28,9 @@ class LatencyStats:
     p75_ms: float
     mean_ms: float
     std_ms: float
-    cv: float          # std / mean
-    runs: int          # timed runs (warm-up runs excluded)
-    threads: int       # torch intra-op threads during the measurement
+    cv: float  # std / mean
+    runs: int  # timed runs (warm-up runs excluded)
+    threads: int  # torch intra-op threads during the measurement
     device: str
 
     def as_dict(self) -> dict:
@@ -70,18 +71,30 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r} (use cpu, cuda or cuda:N)", field="device") from None
+        raise ConfigError(
+            f"unknown device {device!r} (use cpu, cuda or cuda:N)", field="device"
+        ) from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"{device} requested but CUDA is not available", field="device")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"{device}: only {torch.cuda.device_count()} CUDA device(s)", field="device")
+            raise ConfigError(
+                f"{device}: only {torch.cuda.device_count()} CUDA device(s)", field="device"
+            )
     return dev
 
 
-def measure_latency(model: nn.Module, input_size: int, device: str | torch.device = "cpu",
-                    threads: int | None = None, warmup: int = WARMUP, runs: int = 30, *,
-                    backend: str = "torch", thread_clock: bool = False) -> LatencyStats:
+def measure_latency(
+    model: nn.Module,
+    input_size: int,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+    warmup: int = WARMUP,
+    runs: int = 30,
+    *,
+    backend: str = "torch",
+    thread_clock: bool = False,
+) -> LatencyStats:
     """Batch-1 inference latency: `warmup` runs discarded, then `runs` (>= 20) timed runs.
 
     `backend` (space.latency_backends) prepares the model on `device` (torch: moved there and put in
@@ -90,15 +103,19 @@ def measure_latency(model: nn.Module, input_size: int, device: str | torch.devic
     `thread_clock_covers` the device and threads).
     """
     if runs < MIN_RUNS:
-        raise ConfigError(f"at least {MIN_RUNS} timed runs are needed for a median and spread, got {runs}",
-                          field="runs")
+        raise ConfigError(
+            f"at least {MIN_RUNS} timed runs are needed for a median and spread, got {runs}",
+            field="runs",
+        )
     if warmup < 0:
         raise ConfigError(f"warm-up runs cannot be negative, got {warmup}", field="warmup")
     dev = resolve_device(device)
     impl = latency_backend(backend)
     if thread_clock and not impl.thread_clock_covers(str(dev), threads or torch.get_num_threads()):
-        raise ConfigError(f"the thread clock does not cover {backend} inference on {dev} with {threads} threads",
-                          field="clock")
+        raise ConfigError(
+            f"the thread clock does not cover {backend} inference on {dev} with {threads} threads",
+            field="clock",
+        )
     clock = impl.clock(thread_clock)
     with impl.session(model, input_size, dev, threads) as session:
         times = []
@@ -114,5 +131,14 @@ def latency_stats(times_ms: list[float], threads: int, device: str) -> LatencySt
     """Median, quartiles (inclusive method), mean, std and CV of timed runs."""
     q1, median, q3 = statistics.quantiles(times_ms, n=4, method="inclusive")
     mean, std = statistics.fmean(times_ms), statistics.stdev(times_ms)
-    return LatencyStats(median_ms=median, p25_ms=q1, p75_ms=q3, mean_ms=mean, std_ms=std,
-                        cv=std / mean if mean > 0 else 0.0, runs=len(times_ms), threads=threads, device=device)
+    return LatencyStats(
+        median_ms=median,
+        p25_ms=q1,
+        p75_ms=q3,
+        mean_ms=mean,
+        std_ms=std,
+        cv=std / mean if mean > 0 else 0.0,
+        runs=len(times_ms),
+        threads=threads,
+        device=device,
+    )

@@ -9,23 +9,49 @@ A reference has no size of its own: `project_reference` puts it at the stacks/wi
 arch, `references_in_space` at every size a search space allows (what a warm start enqueues and
 what `launch.py finalize` trains beside the found architectures).
 """
+
 from __future__ import annotations
 
 import itertools
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from space.search_space import SearchSpace
 from space.spec import ArchSpec, split_key
 
-SHAPE_KEYS = ("version", "stacks", "width", "depth", "joints", "input_size", "intermediate_supervision")
+SHAPE_KEYS = (
+    "version",
+    "stacks",
+    "width",
+    "depth",
+    "joints",
+    "input_size",
+    "intermediate_supervision",
+)
 DESIGN_KEYS = ("block", "branch_split", "gate", "gate_init", "down", "up", "fusion", "skip")
 SIZE_AXES = ("stacks", "width", "depth")
 REFERENCE_SIZES = ("all", "deepest", "smallest")
 REFERENCES: dict[str, dict[str, Any]] = {
-    "paper": {"block": "multibranch", "branch_split": ["1/2", "1/4", "1/4"], "gate": "channel", "gate_init": 1.0,
-              "down": "maxpool", "up": "nearest", "fusion": "concat_conv3x3", "skip": "identity"},
-    "newell": {"block": "bottleneck", "branch_split": None, "gate": "identity", "gate_init": None,
-               "down": "maxpool", "up": "nearest", "fusion": "add", "skip": "block"},
+    "paper": {
+        "block": "multibranch",
+        "branch_split": ["1/2", "1/4", "1/4"],
+        "gate": "channel",
+        "gate_init": 1.0,
+        "down": "maxpool",
+        "up": "nearest",
+        "fusion": "concat_conv3x3",
+        "skip": "identity",
+    },
+    "newell": {
+        "block": "bottleneck",
+        "branch_split": None,
+        "gate": "identity",
+        "gate_init": None,
+        "down": "maxpool",
+        "up": "nearest",
+        "fusion": "add",
+        "skip": "block",
+    },
 }
 
 
@@ -47,8 +73,9 @@ def _allowed(space: SearchSpace, arch: Mapping[str, Any]) -> bool:
     return True
 
 
-def references_in_space(space: SearchSpace, names: Sequence[str] = tuple(REFERENCES),
-                        sizes: str = "all") -> list[dict]:
+def references_in_space(
+    space: SearchSpace, names: Sequence[str] = tuple(REFERENCES), sizes: str = "all"
+) -> list[dict]:
     """Each reference at the sizes the space allows, smallest first, as ArchSpec dicts; references the
     space cannot express are left out. `sizes`: "all" (every stacks x width x depth), "deepest" (every
     stacks x width at the space's largest depth, the hourglass's own) or "smallest" (every width at the
@@ -61,11 +88,17 @@ def references_in_space(space: SearchSpace, names: Sequence[str] = tuple(REFEREN
         grid["depth"] = [max(grid["depth"])]
     if sizes == "smallest":
         grid["depth"], grid["stacks"] = [min(grid["depth"])], [min(grid["stacks"])]
-    fixed = {k: vs[0] for k, vs in space.axes.items() if k in SHAPE_KEYS and k not in SIZE_AXES and len(vs) == 1}
+    fixed = {
+        k: vs[0]
+        for k, vs in space.axes.items()
+        if k in SHAPE_KEYS and k not in SIZE_AXES and len(vs) == 1
+    }
     out: dict[str, dict] = {}
     for stacks, width, depth in itertools.product(grid["stacks"], grid["width"], grid["depth"]):
         for name in names:
-            arch = project_reference({**fixed, "stacks": stacks, "width": width, "depth": depth}, name)
+            arch = project_reference(
+                {**fixed, "stacks": stacks, "width": width, "depth": depth}, name
+            )
             if _allowed(space, arch) and space.is_valid(arch):
                 out.setdefault(ArchSpec.from_dict(arch).arch_id, arch)
     return list(out.values())

@@ -2,9 +2,11 @@
 
 Adding a value to an axis = one class (or factory) + one `@REGISTRY.register("name")` line + one test.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 class Registry:
@@ -20,6 +22,7 @@ class Registry:
                 raise KeyError(f"{self.axis}: {name!r} registered twice")
             self._entries[name] = factory
             return factory
+
         return add
 
     def unregister(self, name: str) -> None:
@@ -31,7 +34,9 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise KeyError(f"unknown {self.axis} {name!r} (choose from {', '.join(self.names())})") from None
+            raise KeyError(
+                f"unknown {self.axis} {name!r} (choose from {', '.join(self.names())})"
+            ) from None
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return self.get(name)(*args, **kwargs)

@@ -14,26 +14,45 @@ the sampled depth does not divide) make `sample` raise ConfigError from ArchSpec
 records the trial as failed with that one-line reason. `is_valid(values)` checks a combination
 without raising, and `grid()` lists only the valid ones.
 """
+
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from space.errors import ConfigError
 from space.spec import ArchSpec, parse_split, split_key, takes_init, takes_split, validate_field
 
 # sampling order: conditions (block, gate) before the axes they control
-AXES = ("stacks", "width", "depth", "joints", "input_size", "intermediate_supervision", "block",
-        "branch_split", "gate", "gate_init", "down", "up", "fusion", "skip")
+AXES = (
+    "stacks",
+    "width",
+    "depth",
+    "joints",
+    "input_size",
+    "intermediate_supervision",
+    "block",
+    "branch_split",
+    "gate",
+    "gate_init",
+    "down",
+    "up",
+    "fusion",
+    "skip",
+)
 GRID_PARAM = "grid_index"
 
 
 def _split_choices(value: Any) -> list[Any]:
     if isinstance(value, str):
         return [value]
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (list, tuple)) or
-                                                          (isinstance(v, str) and "," in v) for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, (list, tuple)) or (isinstance(v, str) and "," in v) for v in value)
+    ):
         return list(value)
     return [value]
 
@@ -44,20 +63,28 @@ def _to_plain(key: str, value: Any) -> Any:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    axes: Mapping[str, tuple[Any, ...]]   # field -> normalised choices, only the fields given
+    axes: Mapping[str, tuple[Any, ...]]  # field -> normalised choices, only the fields given
     source: str | None = None
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str | None = None) -> "SearchSpace":
+    def from_dict(cls, d: Mapping[str, Any], source: str | None = None) -> SearchSpace:
         if not isinstance(d, Mapping):
-            raise ConfigError(f"expected a mapping of arch fields to choices, got {type(d).__name__}",
-                              source=source, field="space")
+            raise ConfigError(
+                f"expected a mapping of arch fields to choices, got {type(d).__name__}",
+                source=source,
+                field="space",
+            )
         axes: dict[str, tuple[Any, ...]] = {}
         for key, value in d.items():
             if key not in AXES:
-                raise ConfigError(f"unknown axis (allowed: {', '.join(AXES)})", source=source, field=str(key))
-            raw = _split_choices(value) if key == "branch_split" else (
-                list(value) if isinstance(value, (list, tuple)) else [value])
+                raise ConfigError(
+                    f"unknown axis (allowed: {', '.join(AXES)})", source=source, field=str(key)
+                )
+            raw = (
+                _split_choices(value)
+                if key == "branch_split"
+                else (list(value) if isinstance(value, (list, tuple)) else [value])
+            )
             if not raw:
                 raise ConfigError("needs at least one value", source=source, field=key)
             choices: list[Any] = []
@@ -93,8 +120,10 @@ class SearchSpace:
             choices = self.axes[key]
             if len(choices) == 1:
                 values[key] = choices[0]
-            elif key == "branch_split":   # Optuna choices must be scalars: suggest "1/2,1/4,1/4"
-                values[key] = parse_split(trial.suggest_categorical(key, [split_key(c) for c in choices]))
+            elif key == "branch_split":  # Optuna choices must be scalars: suggest "1/2,1/4,1/4"
+                values[key] = parse_split(
+                    trial.suggest_categorical(key, [split_key(c) for c in choices])
+                )
             else:
                 values[key] = trial.suggest_categorical(key, list(choices))
         return ArchSpec.from_dict(values, source=self.source)
@@ -116,8 +145,12 @@ class SearchSpace:
         plain = [k for k in AXES if k in self.axes and k not in ("branch_split", "gate_init")]
         for combo in itertools.product(*(self.axes[k] for k in plain)):
             values = dict(zip(plain, combo))
-            conditional = [[(k, v) for v in self.axes[k]] if k in self.axes and self.active(k, values) else [None]
-                           for k in ("branch_split", "gate_init")]
+            conditional = [
+                [(k, v) for v in self.axes[k]]
+                if k in self.axes and self.active(k, values)
+                else [None]
+                for k in ("branch_split", "gate_init")
+            ]
             for extra in itertools.product(*conditional):
                 full = dict(values, **dict(e for e in extra if e is not None))
                 if self.is_valid(full):
@@ -132,5 +165,6 @@ class SearchSpace:
     def sample_grid(self, trial: Any) -> ArchSpec:
         """The grid() entry GridSampler chose for this trial."""
         grid = self.grid()
-        return ArchSpec.from_dict(grid[trial.suggest_categorical(GRID_PARAM, list(range(len(grid))))],
-                                  source=self.source)
+        return ArchSpec.from_dict(
+            grid[trial.suggest_categorical(GRID_PARAM, list(range(len(grid))))], source=self.source
+        )

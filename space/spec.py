@@ -1,4 +1,5 @@
 """ArchSpec: a frozen, validated description of one pose network, with exact YAML round-trip."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,10 +8,11 @@ import json
 import math
 import numbers
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -22,16 +24,28 @@ from space.registry import BLOCKS, DOWNSAMPLE, FUSIONS, GATES, SKIPS, UPSAMPLE, 
 VERSION = 1
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 DEFAULT_SPLIT = (Fraction(1, 2), Fraction(1, 4), Fraction(1, 4))
-DEFAULT_GATE_INIT = 1.0   # scalar/channel gates start as a plain residual (alpha = 1)
+DEFAULT_GATE_INIT = 1.0  # scalar/channel gates start as a plain residual (alpha = 1)
 
-RANGES = {"stacks": (1, 8), "depth": (2, 5), "width": (4, 2048), "joints": (1, 256), "input_size": (16, 4096)}
-CHOICES: dict[str, Registry] = {"block": BLOCKS, "gate": GATES, "down": DOWNSAMPLE, "up": UPSAMPLE,
-                                "fusion": FUSIONS, "skip": SKIPS}
+RANGES = {
+    "stacks": (1, 8),
+    "depth": (2, 5),
+    "width": (4, 2048),
+    "joints": (1, 256),
+    "input_size": (16, 4096),
+}
+CHOICES: dict[str, Registry] = {
+    "block": BLOCKS,
+    "gate": GATES,
+    "down": DOWNSAMPLE,
+    "up": UPSAMPLE,
+    "fusion": FUSIONS,
+    "skip": SKIPS,
+}
 
 
 def size_multiple(depth: int) -> int:
     """Input sizes must be multiples of this: the stem halves twice (/4), then each of `depth` levels pools 2x."""
-    return 4 * 2 ** depth
+    return 4 * 2**depth
 
 
 def _int(key: str, value: Any) -> int:
@@ -48,7 +62,9 @@ def _int(key: str, value: Any) -> int:
 def _choice(key: str, value: Any) -> str:
     registry = CHOICES[key]
     if not isinstance(value, str) or value not in registry:
-        raise ConfigError(f"unknown value {value!r} (choose from {', '.join(registry.names())})", field=key)
+        raise ConfigError(
+            f"unknown value {value!r} (choose from {', '.join(registry.names())})", field=key
+        )
     return value
 
 
@@ -66,7 +82,9 @@ def parse_fraction(value: Any, key: str = "branch_split") -> Fraction:
         else:
             raise ValueError
     except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"expected a fraction like 1/2 or 0.5, got {value!r}", field=key) from None
+        raise ConfigError(
+            f"expected a fraction like 1/2 or 0.5, got {value!r}", field=key
+        ) from None
     if not 0 < frac < 1:
         raise ConfigError(f"each part must lie strictly between 0 and 1, got {frac}", field=key)
     return frac
@@ -82,7 +100,9 @@ def parse_split(value: Any, key: str = "branch_split") -> tuple[Fraction, ...]:
     if not 2 <= len(split) <= 4:
         raise ConfigError(f"needs 2 to 4 parts, got {len(split)}", field=key)
     if sum(split) != 1:
-        raise ConfigError(f"parts {', '.join(map(str, split))} sum to {sum(split)}, not 1", field=key)
+        raise ConfigError(
+            f"parts {', '.join(map(str, split))} sum to {sum(split)}, not 1", field=key
+        )
     return split
 
 
@@ -148,6 +168,7 @@ class ArchSpec:
     `gate_init` is None for gates without a learnable initial alpha (`takes_init`: only `scalar` and
     `channel` take one, default 1.0).
     """
+
     version: int = VERSION
     stacks: int = 4
     width: int = 144
@@ -168,29 +189,38 @@ class ArchSpec:
     def _check_split(self) -> None:
         if not takes_split(self.block):
             if self.branch_split is not None:
-                raise ConfigError(f"must be null for {self.block} blocks (the split is for "
-                                  f"{', '.join(b for b in BLOCKS if takes_split(b))})", field="branch_split")
+                raise ConfigError(
+                    f"must be null for {self.block} blocks (the split is for "
+                    f"{', '.join(b for b in BLOCKS if takes_split(b))})",
+                    field="branch_split",
+                )
         elif self.branch_split is None:
             raise ConfigError(f"required for {self.block} blocks", field="branch_split")
         else:
             # every split block outputs `width` channels, so only width must split cleanly
             bad = [f for f in self.branch_split if (self.width * f).denominator != 1]
             if bad:
-                raise ConfigError(f"width {self.width} * {bad[0]} = {float(self.width * bad[0]):g} is not a "
-                                  f"whole number of channels; use a width divisible by {bad[0].denominator}",
-                                  field="branch_split")
+                raise ConfigError(
+                    f"width {self.width} * {bad[0]} = {float(self.width * bad[0]):g} is not a "
+                    f"whole number of channels; use a width divisible by {bad[0].denominator}",
+                    field="branch_split",
+                )
 
     def _check_gate_init(self) -> None:
         if takes_init(self.gate) and self.gate_init is None:
             object.__setattr__(self, "gate_init", DEFAULT_GATE_INIT)
         elif not takes_init(self.gate) and self.gate_init is not None:
-            raise ConfigError(f"the {self.gate!r} gate has no initial alpha; leave gate_init out or null",
-                              field="gate_init")
+            raise ConfigError(
+                f"the {self.gate!r} gate has no initial alpha; leave gate_init out or null",
+                field="gate_init",
+            )
 
     def __post_init__(self) -> None:
         if self.version != VERSION:
-            raise ConfigError(f"unsupported version {self.version!r} (this code reads version {VERSION})",
-                              field="version")
+            raise ConfigError(
+                f"unsupported version {self.version!r} (this code reads version {VERSION})",
+                field="version",
+            )
         for key in FIELD_VALIDATORS:
             object.__setattr__(self, key, validate_field(key, getattr(self, key)))
 
@@ -199,7 +229,9 @@ class ArchSpec:
 
         step = size_multiple(self.depth)
         if self.input_size % step:
-            raise ConfigError(f"{self.input_size} is not divisible by 4 * 2**depth = {step}", field="input_size")
+            raise ConfigError(
+                f"{self.input_size} is not divisible by 4 * 2**depth = {step}", field="input_size"
+            )
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         object.__setattr__(self, "_id", hashlib.sha1(canonical.encode()).hexdigest()[:12])
 
@@ -219,26 +251,35 @@ class ArchSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str | None = None) -> "ArchSpec":
+    def from_dict(cls, d: Mapping[str, Any], source: str | None = None) -> ArchSpec:
         if not isinstance(d, Mapping):
-            raise ConfigError(f"expected a mapping of arch fields, got {type(d).__name__}", source=source)
+            raise ConfigError(
+                f"expected a mapping of arch fields, got {type(d).__name__}", source=source
+            )
         allowed = {f.name for f in dataclasses.fields(cls) if f.init}
         unknown = [k for k in d if k not in allowed]
         if unknown:
-            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})", source=source,
-                              field=str(unknown[0]))
+            raise ConfigError(
+                f"unknown key (allowed: {', '.join(sorted(allowed))})",
+                source=source,
+                field=str(unknown[0]),
+            )
         d = dict(d)
         # a missing split/init means "the default for this block/gate", not the dataclass default
-        if _is_registered(BLOCKS, d.get("block", cls.block)) and not takes_split(d.get("block", cls.block)):
+        if _is_registered(BLOCKS, d.get("block", cls.block)) and not takes_split(
+            d.get("block", cls.block)
+        ):
             d.setdefault("branch_split", None)
-        if _is_registered(GATES, d.get("gate", cls.gate)) and not takes_init(d.get("gate", cls.gate)):
+        if _is_registered(GATES, d.get("gate", cls.gate)) and not takes_init(
+            d.get("gate", cls.gate)
+        ):
             d.setdefault("gate_init", None)
         try:
             return cls(**d)
         except ConfigError as err:
             raise ConfigError(err.message, source=source, field=err.field) from None
 
-    def replace(self, **changes: Any) -> "ArchSpec":
+    def replace(self, **changes: Any) -> ArchSpec:
         """A validated copy with some fields changed (to_dict + from_dict, so defaults adapt)."""
         d = self.to_dict()
         if changes.get("block", self.block) != self.block and "branch_split" not in changes:
@@ -263,9 +304,12 @@ def load_arch(name_or_path: str | Path) -> ArchSpec:
     if not path.is_file() and text in preset_names():
         path = PRESET_DIR / f"{text}.yaml"
     elif not os.path.lexists(path):
-        raise ConfigError(f"no such file or preset (presets: {', '.join(preset_names())})",
-                          source=text, field="arch")
-    data = read_yaml_file(path, what="an arch YAML file")   # a folder, binary, huge: one line
+        raise ConfigError(
+            f"no such file or preset (presets: {', '.join(preset_names())})",
+            source=text,
+            field="arch",
+        )
+    data = read_yaml_file(path, what="an arch YAML file")  # a folder, binary, huge: one line
     if isinstance(data, Mapping) and "arch" in data:
         data = data["arch"]
     return ArchSpec.from_dict(data, source=str(path))

@@ -1,4 +1,5 @@
 """Small helpers shared by the test modules (pytest puts tests/ on sys.path)."""
+
 from __future__ import annotations
 
 import copy
@@ -10,10 +11,23 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = yaml.safe_load((REPO / "studies/smoke.yaml").read_text())
 # a 2-stack, width-16, depth-2 network at 32 px: trains in a second on synthetic data
-TINY = {"version": 1, "stacks": 2, "width": 16, "depth": 2, "joints": 14, "input_size": 32,
-        "intermediate_supervision": True, "block": "multibranch", "branch_split": ["1/2", "1/4", "1/4"],
-        "gate": "channel", "gate_init": 1.0, "down": "maxpool", "up": "nearest",
-        "fusion": "concat_conv3x3", "skip": "identity"}
+TINY = {
+    "version": 1,
+    "stacks": 2,
+    "width": 16,
+    "depth": 2,
+    "joints": 14,
+    "input_size": 32,
+    "intermediate_supervision": True,
+    "block": "multibranch",
+    "branch_split": ["1/2", "1/4", "1/4"],
+    "gate": "channel",
+    "gate_init": 1.0,
+    "down": "maxpool",
+    "up": "nearest",
+    "fusion": "concat_conv3x3",
+    "skip": "identity",
+}
 
 
 def study_file(tmp_path: Path, name: str, **changes) -> Path:

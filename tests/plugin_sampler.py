@@ -1,5 +1,6 @@
 """A sampler plugin for tests/test_samplers.py, loaded by import path:
 `sampler: {name: "tests.plugin_sampler:FixedChoiceSampler", options: {index: 1}}` (docs/search.md)."""
+
 from __future__ import annotations
 
 import optuna

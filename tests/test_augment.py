@@ -1,4 +1,5 @@
 """augment_batch: pixels and joints move together, flips swap left and right, determinism."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,9 @@ S = 64
 
 def dots(joints: torch.Tensor) -> torch.Tensor:
     """Black images with a Gaussian dot per joint, joint k in colour channel k (k < 3)."""
-    yy, xx = torch.meshgrid(torch.arange(S, dtype=torch.float32), torch.arange(S, dtype=torch.float32), indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(S, dtype=torch.float32), torch.arange(S, dtype=torch.float32), indexing="ij"
+    )
     b = joints.shape[0]
     img = torch.zeros(b, 3, S, S)
     for k in range(3):
@@ -24,14 +27,16 @@ def dots(joints: torch.Tensor) -> torch.Tensor:
 def centroid(channel: torch.Tensor) -> np.ndarray:
     """Sub-pixel position of the dot in a (S, S) channel."""
     w = (channel - 0.3 * channel.max()).clamp(min=0)
-    yy, xx = torch.meshgrid(torch.arange(S, dtype=torch.float32), torch.arange(S, dtype=torch.float32), indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(S, dtype=torch.float32), torch.arange(S, dtype=torch.float32), indexing="ij"
+    )
     return np.array([(w * xx).sum() / w.sum(), (w * yy).sum() / w.sum()])
 
 
 def test_dots_follow_their_joints_and_flip_swaps_labels():
     g = torch.Generator().manual_seed(0)
     b = 24
-    base = torch.tensor([[24.0, 30.0], [40.0, 30.0], [32.0, 20.0]])   # right, left, an unpaired one
+    base = torch.tensor([[24.0, 30.0], [40.0, 30.0], [32.0, 20.0]])  # right, left, an unpaired one
     joints = torch.cat([base + torch.rand(b, 3, 2, generator=g) * 6 - 3, torch.ones(b, 3, 1)], -1)
     imgs = dots(joints)
     out, new = augment_batch(imgs, joints, [(0, 1)], torch.Generator().manual_seed(1), color=0.0)
@@ -39,10 +44,12 @@ def test_dots_follow_their_joints_and_flip_swaps_labels():
     n_mirrored = 0
     for i in range(b):
         c = [centroid(out[i, k]) for k in range(3)]
+
         # mirroring reverses the orientation of the triangle of the three dots
         def cross(p):
             (ax, ay), (bx, by) = p[1] - p[0], p[2] - p[0]
             return ax * by - ay * bx
+
         mirrored = np.sign(cross(c)) != np.sign(cross([joints[i, k, :2].numpy() for k in range(3)]))
         n_mirrored += mirrored
         # the dot drawn for joint 0 (right) is labelled 1 (left) after a mirror, and vice versa
@@ -56,7 +63,9 @@ def test_identity_settings_change_nothing():
     g = torch.Generator().manual_seed(0)
     imgs = torch.rand(4, 3, S, S, generator=g)
     joints = torch.cat([torch.rand(4, 5, 2, generator=g) * (S - 1), torch.ones(4, 5, 1)], -1)
-    out, new = augment_batch(imgs, joints, [(0, 1)], g, scale=0.0, rotation=0.0, flip=False, color=0.0)
+    out, new = augment_batch(
+        imgs, joints, [(0, 1)], g, scale=0.0, rotation=0.0, flip=False, color=0.0
+    )
     torch.testing.assert_close(out, imgs, atol=1e-5, rtol=0)
     torch.testing.assert_close(new, joints, atol=1e-4, rtol=0)
 
@@ -86,7 +95,9 @@ def test_joints_leaving_the_crop_are_marked_unannotated():
     corners = torch.tensor([[0.0, 0.0, 1], [S - 1.0, S - 1.0, 1], [31.5, 31.5, 1], [10.0, 10.0, 0]])
     joints = corners.expand(b, -1, -1).clone()
     imgs = torch.zeros(b, 3, S, S)
-    _, new = augment_batch(imgs, joints, [], torch.Generator().manual_seed(3), scale=0.0, rotation=30.0, flip=False)
+    _, new = augment_batch(
+        imgs, joints, [], torch.Generator().manual_seed(3), scale=0.0, rotation=30.0, flip=False
+    )
     # rotating a corner about the centre by any nonzero angle takes it outside
     assert (new[:, :2, 2] == 0).all() and (new[:, 2, 2] == 1).all() and (new[:, 3, 2] == 0).all()
     torch.testing.assert_close(new[:, 2, :2], torch.full((b, 2), 31.5), atol=1e-4, rtol=0)
@@ -102,11 +113,19 @@ def test_deterministic_for_a_seed_and_colour_gain_bounded():
     torch.testing.assert_close(a[0], b[0], atol=0, rtol=0)
     torch.testing.assert_close(a[1], b[1], atol=0, rtol=0)
     assert not torch.equal(a[0], c[0])
-    out, _ = augment_batch(imgs, joints, [], torch.Generator().manual_seed(1), scale=0.0, rotation=0.0,
-                           flip=False, color=0.2)
+    out, _ = augment_batch(
+        imgs,
+        joints,
+        [],
+        torch.Generator().manual_seed(1),
+        scale=0.0,
+        rotation=0.0,
+        flip=False,
+        color=0.2,
+    )
     ratio = out / imgs
     per_channel = ratio.flatten(2)
-    assert (per_channel.std(-1) < 1e-4).all()   # one gain per image and channel
+    assert (per_channel.std(-1) < 1e-4).all()  # one gain per image and channel
     assert ((per_channel.mean(-1) >= 0.8 - 1e-5) & (per_channel.mean(-1) <= 1.2 + 1e-5)).all()
 
 

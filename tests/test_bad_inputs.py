@@ -4,19 +4,20 @@ stderr, exit code 2, and nothing written in the working folder (no run folder, s
 Every case runs `launch.main(argv)` in-process with a fresh working folder; `setup(tmp)` writes the
 bad file the case needs, and the folder's content after setup is what must still be there after.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
-
-import launch
 from helpers import SMOKE, study_file
 from helpers import TINY as TINY_DICT
+
+import launch
 
 SECRET = "p@ss/w?rd"
 
@@ -29,12 +30,15 @@ def _write(name: str, text: str) -> Callable[[Path], str]:
     def setup(tmp: Path) -> str:
         (tmp / name).write_text(text)
         return str(tmp / name)
+
     return setup
 
 
 def _coco(images, annotations) -> Callable[[Path], str]:
-    return _write("person_keypoints_train2017.json", json.dumps({"images": images, "annotations": annotations,
-                                                                "categories": []}))
+    return _write(
+        "person_keypoints_train2017.json",
+        json.dumps({"images": images, "annotations": annotations, "categories": []}),
+    )
 
 
 def _mpii_valid_only(tmp: Path) -> str:
@@ -58,7 +62,9 @@ def _smoke_export(tmp: Path) -> Path:
     folder = tmp / "runs" / "smoke" / "export"
     folder.mkdir(parents=True)
     arch = load_arch("bulat-sgsc-tiny").to_dict()
-    (folder / "01-x.yaml").write_text(f"{EXPORT_HEADER} test\n" + yaml.safe_dump({"arch": arch, "metrics": {}}))
+    (folder / "01-x.yaml").write_text(
+        f"{EXPORT_HEADER} test\n" + yaml.safe_dump({"arch": arch, "metrics": {}})
+    )
     (folder / "index.csv").write_text("rank,file,trial,arch_id\n1,01-x.yaml,0,x\n")
     return folder
 
@@ -92,13 +98,14 @@ def _weights_and_image(tmp: Path) -> str:
     return _weights(tmp)
 
 
-
 # -- files that cannot be read, weights that do not fit, weak flags (docs/reliability.md) ---------
+
 
 def _binary(name: str) -> Callable[[Path], str]:
     def setup(tmp: Path) -> str:
-        (tmp / name).write_bytes(bytes(range(256)) * 4)   # 0x80..0xff: not UTF-8
+        (tmp / name).write_bytes(bytes(range(256)) * 4)  # 0x80..0xff: not UTF-8
         return str(tmp / name)
+
     return setup
 
 
@@ -106,6 +113,7 @@ def _folder(name: str) -> Callable[[Path], str]:
     def setup(tmp: Path) -> str:
         (tmp / name).mkdir()
         return str(tmp / name)
+
     return setup
 
 
@@ -113,6 +121,7 @@ def _fifo(name: str) -> Callable[[Path], str]:
     def setup(tmp: Path) -> str:
         os.mkfifo(tmp / name)
         return str(tmp / name)
+
     return setup
 
 
@@ -131,8 +140,12 @@ def _checkpoint(tmp: Path, name: str = "w.pt", **fields) -> str:
     from space.spec import load_arch
 
     spec = load_arch(TINY)
-    ckpt = {"model": build_model(spec).state_dict(), "arch": spec.to_dict(),
-            "arch_id": spec.arch_id, **fields}
+    ckpt = {
+        "model": build_model(spec).state_dict(),
+        "arch": spec.to_dict(),
+        "arch_id": spec.arch_id,
+        **fields,
+    }
     torch.save(ckpt, tmp / name)
     return str(tmp / name)
 
@@ -143,19 +156,32 @@ def _saved(obj: object) -> Callable[[Path], str]:
 
         torch.save(obj, tmp / "w.pt")
         return str(tmp / "w.pt")
+
     return setup
 
 
 def _last_pt(**changes: Callable[[], object] | None) -> Callable[[Path], str]:
     """A training folder t/ whose last.pt is bulat-sgsc-tiny's as train writes it, with `changes`
     (each made by calling it; None: the key left out)."""
+
     def setup(tmp: Path) -> str:
         import torch
 
         (tmp / "t").mkdir()
         ckpt = torch.load(_checkpoint(tmp, "t/last.pt"), weights_only=True)
-        ckpt.update({"optimizer": {}, "scheduler": {}, "scaler": {}, "epoch": 1, "best_score": 0.0,
-                     "best_epoch": 1, "rng": {}, "history": [], "input_size": 64})
+        ckpt.update(
+            {
+                "optimizer": {},
+                "scheduler": {},
+                "scaler": {},
+                "epoch": 1,
+                "best_score": 0.0,
+                "best_epoch": 1,
+                "rng": {},
+                "history": [],
+                "input_size": 64,
+            }
+        )
         for key, make in changes.items():
             if make is None:
                 del ckpt[key]
@@ -163,6 +189,7 @@ def _last_pt(**changes: Callable[[], object] | None) -> Callable[[Path], str]:
                 ckpt[key] = make()
         torch.save(ckpt, tmp / "t" / "last.pt")
         return str(tmp / "t")
+
     return setup
 
 
@@ -181,15 +208,17 @@ def _one_tensor() -> dict:
 def _bomb_and_weights(tmp: Path) -> str:
     from PIL import Image
 
-    Image.new("1", (20000, 20000)).save(tmp / "big.png")   # 400 M pixels, 50 KB on disk
+    Image.new("1", (20000, 20000)).save(tmp / "big.png")  # 400 M pixels, 50 KB on disk
     return _weights(tmp)
 
 
 def _edited_export(edit: Callable[[Path], None]) -> Callable[[Path], str]:
     """runs/exp/: a study storage and its export, then `edit(export folder)`."""
+
     def setup(tmp: Path) -> str:
-        from search.export import export_study
         from test_export import make_study
+
+        from search.export import export_study
 
         run = tmp / "runs" / "exp"
         run.mkdir(parents=True)
@@ -198,6 +227,7 @@ def _edited_export(edit: Callable[[Path], None]) -> Callable[[Path], str]:
         export_study(url, "exp", run / "export")
         edit(run / "export")
         return url
+
     return setup
 
 
@@ -217,13 +247,25 @@ def _export_without_arch(tmp: Path) -> str:
     return str(folder)
 
 
-HUGE_ARCH = ("version: 1\nstacks: 8\nwidth: 2048\ndepth: 4\njoints: 14\ninput_size: 4096\n"
-             "block: multibranch\nbranch_split: ['1/2', '1/4', '1/4']\ngate: channel\n")
+HUGE_ARCH = (
+    "version: 1\nstacks: 8\nwidth: 2048\ndepth: 4\njoints: 14\ninput_size: 4096\n"
+    "block: multibranch\nbranch_split: ['1/2', '1/4', '1/4']\ngate: channel\n"
+)
 TINY = "bulat-sgsc-tiny"
 
 PROFILE = ["profile", "--arch", "{p}"]
-RESUME = ["train", "--arch", TINY, "--data", "synthetic", "--out", "{p}", "--resume",
-          "--epochs", "2"]
+RESUME = [
+    "train",
+    "--arch",
+    TINY,
+    "--data",
+    "synthetic",
+    "--out",
+    "{p}",
+    "--resume",
+    "--epochs",
+    "2",
+]
 DASHBOARD = ["dashboard", "--study", "smoke"]
 EXPORT = ["export", "--study", "exp", "--storage", "{p}", "--force"]
 
@@ -250,91 +292,257 @@ CASES: dict[str, tuple[Callable[[Path], str | None] | None, list[str]]] = {
     "study trials 0": (lambda t: _study(t, trials=0), ["--study", "{p}"]),
     "study timeout 0": (lambda t: _study(t, timeout=0), ["--study", "{p}"]),
     "study timeout words": (lambda t: _study(t, timeout="ten minutes"), ["--study", "{p}"]),
-    "costaware reference_sizes unknown": (lambda t: _study(t, sampler={"name": "costaware", "options": {
-        "reference_sizes": "largest"}}), ["--study", "{p}"]),
+    "costaware reference_sizes unknown": (
+        lambda t: _study(
+            t, sampler={"name": "costaware", "options": {"reference_sizes": "largest"}}
+        ),
+        ["--study", "{p}"],
+    ),
     "study name with a slash": (lambda t: _study(t, name="a b"), ["--study", "{p}"]),
     "sampler unknown": (lambda t: _study(t, sampler={"name": "annealing"}), ["--study", "{p}"]),
-    "sampler population_size 1": (lambda t: _study(t, sampler={"options": {"population_size": 1}}),
-                                  ["--study", "{p}"]),
-    "sampler option misspelt": (lambda t: _study(t, sampler={"options": {"populaton_size": 4}}),
-                                ["--study", "{p}"]),
-    "sampler import path missing": (lambda t: _study(t, sampler={"name": "no_such_mod.x:Sampler"}),
-                                    ["--study", "{p}"]),
-    "sampler import path not a sampler": (lambda t: _study(t, sampler={"name": "collections:OrderedDict"}),
-                                          ["--study", "{p}"]),
+    "sampler population_size 1": (
+        lambda t: _study(t, sampler={"options": {"population_size": 1}}),
+        ["--study", "{p}"],
+    ),
+    "sampler option misspelt": (
+        lambda t: _study(t, sampler={"options": {"populaton_size": 4}}),
+        ["--study", "{p}"],
+    ),
+    "sampler import path missing": (
+        lambda t: _study(t, sampler={"name": "no_such_mod.x:Sampler"}),
+        ["--study", "{p}"],
+    ),
+    "sampler import path not a sampler": (
+        lambda t: _study(t, sampler={"name": "collections:OrderedDict"}),
+        ["--study", "{p}"],
+    ),
     "proxy.lr not a number": (lambda t: _study(t, proxy={"lr": "fast"}), ["--study", "{p}"]),
     "proxy.epochs 0": (lambda t: _study(t, proxy={"epochs": 0}), ["--study", "{p}"]),
-    "constraint negative": (lambda t: _study(t, constraints={"max_params": -1}), ["--study", "{p}"]),
-    "constraint unknown measure": (lambda t: _study(t, constraints={"max_colour": 1}), ["--study", "{p}"]),
+    "constraint negative": (
+        lambda t: _study(t, constraints={"max_params": -1}),
+        ["--study", "{p}"],
+    ),
+    "constraint unknown measure": (
+        lambda t: _study(t, constraints={"max_colour": 1}),
+        ["--study", "{p}"],
+    ),
     "objective unknown": (lambda t: _study(t, objectives=[{"name": "beauty"}]), ["--study", "{p}"]),
-    "space unknown axis": (lambda t: _study(t, space={**SMOKE["space"], "colour": "red"}), ["--study", "{p}"]),
-    "space with no buildable point": (lambda t: _study(t, space={**SMOKE["space"], "input_size": 40},
-                                                       proxy={"input_size": 40}), ["--study", "{p}"]),
+    "space unknown axis": (
+        lambda t: _study(t, space={**SMOKE["space"], "colour": "red"}),
+        ["--study", "{p}"],
+    ),
+    "space with no buildable point": (
+        lambda t: _study(t, space={**SMOKE["space"], "input_size": 40}, proxy={"input_size": 40}),
+        ["--study", "{p}"],
+    ),
     "latency device tpu": (lambda t: _study(t, latency={"device": "tpu"}), ["--study", "{p}"]),
-    "dashboard.artifacts not a bool": (lambda t: _study(t, dashboard={"artifacts": "off"}), ["--study", "{p}"]),
-    "costaware with one objective": (lambda t: _study(t, sampler={"name": "costaware", "options": {}},
-                                                      objectives=[{"name": "pck"}]), ["--study", "{p}"]),
-    "costaware unknown option": (lambda t: _study(t, sampler={"name": "costaware", "options": {"warm": 1}}),
-                                 ["--study", "{p}"]),
+    "dashboard.artifacts not a bool": (
+        lambda t: _study(t, dashboard={"artifacts": "off"}),
+        ["--study", "{p}"],
+    ),
+    "costaware with one objective": (
+        lambda t: _study(
+            t, sampler={"name": "costaware", "options": {}}, objectives=[{"name": "pck"}]
+        ),
+        ["--study", "{p}"],
+    ),
+    "costaware unknown option": (
+        lambda t: _study(t, sampler={"name": "costaware", "options": {"warm": 1}}),
+        ["--study", "{p}"],
+    ),
     "--trials 0": (lambda t: _study(t), ["--study", "{p}", "--trials", "0"]),
     "--data missing path": (lambda t: _study(t), ["--study", "{p}", "--data", "no/such/data"]),
-    "--storage unwritable sqlite": (lambda t: _study(t), ["--study", "{p}", "--storage", "sqlite:////proc/nope/x.db"]),
+    "--storage unwritable sqlite": (
+        lambda t: _study(t),
+        ["--study", "{p}", "--storage", "sqlite:////proc/nope/x.db"],
+    ),
     "--storage not a URL": (lambda t: _study(t), ["--study", "{p}", "--storage", "not a url"]),
-    "--storage one slash with password": (lambda t: _study(t),
-                                          ["--study", "{p}", "--storage", f"postgresql:/u:{SECRET}@127.0.0.1:1/db"]),
-    "--storage unreachable postgres": (lambda t: _study(t),
-                                       ["--study", "{p}", "--storage", "postgresql://u:pw@127.0.0.1:1/db"]),
-    "--address nothing listening": (lambda t: _study(t), ["--study", "{p}", "--address", "127.0.0.1:1"]),
+    "--storage one slash with password": (
+        lambda t: _study(t),
+        ["--study", "{p}", "--storage", f"postgresql:/u:{SECRET}@127.0.0.1:1/db"],
+    ),
+    "--storage unreachable postgres": (
+        lambda t: _study(t),
+        ["--study", "{p}", "--storage", "postgresql://u:pw@127.0.0.1:1/db"],
+    ),
+    "--address nothing listening": (
+        lambda t: _study(t),
+        ["--study", "{p}", "--address", "127.0.0.1:1"],
+    ),
     # single-network commands
     "profile unknown arch": (None, ["profile", "--arch", "no-such-arch"]),
     "profile --runs 5": (None, ["profile", "--arch", TINY, "--runs", "5"]),
     "profile --threads 0": (None, ["profile", "--arch", TINY, "--threads", "0"]),
     "profile --device tpu": (None, ["profile", "--arch", TINY, "--device", "tpu"]),
     "profile --input-size 30": (None, ["profile", "--arch", TINY, "--input-size", "30"]),
-    "profile arch too large for memory": (_write("huge.yaml", HUGE_ARCH), ["profile", "--arch", "{p}"]),
-    "train arch too large for memory": (_write("huge.yaml", HUGE_ARCH), ["train", "--arch", "{p}", "--data",
-                                                                        "synthetic", "--out", "t"]),
-    "arch YAML bad field": (_write("a.yaml", "version: 1\nstacks: 0\n"), ["profile", "--arch", "{p}"]),
-    "arch YAML python object": (_write("a.yaml", "!!python/object:os.system {}\n"), ["profile", "--arch", "{p}"]),
-    "train --batch-size 0": (None, ["train", "--arch", TINY, "--data", "synthetic", "--batch-size", "0",
-                                    "--out", "t"]),
-    "train --lr -1": (None, ["train", "--arch", TINY, "--data", "synthetic", "--lr", "-1", "--out", "t"]),
-    "train --epochs 0": (None, ["train", "--arch", TINY, "--data", "synthetic", "--epochs", "0", "--out", "t"]),
-    "train --epochs huge": (None, ["train", "--arch", TINY, "--data", "synthetic", "--epochs", "10000000",
-                                   "--out", "t"]),
-    "train --workers -1": (None, ["train", "--arch", TINY, "--data", "synthetic", "--workers", "-1", "--out", "t"]),
-    "train --input-size 30": (None, ["train", "--arch", TINY, "--data", "synthetic", "--input-size", "30",
-                                     "--out", "t"]),
-    "train --data missing": (None, ["train", "--arch", TINY, "--data", "no/such/dir", "--out", "t"]),
-    "train --data unknown format": (None, ["train", "--arch", TINY, "--data", "nosuchformat:x", "--out", "t"]),
-    "train COCO images not a list": (_coco(5, []), ["train", "--arch", TINY, "--data", "{p}", "--out", "t"]),
-    "train COCO annotations not objects": (_coco([{"id": 1, "file_name": "a.jpg"}], [1, 2]),
-                                           ["train", "--arch", TINY, "--data", "{p}", "--out", "t"]),
-    "train MPII folder without train.h5": (_mpii_valid_only, ["train", "--arch", TINY, "--data", "{p}",
-                                                              "--out", "t"]),
-    "evaluate missing weights": (None, ["evaluate", "--arch", TINY, "--weights", "none.pt", "--data", "synthetic"]),
-    "evaluate weights not a checkpoint": (_write("w.pt", "not a checkpoint"),
-                                          ["evaluate", "--arch", TINY, "--weights", "{p}", "--data", "synthetic"]),
-    "predict missing image file": (_weights, ["predict", "--arch", TINY, "--weights", "{p}", "--image", "none.jpg",
-                                              "--out", "o"]),
-    "predict unreadable image": (_weights_and_text_image, ["predict", "--arch", TINY, "--weights", "{p}",
-                                                           "--image", "bad.jpg", "--out", "o"]),
-    "predict --box with 3 numbers": (_weights_and_image, ["predict", "--arch", TINY, "--weights", "{p}",
-                                                          "--image", "a.png", "--box", "1,2,3", "--out", "o"]),
-    "predict --box of width 0": (_weights_and_image, ["predict", "--arch", TINY, "--weights", "{p}",
-                                                      "--image", "a.png", "--box", "1,2,0,5", "--out", "o"]),
-    "predict weights of another arch": (lambda t: (_weights_and_image(t), _weights(t, TINY_DICT))[1],
-                                        ["predict", "--arch", TINY, "--weights", "{p}", "--image", "a.png",
-                                         "--out", "o"]),
-    "predict both --image and --data": (None, ["predict", "--arch", TINY, "--weights", "w.pt", "--image", "a.png",
-                                               "--data", "synthetic", "--out", "o"]),
-    "predict neither --image nor --data": (None, ["predict", "--arch", TINY, "--weights", "w.pt", "--out", "o"]),
-    "predict unknown split": (_weights, ["predict", "--arch", TINY, "--weights", "{p}", "--data", "synthetic",
-                                         "--split", "nosuch", "--out", "o"]),
-    "predict --n 0": (None, ["predict", "--arch", TINY, "--weights", "w.pt", "--data", "synthetic", "--n", "0",
-                             "--out", "o"]),
-    "predict --out is a file": (_weights_and_image, ["predict", "--arch", TINY, "--weights", "{p}",
-                                                     "--image", "a.png", "--out", "a.png"]),
+    "profile arch too large for memory": (
+        _write("huge.yaml", HUGE_ARCH),
+        ["profile", "--arch", "{p}"],
+    ),
+    "train arch too large for memory": (
+        _write("huge.yaml", HUGE_ARCH),
+        ["train", "--arch", "{p}", "--data", "synthetic", "--out", "t"],
+    ),
+    "arch YAML bad field": (
+        _write("a.yaml", "version: 1\nstacks: 0\n"),
+        ["profile", "--arch", "{p}"],
+    ),
+    "arch YAML python object": (
+        _write("a.yaml", "!!python/object:os.system {}\n"),
+        ["profile", "--arch", "{p}"],
+    ),
+    "train --batch-size 0": (
+        None,
+        ["train", "--arch", TINY, "--data", "synthetic", "--batch-size", "0", "--out", "t"],
+    ),
+    "train --lr -1": (
+        None,
+        ["train", "--arch", TINY, "--data", "synthetic", "--lr", "-1", "--out", "t"],
+    ),
+    "train --epochs 0": (
+        None,
+        ["train", "--arch", TINY, "--data", "synthetic", "--epochs", "0", "--out", "t"],
+    ),
+    "train --epochs huge": (
+        None,
+        ["train", "--arch", TINY, "--data", "synthetic", "--epochs", "10000000", "--out", "t"],
+    ),
+    "train --workers -1": (
+        None,
+        ["train", "--arch", TINY, "--data", "synthetic", "--workers", "-1", "--out", "t"],
+    ),
+    "train --input-size 30": (
+        None,
+        ["train", "--arch", TINY, "--data", "synthetic", "--input-size", "30", "--out", "t"],
+    ),
+    "train --data missing": (
+        None,
+        ["train", "--arch", TINY, "--data", "no/such/dir", "--out", "t"],
+    ),
+    "train --data unknown format": (
+        None,
+        ["train", "--arch", TINY, "--data", "nosuchformat:x", "--out", "t"],
+    ),
+    "train COCO images not a list": (
+        _coco(5, []),
+        ["train", "--arch", TINY, "--data", "{p}", "--out", "t"],
+    ),
+    "train COCO annotations not objects": (
+        _coco([{"id": 1, "file_name": "a.jpg"}], [1, 2]),
+        ["train", "--arch", TINY, "--data", "{p}", "--out", "t"],
+    ),
+    "train MPII folder without train.h5": (
+        _mpii_valid_only,
+        ["train", "--arch", TINY, "--data", "{p}", "--out", "t"],
+    ),
+    "evaluate missing weights": (
+        None,
+        ["evaluate", "--arch", TINY, "--weights", "none.pt", "--data", "synthetic"],
+    ),
+    "evaluate weights not a checkpoint": (
+        _write("w.pt", "not a checkpoint"),
+        ["evaluate", "--arch", TINY, "--weights", "{p}", "--data", "synthetic"],
+    ),
+    "predict missing image file": (
+        _weights,
+        ["predict", "--arch", TINY, "--weights", "{p}", "--image", "none.jpg", "--out", "o"],
+    ),
+    "predict unreadable image": (
+        _weights_and_text_image,
+        ["predict", "--arch", TINY, "--weights", "{p}", "--image", "bad.jpg", "--out", "o"],
+    ),
+    "predict --box with 3 numbers": (
+        _weights_and_image,
+        [
+            "predict",
+            "--arch",
+            TINY,
+            "--weights",
+            "{p}",
+            "--image",
+            "a.png",
+            "--box",
+            "1,2,3",
+            "--out",
+            "o",
+        ],
+    ),
+    "predict --box of width 0": (
+        _weights_and_image,
+        [
+            "predict",
+            "--arch",
+            TINY,
+            "--weights",
+            "{p}",
+            "--image",
+            "a.png",
+            "--box",
+            "1,2,0,5",
+            "--out",
+            "o",
+        ],
+    ),
+    "predict weights of another arch": (
+        lambda t: (_weights_and_image(t), _weights(t, TINY_DICT))[1],
+        ["predict", "--arch", TINY, "--weights", "{p}", "--image", "a.png", "--out", "o"],
+    ),
+    "predict both --image and --data": (
+        None,
+        [
+            "predict",
+            "--arch",
+            TINY,
+            "--weights",
+            "w.pt",
+            "--image",
+            "a.png",
+            "--data",
+            "synthetic",
+            "--out",
+            "o",
+        ],
+    ),
+    "predict neither --image nor --data": (
+        None,
+        ["predict", "--arch", TINY, "--weights", "w.pt", "--out", "o"],
+    ),
+    "predict unknown split": (
+        _weights,
+        [
+            "predict",
+            "--arch",
+            TINY,
+            "--weights",
+            "{p}",
+            "--data",
+            "synthetic",
+            "--split",
+            "nosuch",
+            "--out",
+            "o",
+        ],
+    ),
+    "predict --n 0": (
+        None,
+        [
+            "predict",
+            "--arch",
+            TINY,
+            "--weights",
+            "w.pt",
+            "--data",
+            "synthetic",
+            "--n",
+            "0",
+            "--out",
+            "o",
+        ],
+    ),
+    "predict --out is a file": (
+        _weights_and_image,
+        ["predict", "--arch", TINY, "--weights", "{p}", "--image", "a.png", "--out", "a.png"],
+    ),
     # study tools
     "export of a study never run": (None, ["export", "--study", "never-ran"]),
     "report of a study never run": (None, ["report", "--study", "never-ran"]),
@@ -342,14 +550,18 @@ CASES: dict[str, tuple[Callable[[Path], str | None] | None, list[str]]] = {
     "dashboard --port 99999": (None, ["dashboard", "--study", "smoke", "--port", "99999"]),
     "dashboard --port -1": (None, ["dashboard", "--study", "smoke", "--port", "-1"]),
     "finalize of a study never run": (None, ["finalize", "--study", "smoke", "--epochs", "1"]),
-    "finalize unknown reference": (None, ["finalize", "--study", "smoke", "--references", "paper,vgg"]),
+    "finalize unknown reference": (
+        None,
+        ["finalize", "--study", "smoke", "--references", "paper,vgg"],
+    ),
     "finalize --epochs 0": (None, ["finalize", "--study", "smoke", "--epochs", "0"]),
     "finalize --epochs 10001": (None, ["finalize", "--study", "smoke", "--epochs", "10001"]),
     "finalize --seeds 0": (None, ["finalize", "--study", "smoke", "--seeds", "0"]),
     "finalize --top 0": (None, ["finalize", "--study", "smoke", "--top", "0"]),
-    "finalize dataset without a test split": (_export_and_coco_without_test,
-                                              ["finalize", "--study", "smoke", "--epochs", "1", "--data",
-                                               "{p}"]),
+    "finalize dataset without a test split": (
+        _export_and_coco_without_test,
+        ["finalize", "--study", "smoke", "--epochs", "1", "--data", "{p}"],
+    ),
     # files that cannot be read (arch YAML, study file, weights, images)
     "arch YAML binary": (_binary("a.yaml"), PROFILE),
     "arch YAML is a folder": (_folder("a.yaml"), PROFILE),
@@ -371,32 +583,46 @@ CASES: dict[str, tuple[Callable[[Path], str | None] | None, list[str]]] = {
     "train --resume last.pt with weights that do not fit": (_last_pt(model=_one_tensor), RESUME),
     "train --resume last.pt without optimizer": (_last_pt(optimizer=None), RESUME),
     "predict image over the pixel limit": (_bomb_and_weights, _predict("--image", "big.png")),
-    "predict image is a folder": (lambda t: (_folder("d.png")(t), _weights(t))[1],
-                                  _predict("--image", "d.png")),
+    "predict image is a folder": (
+        lambda t: (_folder("d.png")(t), _weights(t))[1],
+        _predict("--image", "d.png"),
+    ),
     # checkpoints with weak fields
     "checkpoint arch is a string": (lambda t: _checkpoint(t, arch=TINY), _evaluate(TINY)),
-    "checkpoint arch not a valid arch": (lambda t: _checkpoint(t, arch={"width": "wide"}),
-                                         _predict("--data", "synthetic")),
+    "checkpoint arch not a valid arch": (
+        lambda t: _checkpoint(t, arch={"width": "wide"}),
+        _predict("--data", "synthetic"),
+    ),
     "checkpoint an empty mapping": (_saved({}), _evaluate(TINY)),
     "checkpoint a list": (_saved([1, 2]), _onnx(TINY)),
     # weak flags
     "dashboard --port 0": (None, DASHBOARD + ["--port", "0"]),
     "dashboard --host 999.1.1.1": (None, DASHBOARD + ["--host", "999.1.1.1"]),
     "dashboard --artifact-dir /proc/nope": (None, DASHBOARD + ["--artifact-dir", "/proc/nope"]),
-    "dashboard --artifact-dir a file": (_write("f.txt", "x"),
-                                        DASHBOARD + ["--artifact-dir", "{p}"]),
+    "dashboard --artifact-dir a file": (
+        _write("f.txt", "x"),
+        DASHBOARD + ["--artifact-dir", "{p}"],
+    ),
     "predict --threshold 2": (_weights_and_image, _predict("--image", "a.png", "--threshold", "2")),
-    "predict --threshold nan": (_weights_and_image,
-                                _predict("--image", "a.png", "--threshold", "nan")),
-    "predict --box right of the image": (_weights_and_image,
-                                         _predict("--image", "a.png", "--box", "100,5,10,10")),
-    "predict --box above the image": (_weights_and_image,
-                                      _predict("--image", "a.png", "--box=5,-50,10,10")),
+    "predict --threshold nan": (
+        _weights_and_image,
+        _predict("--image", "a.png", "--threshold", "nan"),
+    ),
+    "predict --box right of the image": (
+        _weights_and_image,
+        _predict("--image", "a.png", "--box", "100,5,10,10"),
+    ),
+    "predict --box above the image": (
+        _weights_and_image,
+        _predict("--image", "a.png", "--box=5,-50,10,10"),
+    ),
     # an export edited by hand
     "export over an export with a listed file renamed": (_edited_export(_rename_listed), EXPORT),
     "export over an export whose index lost a column": (_edited_export(_drop_column), EXPORT),
-    "finalize an export YAML without an arch": (_export_without_arch,
-                                                ["finalize", "--study", "smoke", "--epochs", "1"]),
+    "finalize an export YAML without an arch": (
+        _export_without_arch,
+        ["finalize", "--study", "smoke", "--epochs", "1"],
+    ),
 }
 
 # what the message must say, where an earlier check could fire instead of the one meant

@@ -1,4 +1,5 @@
 """benchmarks/common.py: worker processes exit when the benchmark that started them is killed."""
+
 from __future__ import annotations
 
 import os

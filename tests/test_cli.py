@@ -1,5 +1,6 @@
 """cli/: the command table, launch.py's parser built from it, and adding a command
 (docs/design.md#how-to-add-a-command)."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,10 +9,10 @@ import sys
 import types
 
 import pytest
+from helpers import REPO
 
 import cli
 import launch
-from helpers import REPO
 from space.errors import ConfigError
 
 
@@ -27,10 +28,13 @@ def test_every_command_declares_its_name_help_flags_and_main():
 def test_building_the_parser_imports_no_heavy_library():
     """launch.py imports every command to build its parser; their bodies' imports wait for main."""
     heavy = ("torch", "optuna", "pandas", "ray", "numpy")
-    code = ("import sys, launch; launch.build_parser().parse_args(['profile', '--arch', 'a']); "
-            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    code = (
+        "import sys, launch; launch.build_parser().parse_args(['profile', '--arch', 'a']); "
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -57,7 +61,7 @@ def test_a_new_command_is_one_table_entry(monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, "hello", _hello())
     assert launch.main(["hello", "--name", "world"]) == 0
     assert capsys.readouterr().out == "hello world\n"
-    assert launch.main(["hello", "--name", ""]) == 2   # its ConfigError: one line, exit code 2
+    assert launch.main(["hello", "--name", ""]) == 2  # its ConfigError: one line, exit code 2
     assert capsys.readouterr().err == "error: <arg>: --name: must not be empty\n"
     with pytest.raises(SystemExit) as exit_:
         launch.main([])

@@ -9,6 +9,7 @@
 PostgreSQL tests need SOFTGATE_TEST_POSTGRES (`.ci/run` starts a server with `.ci/postgres.sh`).
 All tests here are slow (the separate CI job).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-
 from helpers import REPO, free_port, study_file
+from optuna.trial import TrialState
 
 LSPET = REPO.parent / "shared" / "datasets" / "lspet"
 PG_URL = os.environ.get("SOFTGATE_TEST_POSTGRES")
@@ -36,15 +36,26 @@ pytestmark = pytest.mark.slow
 
 def env(**extra: str) -> dict:
     # `ray start` clusters use token auth (Ray >= 2.5x); every process here shares ~/.ray/auth_token
-    e = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), RAY_USAGE_STATS_ENABLED="0",
-             RAY_AUTH_MODE="token")
+    e = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(REPO),
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="token",
+    )
     e.update(extra)
     return e
 
 
 def launch(args: list[str], **extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / "launch.py"), *args], cwd=REPO, env=env(**extra),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "launch.py"), *args],
+        cwd=REPO,
+        env=env(**extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen, timeout: float) -> str:
@@ -60,13 +71,30 @@ def finish(proc: subprocess.Popen, timeout: float) -> str:
 
 def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Trials that count toward the requested number (not the re-queued or surplus bookkeeping ones)."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if not (t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") in ("interrupted", "surplus"))]
+    return [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if not (
+            t.state == TrialState.FAIL
+            and t.user_attrs.get("fail_reason") in ("interrupted", "surplus")
+        )
+    ]
 
 
 def can_hide_paths() -> bool:
-    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                            "mount -t tmpfs none /mnt && echo ok"], capture_output=True, text=True)
+    probe = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /mnt && echo ok",
+        ],
+        capture_output=True,
+        text=True,
+    )
     return probe.stdout.strip() == "ok"
 
 
@@ -84,16 +112,45 @@ class Cluster:
         self.head = self.worker = None
         common = ["--num-cpus=1", "--disable-usage-stats", "--block"]
         try:
-            self.head = self._start([RAY, "start", "--head", f"--port={self.port}", "--node-ip-address=127.0.0.2",
-                                     "--include-dashboard=false", "--resources={\"head_node\": 1}", *common], "head")
+            self.head = self._start(
+                [
+                    RAY,
+                    "start",
+                    "--head",
+                    f"--port={self.port}",
+                    "--node-ip-address=127.0.0.2",
+                    "--include-dashboard=false",
+                    '--resources={"head_node": 1}',
+                    *common,
+                ],
+                "head",
+            )
             self._wait_nodes(1)
             # the worker node cannot see the dataset or the data cache: empty tmpfs over each, in its own
             # mount namespace
             mounts = " && ".join(f"mount -t tmpfs none '{p}'" for p in hide)
-            worker = " ".join([RAY, "start", f"--address={self.address}", "--node-ip-address=127.0.0.3",
-                               "--resources='{\"worker_node\": 1}'", *common])
-            self.worker = self._start(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                                       f"{mounts} && exec {worker}"], "worker")
+            worker = " ".join(
+                [
+                    RAY,
+                    "start",
+                    f"--address={self.address}",
+                    "--node-ip-address=127.0.0.3",
+                    "--resources='{\"worker_node\": 1}'",
+                    *common,
+                ]
+            )
+            self.worker = self._start(
+                [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    f"{mounts} && exec {worker}",
+                ],
+                "worker",
+            )
             self._wait_nodes(2)
         except BaseException:
             self.stop()
@@ -101,13 +158,19 @@ class Cluster:
 
     def _start(self, cmd: list[str], name: str) -> subprocess.Popen:
         log = open(self.tmp / f"ray-{name}.log", "w")
-        return subprocess.Popen(cmd, env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            cmd, env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def nodes(self) -> list[dict]:
-        code = ("import ray, json; ray.init(address='%s', logging_level='ERROR'); "
-                "print(json.dumps([{'id': n['NodeID'], 'alive': n['Alive'], 'res': n['Resources']} "
-                "for n in ray.nodes()]))" % self.address)
-        out = subprocess.run([sys.executable, "-c", code], env=env(), capture_output=True, text=True, timeout=120)
+        code = (
+            f"import ray, json; ray.init(address={self.address!r}, logging_level='ERROR'); "
+            "print(json.dumps([{'id': n['NodeID'], 'alive': n['Alive'], 'res': n['Resources']} "
+            "for n in ray.nodes()]))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env(), capture_output=True, text=True, timeout=120
+        )
         return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else []
 
     def _wait_nodes(self, n: int, timeout: float = 120) -> None:
@@ -161,14 +224,24 @@ def lspet_cluster(tmp_path):
         cluster.stop()
 
 
-def launch_on_cluster(lspet_cluster, tmp_path: Path, name: str, **proxy) -> tuple[subprocess.Popen, Path]:
+def launch_on_cluster(
+    lspet_cluster, tmp_path: Path, name: str, **proxy
+) -> tuple[subprocess.Popen, Path]:
     """4 trials, 2 at a time (one per node), on a small LSPET subset the driver alone can read."""
     cluster, cache = lspet_cluster
-    path = study_file(tmp_path, name, trials=4, concurrency=2,
-                      data={"source": f"lspet:{LSPET}", "train": 48, "val": 24},
-                      proxy={"input_size": 32, "batch_size": 16, "lr": 0.002, **proxy})
+    path = study_file(
+        tmp_path,
+        name,
+        trials=4,
+        concurrency=2,
+        data={"source": f"lspet:{LSPET}", "train": 48, "val": 24},
+        proxy={"input_size": 32, "batch_size": 16, "lr": 0.002, **proxy},
+    )
     out = tmp_path / "run"
-    proc = launch(["--study", str(path), "--address", cluster.address, "--out", str(out)], SOFTGATE_CACHE=str(cache))
+    proc = launch(
+        ["--study", str(path), "--address", cluster.address, "--out", str(out)],
+        SOFTGATE_CACHE=str(cache),
+    )
     return proc, out
 
 
@@ -195,7 +268,9 @@ def test_killing_a_node_mid_study_still_finishes(lspet_cluster, tmp_path):
     while time.time() < deadline and proc.poll() is None:
         try:
             study = optuna.load_study(study_name="nodeloss", storage=storage)
-            running = sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING)
+            running = sum(
+                1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING
+            )
         except Exception:  # not created yet
             running = 0
         if running >= 2:  # one on each node (1 CPU each)
@@ -211,13 +286,17 @@ def test_killing_a_node_mid_study_still_finishes(lspet_cluster, tmp_path):
     assert all(t.state.is_finished() for t in trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     # the lost node cost at most the trial it was running: the others completed
-    assert len(complete) >= 3, [(t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in trials]
+    assert len(complete) >= 3, [
+        (t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in trials
+    ]
     alive = cluster.node_ids()["head_node"]
     assert all(t.user_attrs["node_id"] == alive for t in complete[-2:])
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------------
-needs_pg = pytest.mark.skipif(not PG_URL, reason="SOFTGATE_TEST_POSTGRES not set (.ci/postgres.sh start)")
+needs_pg = pytest.mark.skipif(
+    not PG_URL, reason="SOFTGATE_TEST_POSTGRES not set (.ci/postgres.sh start)"
+)
 
 
 def _password(url: str) -> str:
@@ -229,14 +308,21 @@ def _password(url: str) -> str:
 @needs_pg
 def test_two_launch_processes_share_one_postgres_study(tmp_path):
     name = f"shared-{uuid.uuid4().hex[:8]}"
-    path = study_file(tmp_path, name, trials=6, concurrency=1,
-                      proxy={"epochs": 2, "max_seconds": 6, "input_size": 32, "batch_size": 16, "lr": 0.002})
+    path = study_file(
+        tmp_path,
+        name,
+        trials=6,
+        concurrency=1,
+        proxy={"epochs": 2, "max_seconds": 6, "input_size": 32, "batch_size": 16, "lr": 0.002},
+    )
     first = launch(["--study", str(path), "--storage", PG_URL, "--out", str(tmp_path / "a")])
     deadline = time.time() + 180
     while name not in optuna.get_all_study_names(PG_URL):
         assert first.poll() is None and time.time() < deadline, first.communicate()[0][-3000:]
         time.sleep(0.5)
-    second = launch(["--study", str(path), "--storage", PG_URL, "--out", str(tmp_path / "b"), "--resume"])
+    second = launch(
+        ["--study", str(path), "--storage", PG_URL, "--out", str(tmp_path / "b"), "--resume"]
+    )
     logs = [finish(first, timeout=600), finish(second, timeout=600)]
     study = optuna.load_study(study_name=name, storage=PG_URL)
     trials = counted(study)
@@ -262,19 +348,42 @@ def test_dashboard_reads_a_postgres_study_live(tmp_path):
     import urllib.request
 
     name = f"live-{uuid.uuid4().hex[:8]}"
-    study = optuna.create_study(study_name=name, storage=PG_URL, directions=["maximize", "minimize"])
+    study = optuna.create_study(
+        study_name=name, storage=PG_URL, directions=["maximize", "minimize"]
+    )
     port = free_port()
     path = study_file(tmp_path, name)
-    proc = subprocess.Popen([sys.executable, str(REPO / "launch.py"), "dashboard", "--study", str(path),
-                             "--storage", PG_URL, "--port", str(port)], cwd=REPO, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "launch.py"),
+            "dashboard",
+            "--study",
+            str(path),
+            "--storage",
+            PG_URL,
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
+
         def n_trials() -> int | None:
             """The study's trial count as the dashboard serves it (None: not answering yet)."""
             base = f"http://127.0.0.1:{port}/api/studies"
             try:
                 with urllib.request.urlopen(base, timeout=5) as r:
-                    ids = [s["study_id"] for s in json.load(r)["study_summaries"] if s["study_name"] == name]
+                    ids = [
+                        s["study_id"]
+                        for s in json.load(r)["study_summaries"]
+                        if s["study_name"] == name
+                    ]
                 with urllib.request.urlopen(f"{base}/{ids[0]}", timeout=5) as r:
                     return len(json.load(r)["trials"])
             except (OSError, IndexError):
@@ -284,8 +393,12 @@ def test_dashboard_reads_a_postgres_study_live(tmp_path):
         while n_trials() is None and time.time() < deadline:
             time.sleep(0.5)
         before = n_trials()
-        assert before is not None, proc.stdout.read() if proc.poll() is not None else "dashboard not answering"
-        study.add_trial(optuna.trial.create_trial(values=[0.5, 3.0]))  # written while the dashboard runs
+        assert before is not None, (
+            proc.stdout.read() if proc.poll() is not None else "dashboard not answering"
+        )
+        study.add_trial(
+            optuna.trial.create_trial(values=[0.5, 3.0])
+        )  # written while the dashboard runs
         deadline = time.time() + 30
         while n_trials() == before and time.time() < deadline:
             time.sleep(0.5)

@@ -1,4 +1,5 @@
 """Study file validation: every bad key or value is one ConfigError naming the file and the key."""
+
 from __future__ import annotations
 
 import copy
@@ -6,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import REPO, SMOKE
 
 import launch
 from search.config import StudyConfig, mask_url
 from space.errors import ConfigError
-from helpers import REPO, SMOKE
 
 
 def write(tmp_path: Path, d: dict, name: str = "study.yaml") -> Path:
@@ -73,7 +74,10 @@ BAD = [
     (lambda d: d["proxy"].update(augment="no"), "proxy.augment"),
     (lambda d: d.update(storage="runs/x.db"), "storage"),
     (lambda d: d.update(scheduler={"name": "hyperband"}), "scheduler.name"),
-    (lambda d: d.update(scheduler={"name": "asha", "reduction_factor": 1}), "scheduler.reduction_factor"),
+    (
+        lambda d: d.update(scheduler={"name": "asha", "reduction_factor": 1}),
+        "scheduler.reduction_factor",
+    ),
     (lambda d: d["space"].update(gate="sigmoid-ish"), "gate"),
     (lambda d: d["space"].update(colour=[1, 2]), "colour"),
 ]
@@ -109,10 +113,19 @@ def test_unknown_study_name_lists_known():
 
 def test_overrides_are_validated_like_the_file():
     cfg = StudyConfig.load("smoke")
-    new = cfg.with_overrides(trials=7, data="synthetic:100", storage="sqlite:////tmp/x.db", out="/tmp/runx")
-    assert (new.trials, new.data.source, new.storage_url) == (7, "synthetic:100", "sqlite:////tmp/x.db")
+    new = cfg.with_overrides(
+        trials=7, data="synthetic:100", storage="sqlite:////tmp/x.db", out="/tmp/runx"
+    )
+    assert (new.trials, new.data.source, new.storage_url) == (
+        7,
+        "synthetic:100",
+        "sqlite:////tmp/x.db",
+    )
     assert cfg.trials == 4  # the original is untouched
-    assert StudyConfig.load("smoke").with_overrides(out="/tmp/runx").storage_url == "sqlite:////tmp/runx/study.db"
+    assert (
+        StudyConfig.load("smoke").with_overrides(out="/tmp/runx").storage_url
+        == "sqlite:////tmp/runx/study.db"
+    )
     with pytest.raises(ConfigError) as info:
         cfg.with_overrides(trials=0)
     assert info.value.field == "--trials"
@@ -122,7 +135,9 @@ def test_overrides_are_validated_like_the_file():
 
 
 def test_stored_config_masks_the_password():
-    cfg = StudyConfig.load("smoke").with_overrides(storage="postgresql://alice:s3cret@db.example/nas")
+    cfg = StudyConfig.load("smoke").with_overrides(
+        storage="postgresql://alice:s3cret@db.example/nas"
+    )
     assert mask_url(cfg.storage_url) == "postgresql://alice:***@db.example/nas"
     assert "s3cret" not in str(cfg.to_dict())
     assert mask_url("sqlite:///runs/x/study.db") == "sqlite:///runs/x/study.db"
@@ -135,7 +150,10 @@ def test_cli_bad_file_exits_2_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "run"
     assert launch.main(["--study", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: {path}: sampler.name: unknown sampler 'annealing'; choose one of nsga2, tpe, gp, random, costaware, grid"]
+    assert err == [
+        f"error: {path}: sampler.name: unknown sampler 'annealing'; "
+        "choose one of nsga2, tpe, gp, random, costaware, grid"
+    ]
     assert not out.exists()
 
 
@@ -167,7 +185,9 @@ def test_the_proxy_section_is_the_proxy_budget(tmp_path):
 
     assert FromProxy is ProxyBudget
     cfg = StudyConfig.load("smoke")
-    assert cfg.proxy == ProxyBudget(epochs=2, max_seconds=15, input_size=32, batch_size=16, lr=0.002)
+    assert cfg.proxy == ProxyBudget(
+        epochs=2, max_seconds=15, input_size=32, batch_size=16, lr=0.002
+    )
     assert cfg.to_dict()["proxy"] == SMOKE["proxy"]  # stored as the file gave it
     with pytest.raises(ConfigError) as info:
         ProxyBudget.from_dict({"epochs": 2, "batch_size": 0}, source="x.yaml")
@@ -180,7 +200,11 @@ def test_constraints_on_any_registered_measure():
     cfg = StudyConfig.from_dict(d, source="s.yaml")
     assert cfg.constraints.limits == {"flops": 2e6, "latency_ms": 50}
     stored = cfg.to_dict()["constraints"]
-    assert stored["max_flops"] == 2e6 and stored["max_latency_ms"] == 50 and stored["max_params"] is None
+    assert (
+        stored["max_flops"] == 2e6
+        and stored["max_latency_ms"] == 50
+        and stored["max_params"] is None
+    )
 
 
 def test_config_and_sections_are_frozen():

@@ -1,4 +1,5 @@
 """launch.py dashboard: optuna-dashboard on a real SQLite study, reached over HTTP on loopback."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from helpers import REPO, free_port
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -22,7 +22,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 @pytest.fixture
 def storage(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    study = optuna.create_study(study_name="dash-study", storage=url, directions=["maximize", "minimize"])
+    study = optuna.create_study(
+        study_name="dash-study", storage=url, directions=["maximize", "minimize"]
+    )
     trial = study.ask()
     trial.set_user_attr("arch_id", "abc123")
     study.tell(trial, [0.5, 3.0])
@@ -36,12 +38,16 @@ def launch(*args: str) -> list[str]:
 def test_dashboard_serves_study(storage: str, tmp_path: Path) -> None:
     port = free_port()
     cmd = launch("--study", "dash-study", "--storage", storage, "--port", str(port))
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline, body = time.monotonic() + 60, None
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as resp:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/studies", timeout=5
+                ) as resp:
                     body = json.loads(resp.read())
                 break
             except OSError:
@@ -70,6 +76,12 @@ def test_dashboard_port_in_use(storage: str, tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         cmd = launch("--study", "dash-study", "--storage", storage, "--port", str(port))
-        done = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60
+        )
     assert done.returncode == 2
-    assert f"127.0.0.1:{port}" in done.stderr and "--port" in done.stderr and "Traceback" not in done.stderr
+    assert (
+        f"127.0.0.1:{port}" in done.stderr
+        and "--port" in done.stderr
+        and "Traceback" not in done.stderr
+    )

@@ -1,4 +1,5 @@
 """load_poses: crop/uncrop, the on-disk cache, subsets, the decoding pool, synthetic data, real LSPET."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,14 @@ import torch
 from PIL import Image
 
 import trainers.crop as crop_mod
-from trainers.data import DataError, clear_memo, crop_to_original, load_poses, original_to_crop, to_tensor_batch
+from trainers.data import (
+    DataError,
+    clear_memo,
+    crop_to_original,
+    load_poses,
+    original_to_crop,
+    to_tensor_batch,
+)
 
 LSPET = Path(__file__).resolve().parents[1].parent / "shared/datasets/lspet"
 
@@ -23,7 +31,9 @@ def _fresh_memo():
     clear_memo()
 
 
-def write_lspet(root: Path, n: int = 1006, seed: int = 0, images: range | None = None) -> np.ndarray:
+def write_lspet(
+    root: Path, n: int = 1006, seed: int = 0, images: range | None = None
+) -> np.ndarray:
     """LSPET-layout fixture: joints.mat (14, 3, N) and small noisy JPEGs."""
     rng = np.random.default_rng(seed)
     xy = np.stack([rng.uniform(5, 70, (n, 14)), rng.uniform(5, 50, (n, 14))], -1)
@@ -47,7 +57,9 @@ def test_crop_then_uncrop_within_half_pixel(tmp_path):
     rng = np.random.default_rng(0)
     pts = np.concatenate([rng.uniform(0, 47, (14, 2)), np.ones((14, 1))], 1)
     for a in ps.affine:
-        assert np.abs(original_to_crop(crop_to_original(pts, a), a)[:, :2] - pts[:, :2]).max() < 1e-3
+        assert (
+            np.abs(original_to_crop(crop_to_original(pts, a), a)[:, :2] - pts[:, :2]).max() < 1e-3
+        )
     # the crop holds every annotated joint
     assert ((ps.joints[..., :2] >= 0) & (ps.joints[..., :2] <= 47))[vis].all()
 
@@ -68,10 +80,14 @@ def test_cache_reused_and_keyed(tmp_path, monkeypatch):
     for k in ("images", "joints", "joints_orig", "affine", "norm"):
         np.testing.assert_array_equal(getattr(again, k), getattr(first, k))
     assert again.names == first.names and again.meta["split"] == "train"
-    assert load_poses(str(root), "train", 32, cache_dir=cache) is again   # in-process memo
+    assert load_poses(str(root), "train", 32, cache_dir=cache) is again  # in-process memo
     # a different size, split, subset or seed is a different entry: it must decode
-    for kw in ({"size": 40, "split": "train"}, {"size": 32, "split": "val"},
-               {"size": 32, "split": "train", "subset": 3}, {"size": 32, "split": "train", "seed": 1}):
+    for kw in (
+        {"size": 40, "split": "train"},
+        {"size": 32, "split": "val"},
+        {"size": 32, "split": "train", "subset": 3},
+        {"size": 32, "split": "train", "seed": 1},
+    ):
         with pytest.raises(AssertionError, match="decoded"):
             load_poses(str(root), kw.pop("split"), kw.pop("size"), cache_dir=cache, workers=1, **kw)
     # a changed annotation file invalidates the entry
@@ -82,14 +98,14 @@ def test_cache_reused_and_keyed(tmp_path, monkeypatch):
     os.utime(root / "joints.mat", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     with pytest.raises(AssertionError, match="decoded"):
         load_poses(str(root), "train", 32, cache_dir=cache)
-    assert len(list(cache.iterdir())) == 1   # no half-written entries left behind
+    assert len(list(cache.iterdir())) == 1  # no half-written entries left behind
 
 
 def test_subset_is_seeded_and_chosen_before_decoding(tmp_path):
     # only 3 of the 1006 images exist: a subset must not touch the others
     j = write_lspet(tmp_path, images=range(0))
     sel = np.sort(np.random.default_rng(7).choice(1000, 3, replace=False))
-    write_lspet(tmp_path, images=6 + sel)   # val = records 6..1005
+    write_lspet(tmp_path, images=6 + sel)  # val = records 6..1005
     ps = load_poses(str(tmp_path), "val", 32, subset=3, seed=7, cache_dir=tmp_path / "c")
     assert len(ps) == 3
     with pytest.raises(DataError):
@@ -119,7 +135,11 @@ def test_synthetic_deterministic_and_sane():
     idx = [a.names.index(n) for n in sub.names]
     np.testing.assert_array_equal(sub.images, a.images[idx])
     assert a.images.shape == (40, 64, 64, 3) and a.joints.shape == (40, 14, 3)
-    assert (a.joints[..., 2] == 1).all() and (a.joints[..., :2] >= 0).all() and (a.joints[..., :2] <= 63).all()
+    assert (
+        (a.joints[..., 2] == 1).all()
+        and (a.joints[..., :2] >= 0).all()
+        and (a.joints[..., :2] <= 63).all()
+    )
     assert (a.norm > 2).all() and a.meta["metric"] == "pck" and len(a.meta["flip_pairs"]) == 6
     # the person is drawn where the joints are: pixels near joints differ from the image border
     # more than random pixels do (a weak but real image/label consistency check)
@@ -139,7 +159,9 @@ def test_to_tensor_batch(tmp_path):
     np.testing.assert_array_equal(j.numpy(), ps.joints[[3, 1]])
 
 
-@pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason="LSPET not present at ../shared/datasets/lspet")
+@pytest.mark.skipif(
+    not (LSPET / "joints.mat").is_file(), reason="LSPET not present at ../shared/datasets/lspet"
+)
 def test_real_lspet_subset(tmp_path):
     train = load_poses(str(LSPET), "train", 64, subset=64, seed=0, cache_dir=tmp_path)
     val = load_poses(f"lspet:{LSPET}", "val", 64, subset=64, seed=0, cache_dir=tmp_path)
@@ -148,8 +170,8 @@ def test_real_lspet_subset(tmp_path):
         assert ps.meta["dataset"] == "lspet" and ps.meta["skipped"] == 0
         assert (ps.norm > 0).all() and np.isfinite(ps.norm).all()
         frac = ps.joints[..., 2].mean()
-        assert 0.6 < frac < 1.0   # LSPET leaves about 12 % of joints unannotated
-        assert ps.images.mean() > 20   # real pictures, not black padding
+        assert 0.6 < frac < 1.0  # LSPET leaves about 12 % of joints unannotated
+        assert ps.images.mean() > 20  # real pictures, not black padding
     assert all(int(n[2:7]) <= 9000 for n in train.names)
     assert all(int(n[2:7]) > 9000 for n in val.names)
     vis = val.joints[..., 2] > 0

@@ -1,4 +1,5 @@
 """launch.py export: Pareto-optimal trials of a real SQLite Optuna study -> YAML that rebuilds the model."""
+
 from __future__ import annotations
 
 import csv
@@ -12,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from helpers import REPO
 
 import search.export as export_mod
 from search.config import engine_url
@@ -20,7 +22,6 @@ from space.errors import ConfigError
 from space.model import build_model
 from space.profile import count_params
 from space.spec import load_arch
-from helpers import REPO
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -38,7 +39,9 @@ PARETO = {0, 1, 3}
 
 def make_study(storage: str, name: str = "exp") -> optuna.Study:
     """A study as the runner writes it (storage contract, docs/design.md), with real arch specs."""
-    study = optuna.create_study(study_name=name, storage=storage, directions=["maximize", "minimize"])
+    study = optuna.create_study(
+        study_name=name, storage=storage, directions=["maximize", "minimize"]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(["pck", "latency_ms"])
@@ -47,11 +50,23 @@ def make_study(storage: str, name: str = "exp") -> optuna.Study:
     for changes, pck, latency in TRIALS:
         spec = base.replace(**changes)
         trial = study.ask()
-        attrs = {"arch": spec.to_dict(), "arch_id": spec.arch_id, "params": count_params(build_model(spec)),
-                 "flops": 1000, "latency_ms": latency, "latency_p25_ms": latency * 0.9,
-                 "latency_p75_ms": latency * 1.1, "latency_cv": 0.02, "images_per_s": 100.0, "wall_s": 1.5,
-                 "epochs": 1, "data": "synthetic", "budget": {"epochs": 1, "input_size": 64},
-                 "node_id": "abc", "per_joint_pck": [pck] * 14}
+        attrs = {
+            "arch": spec.to_dict(),
+            "arch_id": spec.arch_id,
+            "params": count_params(build_model(spec)),
+            "flops": 1000,
+            "latency_ms": latency,
+            "latency_p25_ms": latency * 0.9,
+            "latency_p75_ms": latency * 1.1,
+            "latency_cv": 0.02,
+            "images_per_s": 100.0,
+            "wall_s": 1.5,
+            "epochs": 1,
+            "data": "synthetic",
+            "budget": {"epochs": 1, "input_size": 64},
+            "node_id": "abc",
+            "per_joint_pck": [pck] * 14,
+        }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         study.tell(trial, [pck, latency])
@@ -115,8 +130,13 @@ def test_existing_export_needs_force(storage: str, tmp_path: Path) -> None:
         export_study(storage, "exp", out)
     assert _snapshot(out) == before
     files = export_study(storage, "exp", out, force=True)
-    assert (out / "note.txt").read_text() == "user file" and len(files) == len(PARETO)  # only the export's own files go
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "study.db"]  # no temp folders left
+    assert (out / "note.txt").read_text() == "user file" and len(files) == len(
+        PARETO
+    )  # only the export's own files go
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "export",
+        "study.db",
+    ]  # no temp folders left
 
 
 def test_failed_export_keeps_old_one(storage: str, tmp_path: Path, monkeypatch) -> None:
@@ -177,29 +197,50 @@ def test_locate_bare_name_defaults_to_run_folder() -> None:
 
 def _launch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, str(REPO / "launch.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(REPO / "launch.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_export_then_refuse(storage: str, tmp_path: Path) -> None:
     run = tmp_path / "run"
     # the fixture's latencies are made up: keep them (a quiet pass would decide another front)
-    done = _launch("export", "--study", "exp", "--storage", storage, "--out", str(run),
-                   "--no-remeasure", cwd=tmp_path)
+    done = _launch(
+        "export",
+        "--study",
+        "exp",
+        "--storage",
+        storage,
+        "--out",
+        str(run),
+        "--no-remeasure",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert len(list((run / "export").glob("*.yaml"))) == len(PARETO)
-    again = _launch("export", "--study", "exp", "--storage", storage, "--out", str(run), cwd=tmp_path)
+    again = _launch(
+        "export", "--study", "exp", "--storage", storage, "--out", str(run), cwd=tmp_path
+    )
     assert again.returncode == 2
     assert again.stderr.strip().startswith("error: ") and "--force" in again.stderr
     assert "Traceback" not in again.stderr and len(again.stderr.strip().splitlines()) == 1
-    bad = _launch("export", "--study", "nope", "--storage", storage, "--out", str(run), cwd=tmp_path)
+    bad = _launch(
+        "export", "--study", "nope", "--storage", storage, "--out", str(run), cwd=tmp_path
+    )
     assert bad.returncode == 2 and "known studies: exp" in bad.stderr
 
 
 def test_exported_yaml_is_a_valid_cli_arch(storage: str, tmp_path: Path) -> None:
     files = export_study(storage, "exp", tmp_path / "export")
     record = yaml.safe_load(files[-1].read_text())
-    done = _launch("profile", "--arch", str(files[-1]), "--runs", "20", "--threads", "1", cwd=tmp_path)
+    done = _launch(
+        "profile", "--arch", str(files[-1]), "--runs", "20", "--threads", "1", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert f"{record['metrics']['params']:,}" in done.stdout
 
@@ -228,16 +269,24 @@ def test_remeasure_decides_the_front_by_quiet_latencies_and_keeps_both(tmp_path)
     # in the study the wider arch was timed faster (drift): it hid the tiny one; timed quietly and
     # interleaved the tiny one is faster, so both are on the front, and each YAML says so
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    study = optuna.create_study(study_name="q", storage=storage, directions=["maximize", "minimize"])
+    study = optuna.create_study(
+        study_name="q", storage=storage, directions=["maximize", "minimize"]
+    )
     study.set_metric_names(["pck", "latency_ms"])
-    study.set_user_attr("config", {"latency": {"device": "cpu", "threads": 1, "remeasure_seconds": 5}})
+    study.set_user_attr(
+        "config", {"latency": {"device": "cpu", "threads": 1, "remeasure_seconds": 5}}
+    )
     tiny = load_arch("bulat-sgsc-tiny").to_dict()
     for arch, values in ((tiny, [0.10, 5.0]), (tiny | {"width": 64}, [0.12, 4.0])):
         from space.spec import ArchSpec
 
         spec = ArchSpec.from_dict(arch)
-        attrs = {"arch": spec.to_dict(), "arch_id": spec.arch_id, "pck": values[0],
-                 "latency_ms": values[1]}
+        attrs = {
+            "arch": spec.to_dict(),
+            "arch_id": spec.arch_id,
+            "pck": values[0],
+            "latency_ms": values[1],
+        }
         study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
     plain = export_study(storage, "q", tmp_path / "plain")
     assert len(plain) == 1

@@ -6,10 +6,23 @@ import yaml
 
 import launch
 
-TINY = {"version": 1, "stacks": 2, "width": 16, "depth": 2, "joints": 14, "input_size": 32,
-        "intermediate_supervision": True, "block": "multibranch", "branch_split": ["1/2", "1/4", "1/4"],
-        "gate": "channel", "gate_init": 1.0, "down": "maxpool", "up": "nearest",
-        "fusion": "concat_conv3x3", "skip": "identity"}
+TINY = {
+    "version": 1,
+    "stacks": 2,
+    "width": 16,
+    "depth": 2,
+    "joints": 14,
+    "input_size": 32,
+    "intermediate_supervision": True,
+    "block": "multibranch",
+    "branch_split": ["1/2", "1/4", "1/4"],
+    "gate": "channel",
+    "gate_init": 1.0,
+    "down": "maxpool",
+    "up": "nearest",
+    "fusion": "concat_conv3x3",
+    "skip": "identity",
+}
 
 DATA = "synthetic:16"
 
@@ -23,8 +36,24 @@ def arch(tmp_path):
 
 def train(arch, out, *extra):
     torch.set_num_threads(1)
-    return launch.main(["train", "--arch", arch, "--data", DATA, "--out", str(out), "--batch-size", "8",
-                        "--lr", "2e-3", "--device", "cpu", *extra])
+    return launch.main(
+        [
+            "train",
+            "--arch",
+            arch,
+            "--data",
+            DATA,
+            "--out",
+            str(out),
+            "--batch-size",
+            "8",
+            "--lr",
+            "2e-3",
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
 
 
 def history(out):
@@ -74,11 +103,27 @@ def test_evaluate_checkpoint_and_bare_state_dict(arch, tmp_path, capsys):
     out = tmp_path / "run"
     assert train(arch, out, "--epochs", "1") == 0
     capsys.readouterr()
-    assert launch.main(["evaluate", "--arch", arch, "--weights", str(out / "best.pt"), "--data", DATA,
-                        "--device", "cpu", "--flip"]) == 0
+    assert (
+        launch.main(
+            [
+                "evaluate",
+                "--arch",
+                arch,
+                "--weights",
+                str(out / "best.pt"),
+                "--data",
+                DATA,
+                "--device",
+                "cpu",
+                "--flip",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.strip()}
     from trainers.formats.lsp import LSP_JOINTS
+
     for name in LSP_JOINTS:
         assert 0.0 <= float(rows[name][0]) <= 100.0 and int(rows[name][1]) == 16
     assert int(rows["mean"][1]) == 16 * 14
@@ -88,10 +133,42 @@ def test_evaluate_checkpoint_and_bare_state_dict(arch, tmp_path, capsys):
     bare = tmp_path / "bare.pt"
     torch.save(torch.load(out / "best.pt", weights_only=True)["model"], bare)
     dest = tmp_path / "eval.json"
-    assert launch.main(["evaluate", "--arch", arch, "--weights", str(bare), "--data", DATA,
-                        "--device", "cpu", "--out", str(dest)]) == 0
-    assert launch.main(["evaluate", "--arch", arch, "--weights", str(out / "best.pt"), "--data", DATA,
-                        "--device", "cpu", "--out", str(tmp_path / "eval2.json")]) == 0
+    assert (
+        launch.main(
+            [
+                "evaluate",
+                "--arch",
+                arch,
+                "--weights",
+                str(bare),
+                "--data",
+                DATA,
+                "--device",
+                "cpu",
+                "--out",
+                str(dest),
+            ]
+        )
+        == 0
+    )
+    assert (
+        launch.main(
+            [
+                "evaluate",
+                "--arch",
+                arch,
+                "--weights",
+                str(out / "best.pt"),
+                "--data",
+                DATA,
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "eval2.json"),
+            ]
+        )
+        == 0
+    )
     a = json.loads(dest.read_text())["metrics"]["main"]
     b = json.loads((tmp_path / "eval2.json").read_text())["metrics"]["main"]
     assert a == b
@@ -101,21 +178,46 @@ def test_evaluate_bad_weights_is_a_clean_error(arch, tmp_path, capsys):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     assert launch.main(["evaluate", "--arch", arch, "--weights", str(junk), "--data", DATA]) == 2
-    assert launch.main(["evaluate", "--arch", arch, "--weights", str(tmp_path / "missing.pt"),
-                        "--data", DATA]) == 2
+    assert (
+        launch.main(
+            ["evaluate", "--arch", arch, "--weights", str(tmp_path / "missing.pt"), "--data", DATA]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "junk.pt" in err and "missing.pt" in err and "Traceback" not in err
 
 
 def test_diverging_training_exits_1_without_a_checkpoint(arch, tmp_path, capsys):
     out = tmp_path / "run"
-    assert launch.main(["train", "--arch", arch, "--data", DATA, "--out", str(out), "--batch-size", "8",
-                        "--lr", "1e30", "--epochs", "2", "--device", "cpu"]) == 1
+    assert (
+        launch.main(
+            [
+                "train",
+                "--arch",
+                arch,
+                "--data",
+                DATA,
+                "--out",
+                str(out),
+                "--batch-size",
+                "8",
+                "--lr",
+                "1e30",
+                "--epochs",
+                "2",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 1
+    )
     assert "diverged" in capsys.readouterr().err
     assert not (out / "last.pt").exists() and not (out / "best.pt").exists()
 
 
 # ---------------------------------------------------------------- the split best.pt is selected on
+
 
 def _lsp_mat(root, n: int, lspet: bool, images: int = 0) -> None:
     """A joints.mat of n people (LSPET: val = test = the last 1000) and the first `images`."""
@@ -125,12 +227,13 @@ def _lsp_mat(root, n: int, lspet: bool, images: int = 0) -> None:
 
     rng = np.random.default_rng(0)
     j = np.concatenate([rng.uniform(6, 34, (n, 14, 2)), np.ones((n, 14, 1))], -1)
-    layout = (1, 2, 0) if lspet else (2, 1, 0)   # (14, 3, N) LSPET, (3, 14, N) LSP
+    layout = (1, 2, 0) if lspet else (2, 1, 0)  # (14, 3, N) LSPET, (3, 14, N) LSP
     scipy.io.savemat(root / "joints.mat", {"joints": j.transpose(*layout)})
     for i in range(images):
         (root / "images").mkdir(exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(
-            root / "images" / (f"im{i + 1:05d}.jpg" if lspet else f"im{i + 1:04d}.jpg"))
+            root / "images" / (f"im{i + 1:05d}.jpg" if lspet else f"im{i + 1:04d}.jpg")
+        )
 
 
 def test_selection_note_says_which_split_and_why(tmp_path):
@@ -144,49 +247,113 @@ def test_selection_note_says_which_split_and_why(tmp_path):
     assert selection_splits(lspet) == ("train_carved", "val_carved")
     assert selection_note(lspet, "val_carved") == (
         "selecting best.pt on val_carved: 2 images carved from train (the last 10%), not on val, "
-        "which is this dataset's test split (--select-on val to select on it)")
+        "which is this dataset's test split (--select-on val to select on it)"
+    )
     assert "which is this dataset's test split: a test score of best.pt will be optimistic" in (
-        selection_note(lspet, "val"))
+        selection_note(lspet, "val")
+    )
     assert selection_splits(lsp) == ("train", "val")
-    assert selection_note(lsp, "val") == ("selecting best.pt on val: 100 images carved from train "
-                                          "(the last 10%), as the dataset has no val split")
+    assert selection_note(lsp, "val") == (
+        "selecting best.pt on val: 100 images carved from train "
+        "(the last 10%), as the dataset has no val split"
+    )
     assert selection_note("synthetic:16", "val") == "selecting best.pt on val (16 images)"
 
 
 def test_train_selects_on_the_carved_split_where_val_is_test(arch, tmp_path, capsys):
     (tmp_path / "lspet").mkdir()
-    _lsp_mat(tmp_path / "lspet", 1004, lspet=True, images=4)   # 3 train_carved, 1 val_carved
+    _lsp_mat(tmp_path / "lspet", 1004, lspet=True, images=4)  # 3 train_carved, 1 val_carved
     out, data = tmp_path / "run", str(tmp_path / "lspet")
-    assert launch.main(["train", "--arch", arch, "--data", data, "--out", str(out), "--epochs", "1",
-                        "--batch-size", "2", "--device", "cpu", "--workers", "0"]) == 0
+    assert (
+        launch.main(
+            [
+                "train",
+                "--arch",
+                arch,
+                "--data",
+                data,
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "2",
+                "--device",
+                "cpu",
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
-    said = ("selecting best.pt on val_carved: 1 image carved from train (the last 10%), not on "
-            "val, which is this dataset's test split (--select-on val to select on it)")
+    said = (
+        "selecting best.pt on val_carved: 1 image carved from train (the last 10%), not on "
+        "val, which is this dataset's test split (--select-on val to select on it)"
+    )
     assert [line for line in lines if line.startswith("selecting")] == [said]
     assert lines[-1].startswith("best val_carved ")
     assert json.loads((out / "metrics.json").read_text())["best"]["split"] == "val_carved"
     # resuming with another selection split is refused (its best score is another split's)
-    assert launch.main(["train", "--arch", arch, "--data", data, "--out", str(out), "--epochs", "2",
-                        "--resume", "--select-on", "val", "--workers", "0"]) == 2
+    assert (
+        launch.main(
+            [
+                "train",
+                "--arch",
+                arch,
+                "--data",
+                data,
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--resume",
+                "--select-on",
+                "val",
+                "--workers",
+                "0",
+            ]
+        )
+        == 2
+    )
     assert "--select-on carved" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------ evaluate: units, --save-predictions
+
 
 def test_evaluate_prints_fractions_and_saves_per_image_joints(arch, tmp_path, capsys):
     weights = tmp_path / "w.pt"
     torch.manual_seed(0)
     from space.model import build_model
     from space.spec import ArchSpec
+
     torch.save(build_model(ArchSpec.from_dict(TINY)).state_dict(), weights)
     preds = tmp_path / "preds.json"
-    assert launch.main(["evaluate", "--arch", arch, "--weights", str(weights), "--data", DATA,
-                        "--device", "cpu", "--out", str(tmp_path / "e.json"),
-                        "--save-predictions", str(preds)]) == 0
+    assert (
+        launch.main(
+            [
+                "evaluate",
+                "--arch",
+                arch,
+                "--weights",
+                str(weights),
+                "--data",
+                DATA,
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "e.json"),
+                "--save-predictions",
+                str(preds),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     result = json.loads((tmp_path / "e.json").read_text())
     mean = next(line for line in text.splitlines() if line.startswith("mean")).split()[1]
-    assert mean == f"{result['metrics']['main']['mean']:.4f}"      # the JSON's number, not x100
+    assert mean == f"{result['metrics']['main']['mean']:.4f}"  # the JSON's number, not x100
     assert "scores are fractions (0-1; 0.5 = 50 %)" in text
     assert result["units"].startswith("fractions")
     saved = json.loads(preds.read_text())
@@ -217,9 +384,28 @@ def test_evaluate_coco_prints_oks_ap_as_in_the_json_and_saves_coco_results(tmp_p
     weights = tmp_path / "w.pt"
     torch.save(build_model(ArchSpec.from_dict(TINY | {"joints": 17})).state_dict(), weights)
     preds, out = tmp_path / "results.json", tmp_path / "e.json"
-    assert launch.main(["evaluate", "--arch", str(arch), "--weights", str(weights), "--data",
-                        str(tmp_path / "coco"), "--split", "val", "--device", "cpu",
-                        "--out", str(out), "--save-predictions", str(preds)]) == 0
+    assert (
+        launch.main(
+            [
+                "evaluate",
+                "--arch",
+                str(arch),
+                "--weights",
+                str(weights),
+                "--data",
+                str(tmp_path / "coco"),
+                "--split",
+                "val",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--save-predictions",
+                str(preds),
+            ]
+        )
+        == 0
+    )
     ap = json.loads(out.read_text())["metrics"]["oks_ap"]
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("OKS AP"))
     assert line.split()[2] == f"{ap['mean']:.4f}"
@@ -228,7 +414,7 @@ def test_evaluate_coco_prints_oks_ap_as_in_the_json_and_saves_coco_results(tmp_p
     assert set(results[0]) == {"image_id", "category_id", "keypoints", "score"}
     assert [r["image_id"] for r in results] == [1, 1, 2, 3, 3]
     assert len(results[0]["keypoints"]) == 51
-    with contextlib.redirect_stdout(io.StringIO()):   # the official tool scores the file as we did
+    with contextlib.redirect_stdout(io.StringIO()):  # the official tool scores the file as we did
         gt = COCO(str(annotations))
         ev = COCOeval(gt, gt.loadRes(str(preds)), "keypoints")
         ev.evaluate()

@@ -1,7 +1,13 @@
 import torch
 
-from trainers.heatmaps import (crop_to_heatmap, decode_heatmaps, default_sigma, flip_heatmaps,
-                               heatmap_to_crop, render_heatmaps)
+from trainers.heatmaps import (
+    crop_to_heatmap,
+    decode_heatmaps,
+    default_sigma,
+    flip_heatmaps,
+    heatmap_to_crop,
+    render_heatmaps,
+)
 
 
 def test_round_trip_under_quarter_pixel_over_random_subpixel_positions():

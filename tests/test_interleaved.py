@@ -24,6 +24,7 @@ class FakeClock:
     def infer(self, cost_s: float):
         def run() -> None:
             self.now += cost_s * self.drift
+
         return run
 
 
@@ -31,7 +32,7 @@ def test_rounds_rotate_the_order_so_no_network_always_follows_the_same_one() -> 
     order: list[str] = []
     infer = {k: (lambda k=k: order.append(k)) for k in "abc"}
     run_rounds(infer, lambda: 0.0, 3)
-    assert order == list("abc" "bca" "cab")
+    assert order == list("abcbcacab")
 
 
 def test_the_ratio_to_the_reference_cancels_drift_that_the_milliseconds_keep() -> None:
@@ -44,7 +45,9 @@ def test_the_ratio_to_the_reference_cancels_drift_that_the_milliseconds_keep() -
             times[k].extend(v)
     stats = summarise(times, "ref")
     assert stats["big"].ratio == pytest.approx(2.5)
-    assert stats["big"].ratio_low == pytest.approx(2.5) and stats["big"].ratio_high == pytest.approx(2.5)
+    assert stats["big"].ratio_low == pytest.approx(2.5) and stats[
+        "big"
+    ].ratio_high == pytest.approx(2.5)
     assert stats["big"].high_ms - stats["big"].low_ms > 1.0  # the absolute times spread
     assert stats["ref"].ratio == 1.0 and stats["ref"].reference == "ref"
 
@@ -62,8 +65,9 @@ def test_real_networks_are_timed_with_the_reference_first_and_larger_networks_sl
     tiny = ArchSpec.from_dict(load_arch("bulat-sgsc-tiny").to_dict())
     wider = ArchSpec.from_dict(tiny.to_dict() | {"width": 64})
     models = {"tiny": build_model(tiny), "wider": build_model(wider)}
-    stats = measure_interleaved(models, 64, threads=1, thread_clock=True, target=0.5,
-                                max_seconds=5, min_rounds=20, warmup=2)
+    stats = measure_interleaved(
+        models, 64, threads=1, thread_clock=True, target=0.5, max_seconds=5, min_rounds=20, warmup=2
+    )
     assert set(stats) == {"tiny", "wider"} and stats["tiny"].ratio == 1.0
     assert stats["wider"].ratio > 1.0 and stats["wider"].rounds >= 20
 

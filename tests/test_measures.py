@@ -1,5 +1,6 @@
 """The measure registry: a measure registered from inside a test is an objective and a constraint of
 a real smoke study (real Ray, real SQLite), and a column of its export."""
+
 from __future__ import annotations
 
 import csv
@@ -7,14 +8,13 @@ import csv
 import optuna
 import pytest
 import yaml
+from helpers import study_file
 from optuna.trial import TrialState
 
 import launch
 from search.config import StudyConfig
 from search.measures import COST, MEASURES, register_measure
 from space.errors import ConfigError
-
-from helpers import study_file
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -24,6 +24,7 @@ ENERGY_LIMIT = 50.0  # the smoke space: width 16 ~22k params (22 "uJ"), width 32
 @pytest.fixture
 def energy():
     """A toy cost measure: "energy" in uJ, 1 per thousand parameters, minimised."""
+
     # defined here, not at module level: Ray sends this function to its workers by value
     @register_measure("energy", direction="minimize", unit="uJ (toy: params / 1000)")
     def energy(inputs):
@@ -36,8 +37,10 @@ def energy():
 def test_builtin_measures():
     assert list(MEASURES)[:4] == ["pck", "params", "flops", "latency_ms"]
     assert MEASURES["pck"].direction == "maximize" and MEASURES["pck"].stage != COST
-    assert all(MEASURES[m].stage == COST and MEASURES[m].direction == "minimize"
-               for m in ("params", "flops", "latency_ms"))
+    assert all(
+        MEASURES[m].stage == COST and MEASURES[m].direction == "minimize"
+        for m in ("params", "flops", "latency_ms")
+    )
 
 
 def test_an_unregistered_measure_is_refused(tmp_path):
@@ -51,14 +54,23 @@ def test_an_unregistered_measure_is_refused(tmp_path):
 def test_a_registered_measure_is_an_objective_and_a_constraint(tmp_path, energy):
     import ray
 
-    path = study_file(tmp_path, "energy", trials=4, objectives=[{"name": "pck"}, {"name": "energy"}],
-                      sampler={"name": "grid", "seed": 0, "options": {}},  # width 16/32 x gate channel/identity
-                      constraints={"max_energy": ENERGY_LIMIT})
+    path = study_file(
+        tmp_path,
+        "energy",
+        trials=4,
+        objectives=[{"name": "pck"}, {"name": "energy"}],
+        sampler={"name": "grid", "seed": 0, "options": {}},  # width 16/32 x gate channel/identity
+        constraints={"max_energy": ENERGY_LIMIT},
+    )
     cfg = StudyConfig.load(str(path))
-    assert cfg.directions == ["maximize", "minimize"] and cfg.constraints.limits == {"energy": ENERGY_LIMIT}
+    assert cfg.directions == ["maximize", "minimize"] and cfg.constraints.limits == {
+        "energy": ENERGY_LIMIT
+    }
     out = tmp_path / "run"
     try:
-        assert launch.main(["--study", str(path), "--out", str(out)]) == 0  # in this process: energy is registered
+        assert (
+            launch.main(["--study", str(path), "--out", str(out)]) == 0
+        )  # in this process: energy is registered
     finally:
         ray.shutdown()
     study = optuna.load_study(study_name="energy", storage=f"sqlite:///{out / 'study.db'}")
@@ -67,13 +79,21 @@ def test_a_registered_measure_is_an_objective_and_a_constraint(tmp_path, energy)
     assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
     for t in trials:
         energy_value = t.user_attrs["params"] / 1000.0
-        assert t.user_attrs["energy"] == pytest.approx(energy_value) and t.values[1] == pytest.approx(energy_value)
+        assert t.user_attrs["energy"] == pytest.approx(energy_value) and t.values[
+            1
+        ] == pytest.approx(energy_value)
         assert t.constraints == {"max_energy": pytest.approx(energy_value - ENERGY_LIMIT)}
         if t.user_attrs["arch"]["width"] == 32:  # over the limit: not trained, infeasible
-            assert energy_value > ENERGY_LIMIT and t.values[0] == 0.0 and t.user_attrs["epochs"] == 0
+            assert (
+                energy_value > ENERGY_LIMIT and t.values[0] == 0.0 and t.user_attrs["epochs"] == 0
+            )
             assert "energy" in t.user_attrs["skipped"] and "max_energy" in t.user_attrs["skipped"]
         else:
-            assert energy_value < ENERGY_LIMIT and "skipped" not in t.user_attrs and t.user_attrs["epochs"] >= 1
+            assert (
+                energy_value < ENERGY_LIMIT
+                and "skipped" not in t.user_attrs
+                and t.user_attrs["epochs"] >= 1
+            )
     front = {t.number for t in study.best_trials}
     assert front and all(trials[n].user_attrs["arch"]["width"] == 16 for n in front)
 
@@ -94,14 +114,21 @@ def test_report_and_ablation_tables_take_the_registry(tmp_path, energy):
     from search.ablation import per_value_table
     from search.report import ablation_table
 
-    study = optuna.create_study(study_name="r", storage=f"sqlite:///{tmp_path / 'r.db'}",
-                                directions=["maximize", "minimize"])
+    study = optuna.create_study(
+        study_name="r",
+        storage=f"sqlite:///{tmp_path / 'r.db'}",
+        directions=["maximize", "minimize"],
+    )
     study.set_metric_names(["pck", "latency_ms"])
     for width, pck in ((16, 0.4), (16, 0.5), (32, 0.6), (32, 0.7)):
         trial = study.ask()
         trial.set_user_attr("arch", {"width": width, "gate": "channel"})
         trial.set_user_attr("arch_id", f"w{width}")
-        for key, value in {"params": width * 1000, "flops": width * 10, "energy": width * 1.0}.items():
+        for key, value in {
+            "params": width * 1000,
+            "flops": width * 10,
+            "energy": width * 1.0,
+        }.items():
             trial.set_user_attr(key, value)
         trial.set_user_attr("latency_ms", width / 10)
         study.tell(trial, [pck, width / 10])

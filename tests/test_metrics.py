@@ -10,11 +10,11 @@ def test_pck_hand_computed():
     # Two people, three joints; torso 10 px and 20 px -> thresholds 2 px and 4 px at alpha 0.2.
     gt = np.zeros((2, 3, 2))
     pred = np.zeros((2, 3, 2))
-    pred[0, 0] = [1.0, 1.0]    # 1.41 <= 2    hit
-    pred[0, 1] = [3.0, 0.0]    # 3    >  2    miss
-    pred[0, 2] = [0.0, 2.0]    # 2    <= 2    hit (boundary counts)
-    pred[1, 0] = [3.0, 3.0]    # 4.24 >  4    miss
-    pred[1, 1] = [0.0, 3.9]    # hit
+    pred[0, 0] = [1.0, 1.0]  # 1.41 <= 2    hit
+    pred[0, 1] = [3.0, 0.0]  # 3    >  2    miss
+    pred[0, 2] = [0.0, 2.0]  # 2    <= 2    hit (boundary counts)
+    pred[1, 0] = [3.0, 3.0]  # 4.24 >  4    miss
+    pred[1, 1] = [0.0, 3.9]  # hit
     pred[1, 2] = [100.0, 0.0]  # far, but unannotated: ignored
     vis = np.array([[1, 1, 1], [1, 1, 0]])
     s = pck(pred, gt, vis, np.array([10.0, 20.0]), alpha=0.2)
@@ -49,8 +49,8 @@ def test_score_poses_dispatches_on_metric():
     gt = np.zeros((1, 2, 3))
     gt[..., 2] = 1
     pred = np.array([[[0.0, 3.0], [0.0, 6.0]]])
-    assert score_poses(pred, gt, np.array([20.0]), "pck")["main"].mean == 0.5     # 4 px
-    assert score_poses(pred, gt, np.array([20.0]), "pckh")["main"].mean == 1.0    # 10 px
+    assert score_poses(pred, gt, np.array([20.0]), "pck")["main"].mean == 0.5  # 4 px
+    assert score_poses(pred, gt, np.array([20.0]), "pckh")["main"].mean == 1.0  # 10 px
     with pytest.raises(ValueError):
         score_poses(pred, gt, np.array([20.0]), "nope")
 
@@ -60,7 +60,7 @@ def test_oks_ap_perfect_and_far_predictions():
     rng = np.random.default_rng(0)
     gt = rng.uniform(0, 100, (6, 17, 2))
     vis = np.ones((6, 17))
-    area = np.full(6, 100.0 ** 2)
+    area = np.full(6, 100.0**2)
     scores = np.ones((6, 17))
     assert oks_ap(gt, scores, gt, vis, area).mean == pytest.approx(1.0)
     assert oks_ap(gt + 60.0, scores, gt, vis, area).mean == pytest.approx(0.0)

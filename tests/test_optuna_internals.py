@@ -3,6 +3,7 @@
 Optuna has no public API for them, so pyproject.toml bounds optuna's version; a new optuna that
 moves one fails here, naming it, rather than in the middle of a study's hand-back of dead trials.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,8 +14,10 @@ import pytest
 
 from search import storage
 
-ADVICE = ("search/storage.py relies on it (storage.OPTUNA_INTERNALS): adapt storage.py to this "
-          "optuna, then move the optuna bound in pyproject.toml")
+ADVICE = (
+    "search/storage.py relies on it (storage.OPTUNA_INTERNALS): adapt storage.py to this "
+    "optuna, then move the optuna bound in pyproject.toml"
+)
 
 
 def moved(what: str) -> str:
@@ -48,14 +51,17 @@ def test_the_stale_trial_lookups_answer_as_storage_reads_them(study: storage.Sto
     beating, silent = study.ask(), study.ask()
     study.rdb.record_heartbeat(study.trial_id(beating.number))
     later = dt.datetime.now() + dt.timedelta(seconds=1)  # both started before it
-    assert storage._never_beat_ids(study, later) == {study.trial_id(silent.number)}, \
-        moved("the heartbeat rows of TrialModel")
-    assert study.rdb._get_stale_trial_ids(study.rdb_study_id) == [], \
-        moved("RDBStorage._get_stale_trial_ids (a fresh heartbeat counted as stale)")
+    assert storage._never_beat_ids(study, later) == {study.trial_id(silent.number)}, moved(
+        "the heartbeat rows of TrialModel"
+    )
+    assert study.rdb._get_stale_trial_ids(study.rdb_study_id) == [], moved(
+        "RDBStorage._get_stale_trial_ids (a fresh heartbeat counted as stale)"
+    )
 
 
 def test_an_enqueued_trial_keeps_its_parameters_where_storage_reads_them(
-        study: storage.StoredStudy) -> None:
+    study: storage.StoredStudy,
+) -> None:
     study.enqueue_trial({"width": 32})
     (waiting,) = study.get_trials()
     if waiting.system_attrs.get(storage.FIXED_PARAMS) != {"width": 32}:
@@ -70,10 +76,12 @@ def test_the_installed_optuna_is_one_pyproject_allows() -> None:
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     deps = map(Requirement, project["project"]["dependencies"])
     (spec,) = [r for r in deps if r.name == "optuna"]
-    assert any(s.operator in ("<", "<=") for s in spec.specifier), \
+    assert any(s.operator in ("<", "<=") for s in spec.specifier), (
         f"pyproject.toml must bound optuna from above ({spec}); {ADVICE}"
-    assert spec.specifier.contains(optuna.__version__), \
+    )
+    assert spec.specifier.contains(optuna.__version__), (
         f"optuna {optuna.__version__} is outside pyproject.toml's {spec}; {ADVICE}"
+    )
 
 
 def test_the_hypervolume_is_where_report_reads_it() -> None:

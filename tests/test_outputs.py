@@ -7,6 +7,7 @@ folder and a full disk are each one line `error: ...` on stderr, exit 2, and not
 changed (the folder tree with sizes and mtimes compared before and after). A write that fails
 half-way leaves no temporary and no folder it made; a killed run's temporaries go with the next.
 """
+
 from __future__ import annotations
 
 import errno
@@ -22,13 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import REPO, study_file
 
 import launch
-from helpers import REPO, study_file
 from trainers import outputs
 
 TINY = "bulat-sgsc-tiny"
-FULL = {"SOFTGATE_MIN_FREE_MB": "1e12"}   # no disk has that much free: "full"
+FULL = {"SOFTGATE_MIN_FREE_MB": "1e12"}  # no disk has that much free: "full"
 
 
 def _weights(tmp: Path) -> None:
@@ -51,6 +52,7 @@ def _file(name: str, text: str = "mine\n") -> Callable[[Path], None]:
     def setup(tmp: Path) -> None:
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp / name).write_text(text)
+
     return setup
 
 
@@ -64,8 +66,10 @@ def _link_to_pyproject(tmp: Path) -> None:
 
 def _study_with(**changes) -> Callable[[Path], None]:
     """The smoke study as outs.yaml with `changes` ({tmp} in a value: the working folder)."""
+
     def setup(tmp: Path) -> None:
         study_file(tmp, "outs", **json.loads(json.dumps(changes).replace("{tmp}", str(tmp))))
+
     return setup
 
 
@@ -89,24 +93,45 @@ R = str(REPO)
 CASES: dict[str, tuple[Callable[[Path], None] | None, list[str], dict[str, str]]] = {
     # onnx: a single file
     "onnx --out launch.py": (None, ["onnx", "--arch", TINY, "--out", f"{R}/launch.py"], {}),
-    "onnx --out launch.py --force": (None, ["onnx", "--arch", TINY, "--out", f"{R}/launch.py",
-                                            "--force"], {}),
-    "onnx --out a new file in space/": (None, ["onnx", "--arch", TINY, "--out",
-                                               f"{R}/space/x.onnx", "--force"], {}),
-    "onnx --out a link to pyproject.toml": (_link_to_pyproject, ["onnx", "--arch", TINY, "--out",
-                                                                 "link.onnx", "--force"], {}),
-    "onnx --out an existing other file": (_file("notes.onnx"), ["onnx", "--arch", TINY, "--out",
-                                                                "notes.onnx"], {}),
+    "onnx --out launch.py --force": (
+        None,
+        ["onnx", "--arch", TINY, "--out", f"{R}/launch.py", "--force"],
+        {},
+    ),
+    "onnx --out a new file in space/": (
+        None,
+        ["onnx", "--arch", TINY, "--out", f"{R}/space/x.onnx", "--force"],
+        {},
+    ),
+    "onnx --out a link to pyproject.toml": (
+        _link_to_pyproject,
+        ["onnx", "--arch", TINY, "--out", "link.onnx", "--force"],
+        {},
+    ),
+    "onnx --out an existing other file": (
+        _file("notes.onnx"),
+        ["onnx", "--arch", TINY, "--out", "notes.onnx"],
+        {},
+    ),
     "onnx --out a folder": (_folder("d.onnx"), ["onnx", "--arch", TINY, "--out", "d.onnx"], {}),
-    "onnx --out below a file": (_file("f.txt"), ["onnx", "--arch", TINY, "--out", "f.txt/x.onnx"],
-                                {}),
+    "onnx --out below a file": (
+        _file("f.txt"),
+        ["onnx", "--arch", TINY, "--out", "f.txt/x.onnx"],
+        {},
+    ),
     "onnx on a full disk": (None, ["onnx", "--arch", TINY, "--out", "x.onnx"], FULL),
     # evaluate: a single file
     "evaluate --out a folder": (_folder("r.json"), [*E, "--out", "r.json"], {}),
-    "evaluate --out an existing other JSON": (_file("r.json", '{"a": 1}\n'),
-                                              [*E, "--out", "r.json"], {}),
-    "evaluate --out pyproject.toml --force": (None, [*E, "--out", f"{R}/pyproject.toml", "--force"],
-                                              {}),
+    "evaluate --out an existing other JSON": (
+        _file("r.json", '{"a": 1}\n'),
+        [*E, "--out", "r.json"],
+        {},
+    ),
+    "evaluate --out pyproject.toml --force": (
+        None,
+        [*E, "--out", f"{R}/pyproject.toml", "--force"],
+        {},
+    ),
     "evaluate default out inside docs/": (None, [*E[:4], f"{R}/docs/w.pt", *E[5:]], {}),
     "evaluate on a full disk": (_weights, [*E, "--out", "r.json"], FULL),
     # predict: a folder of NAME.png + NAME.json
@@ -119,28 +144,49 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, list[str], dict[str, str]]
     "train --out tests": (None, [*T, "--out", f"{R}/tests"], {}),
     "train --out the project root": (None, [*T, "--out", R], {}),
     "train --out .git": (None, [*T, "--out", f"{R}/.git/run"], {}),
-    "train --out a folder with metrics.json": (_file("run/metrics.json", "{}\n"),
-                                               [*T, "--out", "run"], {}),
+    "train --out a folder with metrics.json": (
+        _file("run/metrics.json", "{}\n"),
+        [*T, "--out", "run"],
+        {},
+    ),
     "train on a full disk": (None, [*T, "--out", "run"], FULL),
     # study tools: folders inside the run folder
     "export --out space": (None, ["export", "--study", "never-ran", "--out", f"{R}/space"], {}),
-    "export: its folder is a file": (_file("run/export"), ["export", "--study", "never-ran",
-                                                           "--out", "run"], {}),
+    "export: its folder is a file": (
+        _file("run/export"),
+        ["export", "--study", "never-ran", "--out", "run"],
+        {},
+    ),
     "report --out studies": (None, ["report", "--study", "never-ran", "--out", f"{R}/studies"], {}),
-    "report: its folder is a file": (_file("run/report"), ["report", "--study", "never-ran",
-                                                           "--out", "run"], {}),
+    "report: its folder is a file": (
+        _file("run/report"),
+        ["report", "--study", "never-ran", "--out", "run"],
+        {},
+    ),
     "report on a full disk": (None, ["report", "--study", "never-ran", "--out", "run"], FULL),
-    "finalize: its folder is a file": (_file("run/final"), ["finalize", "--study", "smoke",
-                                                            "--out", "run", "--epochs", "1"], {}),
+    "finalize: its folder is a file": (
+        _file("run/final"),
+        ["finalize", "--study", "smoke", "--out", "run", "--epochs", "1"],
+        {},
+    ),
     # the study run
     "study --out an existing file": (_file("run"), ["--study", "smoke", "--out", "run"], {}),
     "study --out cli": (None, ["--study", "smoke", "--out", f"{R}/cli"], {}),
-    "study export.dir is a file": (_export_dir_a_file, ["--study", "{tmp}/outs.yaml", "--out",
-                                                        "run"], {}),
-    "study artifact_dir in benchmarks": (_study_with(dashboard={"artifact_dir": f"{R}/benchmarks"}),
-                                         ["--study", "{tmp}/outs.yaml", "--out", "run"], {}),
-    "study SQLite file in space/": (None, ["--study", "smoke", "--out", "run", "--storage",
-                                           f"sqlite:///{R}/space/study.db"], {}),
+    "study export.dir is a file": (
+        _export_dir_a_file,
+        ["--study", "{tmp}/outs.yaml", "--out", "run"],
+        {},
+    ),
+    "study artifact_dir in benchmarks": (
+        _study_with(dashboard={"artifact_dir": f"{R}/benchmarks"}),
+        ["--study", "{tmp}/outs.yaml", "--out", "run"],
+        {},
+    ),
+    "study SQLite file in space/": (
+        None,
+        ["--study", "smoke", "--out", "run", "--storage", f"sqlite:///{R}/space/study.db"],
+        {},
+    ),
     "study on a full disk": (None, ["--study", "smoke", "--out", "run"], FULL),
 }
 
@@ -156,7 +202,7 @@ def _snapshot(tmp: Path, argv: list[str]) -> dict[str, tuple[int, int, int]]:
             paths += [near, *(near.iterdir() if near.is_dir() else near.parent.iterdir())]
     snap = {}
     for path in paths:
-        if "__pycache__" in path.parts:   # Python's own, written when a module is first imported
+        if "__pycache__" in path.parts:  # Python's own, written when a module is first imported
             continue
         st = path.lstat()
         snap[str(path)] = (stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns)
@@ -189,8 +235,9 @@ def _one_error_line(rc: int, out: str, err: str) -> str:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_output_refused_before_any_work_one_line_nothing_changed(case, tmp_path, monkeypatch,
-                                                                 capsys, project_files):
+def test_output_refused_before_any_work_one_line_nothing_changed(
+    case, tmp_path, monkeypatch, capsys, project_files
+):
     setup, argv, env = CASES[case]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SOFTGATE_CACHE", str(tmp_path.parent / f"{tmp_path.name}-cache"))
@@ -209,8 +256,9 @@ def test_output_refused_before_any_work_one_line_nothing_changed(case, tmp_path,
 def test_messages_name_the_reason(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.onnx").write_text("mine\n")
-    line = _one_error_line(*_run(["onnx", "--arch", TINY, "--out", f"{R}/launch.py", "--force"],
-                                 capsys))
+    line = _one_error_line(
+        *_run(["onnx", "--arch", TINY, "--out", f"{R}/launch.py", "--force"], capsys)
+    )
     assert "is part of the project's source" in line and "--out" in line
     line = _one_error_line(*_run(["onnx", "--arch", TINY, "--out", "notes.onnx"], capsys))
     assert "exists and is not an ONNX file of this command; pass --force" in line
@@ -234,8 +282,11 @@ def _mount(where: Path, options: str) -> bool:
     if os.geteuid() != 0:
         return False
     where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-                          capture_output=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
     return done.returncode == 0
 
 
@@ -256,8 +307,17 @@ def test_a_real_read_only_file_system(tmp_path, monkeypatch, capsys):
 
 def test_the_projects_source_is_found_from_the_installed_packages():
     assert outputs.PROJECT_ROOT == REPO
-    for path in ("launch.py", "pyproject.toml", "space/x.onnx", "tests", "docs/a/b.json", ".git",
-                 "studies/new.yaml", "README.md", "setup.cfg"):
+    for path in (
+        "launch.py",
+        "pyproject.toml",
+        "space/x.onnx",
+        "tests",
+        "docs/a/b.json",
+        ".git",
+        "studies/new.yaml",
+        "README.md",
+        "setup.cfg",
+    ):
         assert outputs.in_source(REPO / path), path
     assert outputs.in_source(REPO, folder=True) and not outputs.in_source(REPO / "x.onnx")
     for path in ("runs/train", "runs/smoke/export", "model.onnx", "best.eval-test.json"):
@@ -267,13 +327,14 @@ def test_the_projects_source_is_found_from_the_installed_packages():
 
 # -- own outputs are replaced; other files only with --force --------------------------------------
 
+
 def test_onnx_replaces_its_own_file_and_another_only_with_force(tmp_path, monkeypatch, capsys):
     pytest.importorskip("onnxruntime")
     monkeypatch.chdir(tmp_path)
     base = ["onnx", "--arch", TINY, "--input-size", "32", "--out", "x.onnx"]
     assert launch.main(base) == 0
     first = (tmp_path / "x.onnx").stat().st_mtime_ns
-    assert launch.main(base) == 0   # its own earlier output: no --force needed
+    assert launch.main(base) == 0  # its own earlier output: no --force needed
     assert (tmp_path / "x.onnx").stat().st_mtime_ns >= first
     (tmp_path / "y.onnx").write_text("someone's notes\n")
     capsys.readouterr()
@@ -284,8 +345,9 @@ def test_onnx_replaces_its_own_file_and_another_only_with_force(tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.onnx", "y.onnx"]
 
 
-def test_evaluate_replaces_its_own_result_and_predict_its_own_pictures(tmp_path, monkeypatch,
-                                                                       capsys):
+def test_evaluate_replaces_its_own_result_and_predict_its_own_pictures(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SOFTGATE_CACHE", str(tmp_path / "cache"))
     _image(tmp_path)
@@ -297,6 +359,7 @@ def test_evaluate_replaces_its_own_result_and_predict_its_own_pictures(tmp_path,
 
 
 # -- nothing half-written -----------------------------------------------------------------------
+
 
 def _enospc(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
@@ -331,14 +394,14 @@ def test_onnx_on_a_disk_that_fills_while_writing(tmp_path, monkeypatch, capsys):
         return real(self, data)
 
     monkeypatch.setattr(Path, "write_bytes", fill)
-    line = _one_error_line(*_run(["onnx", "--arch", TINY, "--input-size", "32", "--out",
-                                  "x.onnx"], capsys))
+    line = _one_error_line(
+        *_run(["onnx", "--arch", TINY, "--input-size", "32", "--out", "x.onnx"], capsys)
+    )
     assert "x.onnx: --out: no space left on device" in line
     assert list(tmp_path.iterdir()) == []
 
 
-def test_evaluate_on_a_disk_that_fills_leaves_no_folder_or_temporary(tmp_path, monkeypatch,
-                                                                     capsys):
+def test_evaluate_on_a_disk_that_fills_leaves_no_folder_or_temporary(tmp_path, monkeypatch, capsys):
     import trainers.io
 
     monkeypatch.chdir(tmp_path)
@@ -346,7 +409,8 @@ def test_evaluate_on_a_disk_that_fills_leaves_no_folder_or_temporary(tmp_path, m
     _weights(tmp_path)
     monkeypatch.setattr(trainers.io.json, "dump", lambda obj, f, **kw: (f.write("{"), _enospc()))
     assert "no space left on device" in _one_error_line(
-        *_run([*E, "--device", "cpu", "--out", "new/r.json"], capsys))
+        *_run([*E, "--device", "cpu", "--out", "new/r.json"], capsys)
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]
 
 
@@ -362,7 +426,7 @@ def test_train_on_a_disk_that_fills_leaves_no_folder_or_temporary(tmp_path, monk
 
     monkeypatch.setattr(trainers.io.torch, "save", fill)
     rc, out, err = _run([*T, "--device", "cpu", "--workers", "0", "--out", "runs/t"], capsys)
-    lines = err.strip().splitlines()   # the epoch's progress bar, then the error
+    lines = err.strip().splitlines()  # the epoch's progress bar, then the error
     assert rc == 2 and out == "" and [x for x in lines if x.startswith("error:")] == lines[-1:], err
     line = lines[-1]
     assert "runs/t: --out: no space left on device while writing" in line and "--resume" in line
@@ -374,7 +438,7 @@ def test_stale_temporaries_of_its_own_kind_go_fresh_ones_stay(tmp_path):
 
     old = time.time() - 3600
     stale = [tmp_path / ".f.json.abcd1234.tmp", tmp_path / ".f.json.zz_99xyz.tmp"]
-    fresh = tmp_path / ".f.json.newer123.tmp"   # a run that started after this process
+    fresh = tmp_path / ".f.json.newer123.tmp"  # a run that started after this process
     others = [tmp_path / ".g.json.abcd1234.tmp", tmp_path / "f.json.tmp", tmp_path / "notes.tmp"]
     for path in [*stale, fresh, *others]:
         path.write_text("x")
@@ -382,12 +446,14 @@ def test_stale_temporaries_of_its_own_kind_go_fresh_ones_stay(tmp_path):
         os.utime(path, (old, old))
     atomic_write(tmp_path / "f.json", lambda tmp: Path(tmp).write_text("{}"))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["f.json", fresh.name, *(p.name for p in others)])
+        ["f.json", fresh.name, *(p.name for p in others)]
+    )
 
 
 def test_a_killed_exports_temporaries_go_with_the_next_export(tmp_path):
-    from search.export import export_study
     from test_export import make_study
+
+    from search.export import export_study
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     make_study(url)
@@ -397,7 +463,7 @@ def test_a_killed_exports_temporaries_go_with_the_next_export(tmp_path):
         folder.mkdir()
         (folder / "01-x.yaml").write_text("# softgate-nas export: old\n")
         os.utime(folder, (old, old))
-    running = tmp_path / ".export.tmp-efgh5678"   # another export, started after this process
+    running = tmp_path / ".export.tmp-efgh5678"  # another export, started after this process
     running.mkdir()
     (tmp_path / ".other.tmp-abcd1234").mkdir()
     os.utime(tmp_path / ".other.tmp-abcd1234", (old, old))
@@ -407,6 +473,7 @@ def test_a_killed_exports_temporaries_go_with_the_next_export(tmp_path):
 
 
 # -- a study on a disk that fills -----------------------------------------------------------------
+
 
 def _disk_full_storage_error() -> Exception:
     from optuna.exceptions import StorageInternalError
@@ -429,8 +496,10 @@ def test_a_study_whose_disk_fills_is_one_line_exit_2(tmp_path, monkeypatch, caps
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(search.study, "run_study", run_study)
     line = _one_error_line(*_run(["--study", "smoke", "--out", "run"], capsys))
-    assert line == ("error: run: --out: no space left on device while writing; free space, then "
-                    "continue with --resume")
+    assert line == (
+        "error: run: --out: no space left on device while writing; free space, then "
+        "continue with --resume"
+    )
 
 
 def test_tunes_logged_storage_error_is_kept_and_raised_once(tmp_path):
@@ -465,19 +534,34 @@ def test_a_real_study_on_a_disk_that_fills_then_resumes(tmp_path):
     disk = tmp_path / "disk"
     if not _mount(disk, "size=240k"):
         pytest.skip("needs root and mount (a small tmpfs)")
-    env = {**os.environ, "SOFTGATE_MIN_FREE_MB": "0.01", "PYTHONPATH": str(REPO),
-           "SOFTGATE_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "SOFTGATE_MIN_FREE_MB": "0.01",
+        "PYTHONPATH": str(REPO),
+        "SOFTGATE_CACHE": str(tmp_path / "cache"),
+    }
     cmd = [sys.executable, str(REPO / "launch.py"), "--study", "smoke", "--out", str(disk / "run")]
     try:
-        full = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env,
-                              cwd=tmp_path, check=False)
+        full = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path, check=False
+        )
         assert full.returncode == 2, full.stderr[-3000:]
         assert full.stderr.strip().splitlines() == [
-            (f"error: {disk / 'run'}: --out: no space left on device while writing; free space, "
-             "then continue with --resume")]
+            (
+                f"error: {disk / 'run'}: --out: no space left on device while writing; free space, "
+                "then continue with --resume"
+            )
+        ]
         subprocess.run(["mount", "-o", "remount,size=20m", str(disk)], check=True)
-        resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600,
-                                 env=env, cwd=tmp_path, check=False)
+        resumed = subprocess.run(
+            [*cmd, "--resume"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+        )
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         assert "4 COMPLETE" in resumed.stdout and (disk / "run" / "export" / "index.csv").is_file()
     finally:

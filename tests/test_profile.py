@@ -1,4 +1,5 @@
 """FLOPs, latency statistics and the `launch.py profile` command (run as a real subprocess)."""
+
 from __future__ import annotations
 
 import os
@@ -8,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import REPO
 from torch import nn
 
 from space.errors import ConfigError
 from space.model import build_model
 from space.profile import count_flops, count_params, measure_latency
 from space.spec import load_arch
-from helpers import REPO
 
 torch.set_num_threads(1)
 
@@ -50,8 +51,14 @@ def test_measure_latency_needs_twenty_runs() -> None:
 
 def _launch(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "launch.py", "profile", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "launch.py", "profile", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_profile_command_prints_cost(tmp_path: Path) -> None:
@@ -63,14 +70,19 @@ def test_profile_command_prints_cost(tmp_path: Path) -> None:
     assert "20 timed runs" in res.stdout and "median" in res.stdout
 
 
-@pytest.mark.parametrize("content,args,needle", [
-    ("version: 1\nwidth: 16\ngate: sigmoid\n", (), "gate: unknown value 'sigmoid'"),
-    ("version: 1\nwidht: 16\n", (), "widht: unknown key"),
-    ("width: [16\n", (), "not valid YAML"),
-    ("version: 1\n", ("--runs", "5"), "--runs"),
-    ("version: 1\n", ("--input-size", "100"), "--input-size"),
-])
-def test_profile_bad_input_exits_2_with_one_line(tmp_path: Path, content: str, args: tuple, needle: str) -> None:
+@pytest.mark.parametrize(
+    "content,args,needle",
+    [
+        ("version: 1\nwidth: 16\ngate: sigmoid\n", (), "gate: unknown value 'sigmoid'"),
+        ("version: 1\nwidht: 16\n", (), "widht: unknown key"),
+        ("width: [16\n", (), "not valid YAML"),
+        ("version: 1\n", ("--runs", "5"), "--runs"),
+        ("version: 1\n", ("--input-size", "100"), "--input-size"),
+    ],
+)
+def test_profile_bad_input_exits_2_with_one_line(
+    tmp_path: Path, content: str, args: tuple, needle: str
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(content)
     res = _launch("--arch", str(bad), *args)
@@ -83,5 +95,6 @@ def test_profile_bad_input_exits_2_with_one_line(tmp_path: Path, content: str, a
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_profile_on_missing_cuda_is_a_user_error(capsys: pytest.CaptureFixture) -> None:
     import launch
+
     assert launch.main(["profile", "--arch", "bulat-sgsc-tiny", "--device", "cuda"]) == 2
     assert "--device: cuda requested but CUDA is not available" in capsys.readouterr().err

@@ -1,15 +1,14 @@
 import numpy as np
 import pytest
 import torch
+from helpers import TINY
 from torch import nn
 
 from space.spec import ArchSpec
 from trainers.data import load_poses
-from trainers.heatmaps import crop_to_heatmap, render_heatmaps
 from trainers.engine import evaluate, predict
+from trainers.heatmaps import crop_to_heatmap, render_heatmaps
 from trainers.proxy import NonFiniteLossError, ProxyBudget, train_proxy
-
-from helpers import TINY
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +32,21 @@ def test_deterministic_for_a_fixed_seed(spec, data):
 
 def test_callback_each_epoch_and_result_fields(spec, data):
     seen = []
-    r = train_proxy(spec, *data, ProxyBudget(epochs=3, batch_size=8), threads=1,
-                    callback=lambda epoch, m: seen.append((epoch, m)))
+    r = train_proxy(
+        spec,
+        *data,
+        ProxyBudget(epochs=3, batch_size=8),
+        threads=1,
+        callback=lambda epoch, m: seen.append((epoch, m)),
+    )
     assert [e for e, _ in seen] == [1, 2, 3]
     for key in ("epoch", "pck", "loss", "images_per_s", "wall_s"):
         assert all(key in m for _, m in seen)
     assert r.epochs == 3 and r.steps == 3 * (24 // 8) and len(r.loss_curve) == 3
     assert r.val_curve[-1] == r.pck == seen[-1][1]["pck"] and 0.0 <= r.pck <= 1.0
-    assert len(r.per_joint) == 14 and r.params == sum(p.numel() for p in
-                                                      __import__("space.model").model.build_model(spec).parameters())
+    assert len(r.per_joint) == 14 and r.params == sum(
+        p.numel() for p in __import__("space.model").model.build_model(spec).parameters()
+    )
     assert r.images_per_s > 0 and r.wall_s >= seen[-1][1]["wall_s"] - 1e-6
     assert torch.get_num_threads() >= 1
 
@@ -65,14 +70,25 @@ def test_diverging_run_raises(spec, data):
 
 def test_wrong_input_size_is_a_config_error(spec, data):
     from space.errors import ConfigError
+
     with pytest.raises(ConfigError):
         train_proxy(spec, *data, ProxyBudget(epochs=1, input_size=64), threads=1)
 
 
-@pytest.mark.parametrize("bad", [{"epochs": 0}, {"batch_size": 2.5}, {"lr": -1.0}, {"max_seconds": float("nan")},
-                                 {"subset": True}, {"sigma": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"epochs": 0},
+        {"batch_size": 2.5},
+        {"lr": -1.0},
+        {"max_seconds": float("nan")},
+        {"subset": True},
+        {"sigma": 0},
+    ],
+)
 def test_bad_budget_names_the_field(bad):
     from space.errors import ConfigError
+
     with pytest.raises(ConfigError) as err:
         ProxyBudget(**bad)
     assert err.value.field == next(iter(bad))
@@ -87,7 +103,7 @@ class Oracle(nn.Module):
         self.dummy = nn.Parameter(torch.zeros(()))
 
     def forward(self, x):
-        hm = self.heatmaps[self.pos:self.pos + len(x)]
+        hm = self.heatmaps[self.pos : self.pos + len(x)]
         if x.shape[0] and x[0, 0, 0, 0] != x[0, 0, 0, 0]:  # never: keeps x "used"
             hm = hm + 1
         self.pos += len(x)

@@ -1,4 +1,5 @@
 """benchmarks/proxy_fidelity.py: the rank statistics on hand-made rankings, and the budget arguments."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -7,12 +8,14 @@ import math
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from space.errors import ConfigError
 from space.search_space import SearchSpace
-from helpers import REPO
 
-_spec = importlib.util.spec_from_file_location("proxy_fidelity", REPO / "benchmarks/proxy_fidelity.py")
+_spec = importlib.util.spec_from_file_location(
+    "proxy_fidelity", REPO / "benchmarks/proxy_fidelity.py"
+)
 pf = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pf)
 
@@ -41,26 +44,43 @@ def test_missing_scores_are_dropped_pairwise() -> None:
 
 
 def test_knobs() -> None:
-    assert pf.parse_knobs("epochs=4, input_size=32,max_seconds=none,lr=0.001", "--short") == \
-        {"epochs": 4, "input_size": 32, "max_seconds": None, "lr": 0.001}
+    assert pf.parse_knobs("epochs=4, input_size=32,max_seconds=none,lr=0.001", "--short") == {
+        "epochs": 4,
+        "input_size": 32,
+        "max_seconds": None,
+        "lr": 0.001,
+    }
     with pytest.raises(ConfigError, match="--variant x"):
         pf.parse_knobs("epochs", "--variant x")
 
 
 def test_sampled_archs_are_distinct_and_fit_every_size() -> None:
-    space = SearchSpace.from_dict({"width": [16, 32], "depth": [2, 3, 4], "gate": ["channel", "identity", "se"],
-                                   "input_size": 64})
+    space = SearchSpace.from_dict(
+        {
+            "width": [16, 32],
+            "depth": [2, 3, 4],
+            "gate": ["channel", "identity", "se"],
+            "input_size": 64,
+        }
+    )
     archs = pf.sample_archs(space, 6, seed=0, sizes=[32, 64])
     assert len(archs) == 6 and len({a.arch_id for a in archs}) == 6
     assert all(a.depth <= 3 for a in archs)  # depth 4 needs inputs divisible by 64: not 32
 
 
-def test_an_interrupted_run_reuses_its_finished_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_run_reuses_its_finished_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     trained: list[tuple[int, str]] = []
 
     def fake_train(job: dict) -> dict:  # the training itself is tested in test_proxy.py
         trained.append((job["index"], job["name"]))
-        return {"arch": job["index"], "budget": job["name"], "pck": 0.1 + 0.01 * job["index"], "wall_s": 1.0}
+        return {
+            "arch": job["index"],
+            "budget": job["name"],
+            "pck": 0.1 + 0.01 * job["index"],
+            "wall_s": 1.0,
+        }
 
     monkeypatch.setattr(pf, "_train_one", fake_train)
     out = tmp_path / "fid.json"
@@ -77,18 +97,41 @@ def test_an_interrupted_run_reuses_its_finished_jobs(tmp_path: Path, monkeypatch
     assert len(trained) == first + len(lines) - 5  # only the lost jobs ran again
     second = len(trained)
     assert pf.main(argv + ["--variant", "ep2:epochs=2"]) == 0
-    assert trained[second:] == [(i, "ep2") for i in range(4)]  # a new budget trains; the rest is reused
+    assert trained[second:] == [
+        (i, "ep2") for i in range(4)
+    ]  # a new budget trains; the rest is reused
     third = len(trained)
     # the same budgets under other names (the variant made the short budget): all reused, by their new names
-    assert pf.main(argv[:-2] + ["--short", "epochs=2", "--long", "epochs=4", "--variant", "ep1:epochs=1",
-                                "--out", str(out)]) == 0
+    assert (
+        pf.main(
+            argv[:-2]
+            + [
+                "--short",
+                "epochs=2",
+                "--long",
+                "epochs=4",
+                "--variant",
+                "ep1:epochs=1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert len(trained) == third
     report = json.loads(out.read_text())
     assert [a["pck_ep1"] for a in report["archs"]] == [0.1 + 0.01 * i for i in range(4)]
 
 
 def test_job_key_ignores_the_arch_index() -> None:
-    job = {"index": 0, "name": "short", "arch": {"width": 16}, "budget": {"epochs": 1}, "data": {"train": 8},
-           "threads": 1, "device": "cpu"}
+    job = {
+        "index": 0,
+        "name": "short",
+        "arch": {"width": 16},
+        "budget": {"epochs": 1},
+        "data": {"train": 8},
+        "threads": 1,
+        "device": "cpu",
+    }
     assert pf.job_key(job) == pf.job_key({**job, "index": 3, "name": "renamed"})
     assert pf.job_key(job) != pf.job_key({**job, "budget": {"epochs": 2}})

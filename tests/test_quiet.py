@@ -1,4 +1,5 @@
 """The latency meter's quiet window (search.quiet): steps share it, the meter holds it alone."""
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -15,10 +16,23 @@ from space.spec import ArchSpec
 from trainers.data import load_poses
 from trainers.proxy import ProxyBudget, train_proxy
 
-TINY = {"version": 1, "stacks": 2, "width": 16, "depth": 2, "joints": 14, "input_size": 32,
-        "intermediate_supervision": True, "block": "multibranch", "branch_split": ["1/2", "1/4", "1/4"],
-        "gate": "channel", "gate_init": 1.0, "down": "maxpool", "up": "nearest",
-        "fusion": "concat_conv3x3", "skip": "identity"}
+TINY = {
+    "version": 1,
+    "stacks": 2,
+    "width": 16,
+    "depth": 2,
+    "joints": 14,
+    "input_size": 32,
+    "intermediate_supervision": True,
+    "block": "multibranch",
+    "branch_split": ["1/2", "1/4", "1/4"],
+    "gate": "channel",
+    "gate_init": 1.0,
+    "down": "maxpool",
+    "up": "nearest",
+    "fusion": "concat_conv3x3",
+    "skip": "identity",
+}
 
 
 def in_thread(fn) -> threading.Thread:
@@ -115,7 +129,7 @@ def test_a_pickled_window_opens_its_own_files(tmp_path):
     with w.step():
         copy = pickle.loads(pickle.dumps(w))
     assert copy._fds is None and copy.work_path == w.work_path
-    assert w.work_path.parent == tmp_path and "/" not in w.work_path.name[len("softgate-quiet-"):]
+    assert w.work_path.parent == tmp_path and "/" not in w.work_path.name[len("softgate-quiet-") :]
 
 
 def test_train_proxy_enters_the_guard_for_each_step_and_evaluation():
@@ -128,7 +142,9 @@ def test_train_proxy_enters_the_guard_for_each_step_and_evaluation():
         entered.append(1)
         yield
 
-    r = train_proxy(spec, train, val, ProxyBudget(epochs=2, batch_size=8), threads=1, step_guard=guard)
+    r = train_proxy(
+        spec, train, val, ProxyBudget(epochs=2, batch_size=8), threads=1, step_guard=guard
+    )
     # per epoch: 3 steps, the look for a 4th batch that ends the epoch, and the evaluation
     assert len(entered) == r.steps + 2 * r.epochs == 3 * 2 + 2 * 2
 
@@ -147,7 +163,9 @@ def test_only_wall_clock_latency_pauses_trials():
 @pytest.mark.parametrize("clock, waits", [("wall", True), ("auto", False)])
 def test_a_wall_clock_measurement_waits_for_training_steps(tmp_path, clock, waits):
     arch = ArchSpec.from_dict(TINY).to_dict()
-    meter = LatencyMeter(warmup=1, runs=20, min_seconds=0, clock=clock, quiet=QuietWindow("s", tmp_path))
+    meter = LatencyMeter(
+        warmup=1, runs=20, min_seconds=0, clock=clock, quiet=QuietWindow("s", tmp_path)
+    )
     inside, release = threading.Event(), threading.Event()
 
     def step():

@@ -5,8 +5,13 @@ from __future__ import annotations
 from search.remeasure import Point, front_keys, quiet_latencies, requalify, within_band
 from space.spec import load_arch
 
-POINTS = [Point("fast", 0.10, 10.0), Point("mid", 0.15, 20.0), Point("slow", 0.20, 40.0),
-          Point("near", 0.14, 21.0), Point("worse", 0.05, 45.0)]
+POINTS = [
+    Point("fast", 0.10, 10.0),
+    Point("mid", 0.15, 20.0),
+    Point("slow", 0.20, 40.0),
+    Point("near", 0.14, 21.0),
+    Point("worse", 0.05, 45.0),
+]
 
 
 def test_the_front_keeps_only_points_nothing_beats() -> None:
@@ -31,4 +36,7 @@ def test_quiet_latencies_decide_the_front_again() -> None:
     # screened as equally fast, the wider arch no longer dominates once timed quietly
     points = [Point("tiny", 0.10, 5.0), Point("wide", 0.09, 5.0)]
     assert front_keys(points) == ["tiny"]
-    assert requalify([Point("tiny", 0.10, 5.0), Point("wide", 0.12, 4.0)], quiet) == ["tiny", "wide"]
+    assert requalify([Point("tiny", 0.10, 5.0), Point("wide", 0.12, 4.0)], quiet) == [
+        "tiny",
+        "wide",
+    ]

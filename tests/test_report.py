@@ -1,4 +1,5 @@
 """launch.py report: trials CSV, Pareto PNG/HTML, hypervolume history, ablation table on real SQLite studies."""
+
 from __future__ import annotations
 
 import os
@@ -11,13 +12,23 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from helpers import REPO
 from PIL import Image
 
-from search.report import (ablation_axis, ablation_table, default_reference_point,
-                           hypervolume_figure, hypervolume_history, metric_label, pareto_figure,
-                           trials_frame, values_figure, values_table, write_report)
+from search.report import (
+    ablation_axis,
+    ablation_table,
+    default_reference_point,
+    hypervolume_figure,
+    hypervolume_history,
+    metric_label,
+    pareto_figure,
+    trials_frame,
+    values_figure,
+    values_table,
+    write_report,
+)
 from space.errors import ConfigError
-from helpers import REPO
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -30,14 +41,22 @@ def new_study(url: str, name: str = "rep") -> optuna.Study:
     return study
 
 
-def add(study: optuna.Study, pck: float, latency: float, width: int = 32, gate: str = "channel",
-        suggest: tuple[str, ...] = ("width",)) -> None:
+def add(
+    study: optuna.Study,
+    pck: float,
+    latency: float,
+    width: int = 32,
+    gate: str = "channel",
+    suggest: tuple[str, ...] = ("width",),
+) -> None:
     values = {"width": width, "gate": gate}
     study.enqueue_trial({key: values[key] for key in suggest})  # the axes the "sampler" varied
     trial = study.ask()
     for key in suggest:
         assert trial.suggest_categorical(key, CHOICES[key]) == values[key]
-    trial.set_user_attr("arch", {"width": width, "gate": gate, "branch_split": ["1/2", "1/4", "1/4"]})
+    trial.set_user_attr(
+        "arch", {"width": width, "gate": gate, "branch_split": ["1/2", "1/4", "1/4"]}
+    )
     trial.set_user_attr("arch_id", f"id{trial.number:03d}")
     trial.set_user_attr("params", width * 1000)
     trial.set_user_attr("flops", width * 10_000)
@@ -71,7 +90,9 @@ def test_hypervolume_skips_infeasible_trials(tmp_path: Path) -> None:
     study = new_study(f"sqlite:///{tmp_path / 's.db'}")
     add(study, 0.5, 1.0)
     study.add_trial(optuna.trial.create_trial(values=[0.9, 0.5], constraints={"max_params": 1.0}))
-    assert hypervolume_history(study, [0.0, 4.0])["hypervolume"].tolist() == pytest.approx([1.5, 1.5])
+    assert hypervolume_history(study, [0.0, 4.0])["hypervolume"].tolist() == pytest.approx(
+        [1.5, 1.5]
+    )
 
 
 def test_hypervolume_matches_optuna_plot(tmp_path: Path) -> None:
@@ -136,7 +157,14 @@ def test_write_report_files(tmp_path: Path) -> None:
         add(study, pck, latency, width=width)
     fail(study)
     written = write_report(url, "rep", tmp_path / "report")
-    assert set(written) >= {"trials", "pareto_png", "pareto_html", "hypervolume", "hypervolume_png", "ablation"}
+    assert set(written) >= {
+        "trials",
+        "pareto_png",
+        "pareto_html",
+        "hypervolume",
+        "hypervolume_png",
+        "ablation",
+    }
     assert len(pd.read_csv(written["trials"])) == 4
     for key in ("pareto_png", "hypervolume_png"):
         with Image.open(written[key]) as img:
@@ -167,31 +195,56 @@ def test_cli_report(tmp_path: Path) -> None:
     for width, pck in ((32, 0.5), (32, 0.6), (64, 0.7)):
         add(study, pck, width / 10, width=width)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, str(REPO / "launch.py"), "report", "--study", "rep", "--storage", url,
-           "--out", str(tmp_path / "run")]
+    cmd = [
+        sys.executable,
+        str(REPO / "launch.py"),
+        "report",
+        "--study",
+        "rep",
+        "--storage",
+        url,
+        "--out",
+        str(tmp_path / "run"),
+    ]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "run/report/pareto.html").is_file()
     assert "ablation over width" in done.stdout and "pck_mean" in done.stdout
     cmd[4] = "missing"
     bad = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "known studies: rep" in bad.stderr
+    assert (
+        bad.returncode == 2 and "Traceback" not in bad.stderr and "known studies: rep" in bad.stderr
+    )
 
 
 @pytest.mark.parametrize("order", ["top-level", "subcommand"])
-def test_cli_report_takes_storage_and_out_before_or_after_the_command(tmp_path: Path, order: str) -> None:
+def test_cli_report_takes_storage_and_out_before_or_after_the_command(
+    tmp_path: Path, order: str
+) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = new_study(url)
     for width, pck in ((32, 0.5), (64, 0.7)):
         add(study, pck, width / 10, width=width)
     where = ["--storage", url, "--out", str(tmp_path / "run")]
-    args = [*where, "report", "--study", "rep"] if order == "top-level" else ["report", "--study", "rep", *where]
+    args = (
+        [*where, "report", "--study", "rep"]
+        if order == "top-level"
+        else ["report", "--study", "rep", *where]
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, str(REPO / "launch.py"), *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "launch.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "run/report/trials.csv").is_file()
-    assert not (tmp_path / "runs").exists()  # the default run folder (and its study.db) was not used
+    assert not (
+        tmp_path / "runs"
+    ).exists()  # the default run folder (and its study.db) was not used
 
 
 # -- per-value summary (values.csv, values.png) --------------------------------------------------------
@@ -201,7 +254,12 @@ def test_values_table_without_a_stored_space(tmp_path: Path) -> None:
         add(study, pck, 1.0, width=width, gate=gate, suggest=("width", "gate"))
     fail(study)
     table = values_table(study).set_index(["axis", "value"])
-    assert list(table.index) == [("width", "32"), ("width", "64"), ("gate", "channel"), ("gate", "se")]
+    assert list(table.index) == [
+        ("width", "32"),
+        ("width", "64"),
+        ("gate", "channel"),
+        ("gate", "se"),
+    ]
     assert table["trials"].tolist() == [2, 1, 2, 1]
     assert table["pck_mean"].tolist() == pytest.approx([0.6, 0.3, 0.4, 0.7])
     assert table.loc[("width", "32"), "pck_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
@@ -210,12 +268,22 @@ def test_values_table_without_a_stored_space(tmp_path: Path) -> None:
 def test_values_table_lists_every_choice_of_the_stored_space(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = new_study(url)
-    study.set_user_attr("config", {"space": {"width": [32, 64, 128], "gate": "channel",
-                                             "branch_split": ["1/2,1/4,1/4", "1/3,1/3,1/3"]}})
+    study.set_user_attr(
+        "config",
+        {
+            "space": {
+                "width": [32, 64, 128],
+                "gate": "channel",
+                "branch_split": ["1/2,1/4,1/4", "1/3,1/3,1/3"],
+            }
+        },
+    )
     add(study, 0.5, 1.0, width=32)
     add(study, 0.7, 1.0, width=64)
     table = values_table(study)
-    assert table["axis"].tolist() == ["width"] * 3 + ["branch_split"] * 2  # gate has one value: no chart
+    assert (
+        table["axis"].tolist() == ["width"] * 3 + ["branch_split"] * 2
+    )  # gate has one value: no chart
     assert table["value"].tolist() == ["32", "64", "128", "1/2,1/4,1/4", "1/3,1/3,1/3"]
     assert table["trials"].tolist() == [1, 1, 0, 2, 0]
     assert np.isnan(table["pck_mean"].iloc[2]) and table["pck_mean"].iloc[3] == pytest.approx(0.6)
@@ -235,8 +303,10 @@ def test_no_values_files_when_nothing_varies(tmp_path: Path) -> None:
 
 
 # -- figures that explain themselves ------------------------------------------------------------
-CONFIG = {"data": {"source": "synthetic", "val": 32, "val_split": "val"},
-          "latency": {"device": "cpu", "threads": 2}}
+CONFIG = {
+    "data": {"source": "synthetic", "val": 32, "val_split": "val"},
+    "latency": {"device": "cpu", "threads": 2},
+}
 
 
 def reuse(study: optuna.Study, number: int) -> None:
@@ -258,7 +328,7 @@ def test_pareto_figure_joins_the_front_and_says_what_was_measured(tmp_path: Path
     fig = pareto_figure(study)
     ax = fig.axes[0]
     front = [line for line in ax.lines if line.get_drawstyle().startswith("steps")]
-    assert len(front) == 1   # one step line through the Pareto points, by latency
+    assert len(front) == 1  # one step line through the Pareto points, by latency
     assert list(front[0].get_xdata()) == [0.5, 1.0, 3.0]
     assert list(front[0].get_ydata()) == [0.3, 0.5, 0.8]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -283,7 +353,7 @@ def test_values_count_trained_archs_not_reuses_and_show_error_bars(tmp_path: Pat
     for width, pck in ((32, 0.4), (32, 0.6), (64, 0.7)):
         add(study, pck, 1.0, width=width)
     reuse(study, 2)
-    reuse(study, 2)   # the 64-wide arch was trained once: n = 1, its mean its one result
+    reuse(study, 2)  # the 64-wide arch was trained once: n = 1, its mean its one result
     table = values_table(study).set_index("value")
     assert table["trials"].tolist() == [2, 1]
     assert table.loc["64", "pck_mean"] == pytest.approx(0.7)
@@ -292,7 +362,7 @@ def test_values_count_trained_archs_not_reuses_and_show_error_bars(tmp_path: Pat
     ax = fig.axes[0]
     from matplotlib.container import ErrorbarContainer
 
-    assert any(isinstance(c, ErrorbarContainer) for c in ax.containers)   # whiskers: +-1 std
+    assert any(isinstance(c, ErrorbarContainer) for c in ax.containers)  # whiskers: +-1 std
     assert [t.get_text() for t in ax.texts] == ["0.500, n=2", "0.700, n=1"]
     assert ax.get_xlabel() == "mean PCK"
     plt_close(fig)

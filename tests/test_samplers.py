@@ -1,5 +1,6 @@
 """The sampler registry: built-in names, any Optuna BaseSampler by import path, and bad samplers or
 options refused when the study file is loaded (one line, exit 2, nothing written)."""
+
 from __future__ import annotations
 
 import copy
@@ -10,14 +11,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+from helpers import REPO, SMOKE, study_file
 
 import launch
 from search.config import StudyConfig, build_sampler, effective_trials
 from search.samplers import SAMPLERS
 from space.errors import ConfigError
-
-from helpers import REPO, SMOKE, study_file
-
 
 PLUGIN = "tests.plugin_sampler:FixedChoiceSampler"  # importable from the repository root (launch.py's folder)
 
@@ -39,23 +38,39 @@ def test_a_sampler_by_import_path_gets_its_options_and_seed(tmp_path):
     assert type(sampler).__name__ == "FixedChoiceSampler" and sampler.index == 1
 
 
-@pytest.mark.parametrize("name,field,words", [
-    ("no_such_pkg.samplers:Mine", "sampler.name", "no module named 'no_such_pkg'"),
-    ("tests.plugin_sampler:Missing", "sampler.name", "has no 'Missing'"),
-    ("tests.plugin_sampler:NotASampler", "sampler.name", "not a subclass of optuna.samplers.BaseSampler"),
-    ("annealing", "sampler.name", "unknown sampler 'annealing'"),
-])
+@pytest.mark.parametrize(
+    "name,field,words",
+    [
+        ("no_such_pkg.samplers:Mine", "sampler.name", "no module named 'no_such_pkg'"),
+        ("tests.plugin_sampler:Missing", "sampler.name", "has no 'Missing'"),
+        (
+            "tests.plugin_sampler:NotASampler",
+            "sampler.name",
+            "not a subclass of optuna.samplers.BaseSampler",
+        ),
+        ("annealing", "sampler.name", "unknown sampler 'annealing'"),
+    ],
+)
 def test_bad_sampler_names_are_one_line_errors(tmp_path, name, field, words):
     with pytest.raises(ConfigError) as err:
         load_with(tmp_path, name=name, options={})
     assert err.value.field == field and words in err.value.message and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("sampler,words", [
-    ({"name": "nsga2", "options": {"population_size": 1}}, "population_size"),  # the sampler's ValueError
-    ({"name": "tpe", "options": {"colour": "red"}}, "not an option of the tpe sampler"),  # TypeError
-    ({"name": PLUGIN, "options": {"colour": "red"}}, "not an option"),
-])
+@pytest.mark.parametrize(
+    "sampler,words",
+    [
+        (
+            {"name": "nsga2", "options": {"population_size": 1}},
+            "population_size",
+        ),  # the sampler's ValueError
+        (
+            {"name": "tpe", "options": {"colour": "red"}},
+            "not an option of the tpe sampler",
+        ),  # TypeError
+        ({"name": PLUGIN, "options": {"colour": "red"}}, "not an option"),
+    ],
+)
 def test_bad_sampler_options_are_caught_when_the_file_loads(tmp_path, sampler, words):
     with pytest.raises(ConfigError) as err:
         load_with(tmp_path, **sampler)
@@ -67,12 +82,18 @@ def test_cli_bad_sampler_option_exits_2_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "run"
     assert launch.main(["--study", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"error: {path}: sampler.options: ") and "population_size" in err[0]
+    assert (
+        len(err) == 1
+        and err[0].startswith(f"error: {path}: sampler.options: ")
+        and "population_size" in err[0]
+    )
     assert not out.exists()
 
 
 def test_effective_trials_cut_a_grid_without_changing_the_config(tmp_path):
-    cfg = load_with(tmp_path, name="grid", seed=0, options={})  # width 16/32 x gate channel/identity
+    cfg = load_with(
+        tmp_path, name="grid", seed=0, options={}
+    )  # width 16/32 x gate channel/identity
     big = cfg.with_overrides(trials=10)
     assert effective_trials(big) == 4 and big.trials == 10
     assert effective_trials(cfg.with_overrides(trials=3)) == 3
@@ -83,33 +104,64 @@ def test_effective_trials_cut_a_grid_without_changing_the_config(tmp_path):
 @pytest.mark.slow  # 20-60 s: the fast suite stays under 10 min on 2 cores
 def test_smoke_study_with_a_sampler_by_import_path(tmp_path):
     # the sampler picks choice 1 of every categorical: every trial is width 32, gate identity
-    path = study_file(tmp_path, "plugin", trials=2, sampler={"name": PLUGIN, "seed": 0, "options": {"index": 1}},
-                      export={"auto": False})
+    path = study_file(
+        tmp_path,
+        "plugin",
+        trials=2,
+        sampler={"name": PLUGIN, "seed": 0, "options": {"index": 1}},
+        export={"auto": False},
+    )
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, str(REPO / "launch.py"), "--study", str(path), "--out", str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "launch.py"), "--study", str(path), "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     study = optuna.load_study(study_name="plugin", storage=f"sqlite:///{out / 'study.db'}")
     trials = study.get_trials()
     assert len(trials) == 2 and all(t.state.name == "COMPLETE" for t in trials)
-    assert {(t.user_attrs["arch"]["width"], t.user_attrs["arch"]["gate"]) for t in trials} == {(32, "identity")}
-    assert study.user_attrs["config"]["sampler"] == {"name": PLUGIN, "seed": 0, "options": {"index": 1}}
+    assert {(t.user_attrs["arch"]["width"], t.user_attrs["arch"]["gate"]) for t in trials} == {
+        (32, "identity")
+    }
+    assert study.user_attrs["config"]["sampler"] == {
+        "name": PLUGIN,
+        "seed": 0,
+        "options": {"index": 1},
+    }
 
 
 @pytest.mark.slow  # 20-60 s: the fast suite stays under 10 min on 2 cores
 def test_an_arch_trained_before_in_the_study_is_not_trained_again(tmp_path):
     # the plugin sampler picks the same arch every time; one trial at a time: the first trains,
     # the others take its result (proxies are seeded, so a second training would repeat it)
-    path = study_file(tmp_path, "again", trials=3, concurrency=1, export={"auto": False},
-                      sampler={"name": PLUGIN, "seed": 0, "options": {"index": 0}})
+    path = study_file(
+        tmp_path,
+        "again",
+        trials=3,
+        concurrency=1,
+        export={"auto": False},
+        sampler={"name": PLUGIN, "seed": 0, "options": {"index": 0}},
+    )
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, str(REPO / "launch.py"), "--study", str(path), "--out", str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "launch.py"), "--study", str(path), "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    trials = sorted(optuna.load_study(study_name="again", storage=f"sqlite:///{out / 'study.db'}").get_trials(),
-                    key=lambda t: t.number)
+    trials = sorted(
+        optuna.load_study(study_name="again", storage=f"sqlite:///{out / 'study.db'}").get_trials(),
+        key=lambda t: t.number,
+    )
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
     assert "reused_from" not in trials[0].user_attrs
     assert [t.user_attrs.get("reused_from") for t in trials[1:]] == [0, 0]

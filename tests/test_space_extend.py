@@ -3,9 +3,10 @@
 The toy values are registered inside the test and removed afterwards, so the registry-wide tests
 (tests/test_space_registry.py) never see them.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -35,8 +36,15 @@ class HalfGate(Gate):
 class PlainBlock(GatedResidual):
     """One BN-ReLU-3x3 conv and the gated skip."""
 
-    def __init__(self, in_ch: int, out_ch: int, *, gate: str = "identity", gate_init: float | None = None,
-                 split: object = None):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        *,
+        gate: str = "identity",
+        gate_init: float | None = None,
+        split: object = None,
+    ):
         super().__init__(bn_relu_conv(in_ch, out_ch, 3), in_ch, out_ch, gate, gate_init)
 
 
@@ -50,8 +58,11 @@ class MaxFusion(Fusion):
         return torch.maximum(skip, up)
 
 
-TOYS = [(GATES, "test-toy-half", HalfGate), (BLOCKS, "test-toy-plain", PlainBlock),
-        (FUSIONS, "test-toy-max", MaxFusion)]
+TOYS = [
+    (GATES, "test-toy-half", HalfGate),
+    (BLOCKS, "test-toy-plain", PlainBlock),
+    (FUSIONS, "test-toy-max", MaxFusion),
+]
 
 
 @pytest.fixture
@@ -66,9 +77,19 @@ def toy_values() -> Iterator[None]:
 
 
 def test_registered_toy_values_build_round_trip_and_train(toy_values: None) -> None:
-    spec = ArchSpec.from_dict({"stacks": 1, "width": 16, "depth": 2, "joints": 14, "input_size": 32,
-                               "block": "test-toy-plain", "gate": "test-toy-half", "fusion": "test-toy-max"})
-    assert spec.branch_split is None and spec.gate_init is None   # the toy block takes no split
+    spec = ArchSpec.from_dict(
+        {
+            "stacks": 1,
+            "width": 16,
+            "depth": 2,
+            "joints": 14,
+            "input_size": 32,
+            "block": "test-toy-plain",
+            "gate": "test-toy-half",
+            "fusion": "test-toy-max",
+        }
+    )
+    assert spec.branch_split is None and spec.gate_init is None  # the toy block takes no split
     assert ArchSpec.from_dict(yaml.safe_load(spec.to_yaml())) == spec
     model = build_model(spec)
     assert any(isinstance(m, PlainBlock) for m in model.modules())
@@ -97,6 +118,7 @@ def test_an_unregistered_value_is_rejected_again() -> None:
 
 def test_create_gate_passes_options_to_the_gate() -> None:
     from space.layers import create_gate
-    assert create_gate("se", 64).fc[0].out_channels == 4            # reduction 16
+
+    assert create_gate("se", 64).fc[0].out_channels == 4  # reduction 16
     assert create_gate("se", 64, reduction=4).fc[0].out_channels == 16
     assert torch.all(create_gate("channel", 8, 0.25).alpha == 0.25)

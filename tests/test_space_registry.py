@@ -1,4 +1,5 @@
 """Every registered value of every axis builds a tiny network that runs forward and backward."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,7 +12,14 @@ from space.spec import ArchSpec
 torch.set_num_threads(1)
 
 TINY = dict(stacks=1, width=16, depth=2, joints=3, input_size=32)
-AXES = {"gate": GATES, "block": BLOCKS, "down": DOWNSAMPLE, "up": UPSAMPLE, "fusion": FUSIONS, "skip": SKIPS}
+AXES = {
+    "gate": GATES,
+    "block": BLOCKS,
+    "down": DOWNSAMPLE,
+    "up": UPSAMPLE,
+    "fusion": FUSIONS,
+    "skip": SKIPS,
+}
 REQUIRED = {
     "gate": {"identity", "none", "scalar", "channel", "se", "eca"},
     "block": {"bottleneck", "multibranch"},
@@ -73,9 +81,10 @@ def test_gate_init_sets_alpha(gate: str) -> None:
 
 def test_none_gate_drops_the_skip() -> None:
     from space.layers import Bottleneck
+
     block = Bottleneck(8, 8, gate="none")
     for p in block.parameters():
-        torch.nn.init.zeros_(p)   # branch outputs zero; a skip path would pass x through
+        torch.nn.init.zeros_(p)  # branch outputs zero; a skip path would pass x through
     x = torch.randn(1, 8, 4, 4)
     assert torch.equal(block.eval()(x), torch.zeros_like(x))
     ident = Bottleneck(8, 8, gate="identity")

@@ -1,4 +1,5 @@
 """ArchSpec validation, YAML round-trip, presets and a property test over random valid specs."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -24,17 +25,31 @@ TINY = dict(stacks=1, width=16, depth=2, joints=3, input_size=32)
 def test_presets_load_by_name_and_match_their_papers() -> None:
     assert {"newell-hourglass", "bulat-sgsc"} <= set(preset_names())
     newell = load_arch("newell-hourglass")
-    assert (newell.stacks, newell.width, newell.block, newell.gate, newell.fusion, newell.skip,
-            newell.down, newell.up) == (8, 256, "bottleneck", "identity", "add", "block", "maxpool", "nearest")
+    assert (
+        newell.stacks,
+        newell.width,
+        newell.block,
+        newell.gate,
+        newell.fusion,
+        newell.skip,
+        newell.down,
+        newell.up,
+    ) == (8, 256, "bottleneck", "identity", "add", "block", "maxpool", "nearest")
     bulat = load_arch("bulat-sgsc")
-    assert (bulat.block, bulat.gate, bulat.fusion, bulat.skip) == ("multibranch", "channel", "concat_conv3x3",
-                                                                   "identity")
+    assert (bulat.block, bulat.gate, bulat.fusion, bulat.skip) == (
+        "multibranch",
+        "channel",
+        "concat_conv3x3",
+        "identity",
+    )
     assert bulat.branch_split == (Fraction(1, 2), Fraction(1, 4), Fraction(1, 4))
     assert any(load_arch(n).stacks <= 2 and load_arch(n).width <= 64 for n in preset_names())
 
 
 def test_yaml_round_trip_is_exact_and_readable(tmp_path: Path) -> None:
-    spec = ArchSpec(**TINY, branch_split=[0.25, "1/4", Fraction(1, 2)], gate="scalar", gate_init=0.5)
+    spec = ArchSpec(
+        **TINY, branch_split=[0.25, "1/4", Fraction(1, 2)], gate="scalar", gate_init=0.5
+    )
     dump_arch(spec, tmp_path / "a.yaml")
     text = (tmp_path / "a.yaml").read_text()
     assert "version: 1" in text and "- 1/4" in text and "- 1/2" in text
@@ -77,11 +92,11 @@ BAD = [
     ({"up": "cubic"}, "up"),
     ({"fusion": "mul"}, "fusion"),
     ({"skip": "dense"}, "skip"),
-    ({"branch_split": ["1/2", "1/4"]}, "branch_split"),             # sums to 3/4
-    ({"branch_split": ["1/2", "1/2", "1/4"]}, "branch_split"),      # sums to 5/4
+    ({"branch_split": ["1/2", "1/4"]}, "branch_split"),  # sums to 3/4
+    ({"branch_split": ["1/2", "1/2", "1/4"]}, "branch_split"),  # sums to 5/4
     ({"branch_split": ["1/2", "1/2", "0", "0", "0"]}, "branch_split"),
     ({"branch_split": ["1/2", "x"]}, "branch_split"),
-    ({"branch_split": ["1/3", "1/3", "1/3"]}, "branch_split"),      # 16 * 1/3 not whole
+    ({"branch_split": ["1/3", "1/3", "1/3"]}, "branch_split"),  # 16 * 1/3 not whole
     ({"width": 100, "branch_split": ["1/3", "1/3", "1/3"]}, "branch_split"),
     ({"block": "bottleneck", "branch_split": ["1/2", "1/2"]}, "branch_split"),
     ({"depth": 1}, "depth"),
@@ -92,7 +107,7 @@ BAD = [
     ({"width": "64"}, "width"),
     ({"width": True}, "width"),
     ({"joints": 0}, "joints"),
-    ({"input_size": 40}, "input_size"),                            # not a multiple of 16 at depth 2
+    ({"input_size": 40}, "input_size"),  # not a multiple of 16 at depth 2
     ({"intermediate_supervision": "yes"}, "intermediate_supervision"),
     ({"gate": "se", "gate_init": 0.5}, "gate_init"),
     ({"gate": "channel", "gate_init": "big"}, "gate_init"),
@@ -134,14 +149,23 @@ def test_missing_split_and_init_take_the_block_and_gate_defaults() -> None:
     assert ArchSpec.from_dict({"block": "bottleneck", "gate": "identity"}).branch_split is None
     assert ArchSpec.from_dict({"block": "bottleneck", "gate": "identity"}).gate_init is None
     assert ArchSpec.from_dict({"gate": "scalar"}).gate_init == 1.0
-    assert ArchSpec.from_dict({"block": "multibranch"}).branch_split == (Fraction(1, 2), Fraction(1, 4),
-                                                                        Fraction(1, 4))
+    assert ArchSpec.from_dict({"block": "multibranch"}).branch_split == (
+        Fraction(1, 2),
+        Fraction(1, 4),
+        Fraction(1, 4),
+    )
 
 
 # ---------------------------------------------------------------- property test
 
-SPLITS = [("1/2", "1/4", "1/4"), ("1/3", "1/3", "1/3"), ("1/4", "1/4", "1/2"), ("1/2", "1/2"),
-          ("1/4", "1/4", "1/4", "1/4"), ("1/8", "3/8", "1/2")]
+SPLITS = [
+    ("1/2", "1/4", "1/4"),
+    ("1/3", "1/3", "1/3"),
+    ("1/4", "1/4", "1/2"),
+    ("1/2", "1/2"),
+    ("1/4", "1/4", "1/4", "1/4"),
+    ("1/8", "3/8", "1/2"),
+]
 
 
 @st.composite
@@ -155,12 +179,22 @@ def valid_specs(draw: st.DrawFn) -> ArchSpec:
         split = list(draw(st.sampled_from(fits)))
     gate = draw(st.sampled_from(GATES.names()))
     gate_init = draw(st.floats(0.0, 2.0, allow_nan=False)) if GATES.get(gate).takes_init else None
-    return ArchSpec(stacks=draw(st.integers(1, 2)), width=width, depth=depth, joints=draw(st.integers(1, 5)),
-                    input_size=4 * 2 ** depth * draw(st.integers(1, 2)),
-                    intermediate_supervision=draw(st.booleans()), block=block, branch_split=split, gate=gate,
-                    gate_init=gate_init, down=draw(st.sampled_from(DOWNSAMPLE.names())),
-                    up=draw(st.sampled_from(UPSAMPLE.names())), fusion=draw(st.sampled_from(FUSIONS.names())),
-                    skip=draw(st.sampled_from(SKIPS.names())))
+    return ArchSpec(
+        stacks=draw(st.integers(1, 2)),
+        width=width,
+        depth=depth,
+        joints=draw(st.integers(1, 5)),
+        input_size=4 * 2**depth * draw(st.integers(1, 2)),
+        intermediate_supervision=draw(st.booleans()),
+        block=block,
+        branch_split=split,
+        gate=gate,
+        gate_init=gate_init,
+        down=draw(st.sampled_from(DOWNSAMPLE.names())),
+        up=draw(st.sampled_from(UPSAMPLE.names())),
+        fusion=draw(st.sampled_from(FUSIONS.names())),
+        skip=draw(st.sampled_from(SKIPS.names())),
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -170,7 +204,9 @@ def test_random_valid_specs_build_round_trip_and_rebuild(spec: ArchSpec) -> None
     with torch.no_grad():
         outs = model(torch.randn(1, 3, spec.input_size, spec.input_size))
     assert len(outs) == (spec.stacks if spec.intermediate_supervision else 1)
-    assert all(o.shape == (1, spec.joints, spec.input_size // 4, spec.input_size // 4) for o in outs)
+    assert all(
+        o.shape == (1, spec.joints, spec.input_size // 4, spec.input_size // 4) for o in outs
+    )
     again = ArchSpec.from_dict(yaml.safe_load(spec.to_yaml()))
     assert again == spec and again.arch_id == spec.arch_id
     assert count_params(build_model(again)) == count_params(model)
@@ -178,14 +214,20 @@ def test_random_valid_specs_build_round_trip_and_rebuild(spec: ArchSpec) -> None
 
 def test_docs_table_matches_the_code() -> None:
     from space.presets_table import presets_table
+
     docs = Path(__file__).resolve().parents[1] / "docs" / "space.md"
-    assert presets_table().split("\n\n")[0] in docs.read_text(), "regenerate: python -m space.presets_table"
+    assert presets_table().split("\n\n")[0] in docs.read_text(), (
+        "regenerate: python -m space.presets_table"
+    )
 
 
 def test_replace_adapts_split_and_init_to_the_new_block_and_gate() -> None:
     newell = load_arch("newell-hourglass-proxy")
     bulatish = newell.replace(block="multibranch", gate="channel")
-    assert bulatish.branch_split == (Fraction(1, 2), Fraction(1, 4), Fraction(1, 4)) and bulatish.gate_init == 1.0
+    assert (
+        bulatish.branch_split == (Fraction(1, 2), Fraction(1, 4), Fraction(1, 4))
+        and bulatish.gate_init == 1.0
+    )
     back = bulatish.replace(block="bottleneck", gate="identity")
     assert back == newell
     with pytest.raises(ConfigError, match="width"):
@@ -194,5 +236,7 @@ def test_replace_adapts_split_and_init_to_the_new_block_and_gate() -> None:
 
 def test_numpy_integers_are_accepted_as_counts() -> None:
     np = pytest.importorskip("numpy")
-    spec = ArchSpec.from_dict({**ArchSpec(**TINY).to_dict(), "width": np.int64(16), "stacks": np.int32(1)})
+    spec = ArchSpec.from_dict(
+        {**ArchSpec(**TINY).to_dict(), "width": np.int64(16), "stacks": np.int32(1)}
+    )
     assert spec == ArchSpec(**TINY) and type(spec.width) is int

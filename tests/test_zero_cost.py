@@ -1,4 +1,5 @@
 """Zero-cost proxies on tiny networks: hand-computed values and properties that a wrong proxy breaks."""
+
 from __future__ import annotations
 
 import math
@@ -69,7 +70,9 @@ def test_naswot_grows_as_inputs_become_distinct(tiny: ArchSpec) -> None:
     assert math.isfinite(close) and apart > close
 
 
-def test_scores_on_real_batch_are_deterministic_per_seed(tiny: ArchSpec, batch: torch.Tensor) -> None:
+def test_scores_on_real_batch_are_deterministic_per_seed(
+    tiny: ArchSpec, batch: torch.Tensor
+) -> None:
     a = zero_cost_scores(tiny, batch, seed=0)
     assert a == zero_cost_scores(tiny, batch, seed=0)
     b = zero_cost_scores(tiny, batch, seed=1)

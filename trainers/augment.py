@@ -4,10 +4,11 @@ Scale, rotation and horizontal flip are one affine per sample applied to the ima
 F.affine_grid / F.grid_sample and to the joints with the same matrix, so joints and pixels cannot
 drift apart; a flip also swaps left and right joint indices. Colour jitter scales each channel.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,9 +22,16 @@ def flip_permutation(num_joints: int, flip_pairs: Sequence[Sequence[int]]) -> li
     return perm
 
 
-def augment_batch(images: torch.Tensor, joints: torch.Tensor, flip_pairs: Sequence[Sequence[int]],
-                  generator: torch.Generator, scale: float = 0.25, rotation: float = 30.0,
-                  flip: bool = True, color: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+def augment_batch(
+    images: torch.Tensor,
+    joints: torch.Tensor,
+    flip_pairs: Sequence[Sequence[int]],
+    generator: torch.Generator,
+    scale: float = 0.25,
+    rotation: float = 30.0,
+    flip: bool = True,
+    color: float = 0.2,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment (B, 3, S, S) float images in [0, 1] and their (B, J, 3) joints (x, y, v in pixels).
 
     Per sample: zoom by a factor in [1 - scale, 1 + scale], rotate by an angle in
@@ -45,8 +53,9 @@ def augment_batch(images: torch.Tensor, joints: torch.Tensor, flip_pairs: Sequen
 
     # Forward map on joints about the centre c: p' = c + s R(ang) diag(f, 1) (p - c).
     cos, sin = torch.cos(ang), torch.sin(ang)
-    fwd = torch.stack([torch.stack([s * cos * f, -s * sin], -1),
-                       torch.stack([s * sin * f, s * cos], -1)], -2)  # (B, 2, 2)
+    fwd = torch.stack(
+        [torch.stack([s * cos * f, -s * sin], -1), torch.stack([s * sin * f, s * cos], -1)], -2
+    )  # (B, 2, 2)
     # grid_sample wants output -> input in normalised coordinates; for a square crop with
     # align_corners=False the centre maps to 0 and the scaling is isotropic, so it is fwd^-1.
     inv = torch.linalg.inv(fwd)

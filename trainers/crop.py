@@ -4,6 +4,7 @@ Convention: a point (x, y) is in pixel-index units (pixel i's centre is at i), i
 image and in the crop alike. `affine` is the (2, 3) matrix mapping original -> crop; its inverse
 maps predictions back (`crop_to_original`).
 """
+
 from __future__ import annotations
 
 import math
@@ -81,7 +82,9 @@ def warp_image(img: Image.Image, affine: np.ndarray, size: int) -> np.ndarray:
     m = m / np.array([[fx], [fy]])
     t = t / np.array([fx, fy])
     data = (m[0, 0], m[0, 1], t[0], m[1, 0], m[1, 1], t[1])
-    out = img.transform((size, size), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR)
+    out = img.transform(
+        (size, size), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR
+    )
     return np.asarray(out, dtype=np.uint8)
 
 
@@ -118,8 +121,9 @@ def load_crop(task: tuple[int, str, np.ndarray, int]) -> tuple[int, np.ndarray |
         return index, None, f"cannot decode image ({type(err).__name__}: {err})"
 
 
-def decode_crops(paths: list[str], affines: list[np.ndarray], size: int,
-                 workers: int | None) -> tuple[dict[int, np.ndarray], list[tuple[int, str]]]:
+def decode_crops(
+    paths: list[str], affines: list[np.ndarray], size: int, workers: int | None
+) -> tuple[dict[int, np.ndarray], list[tuple[int, str]]]:
     """Decode and crop every image (`workers` processes, default up to 4); returns the crops by
     index and sorted (index, error) pairs for the images that failed."""
     tasks = [(i, p, a, size) for i, (p, a) in enumerate(zip(paths, affines))]

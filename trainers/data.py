@@ -11,6 +11,7 @@ Every format takes the same path: its `Source` gives the cache identity and prep
 (`DatasetFormat.identity`, `prepare`); this module only keys, memoises and caches the result.
 See docs/data.md for splits, normalisers and the cache.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,19 +20,28 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from space.errors import ConfigError
+
 # Re-exported: callers import the crop maps, the format names and PoseSet from here, as before
 # the formats and PoseSet moved out.
-from trainers.crop import (crop_affine, crop_to_original, invert_affine, load_crop,  # noqa: F401
-                           original_to_crop)
-from trainers.formats import (CARVED_SPLITS, FORMATS, VAL_FRACTION, DataError,  # noqa: F401
-                              DatasetFormat, Record, Source, carves_val, open_source,
-                              read_annotations, resolve)
+from trainers.crop import (
+    load_crop,  # noqa: F401
+)
+from trainers.formats import (
+    CARVED_SPLITS,
+    FORMATS,
+    VAL_FRACTION,
+    DataError,  # noqa: F401
+    Source,
+    carves_val,
+    open_source,
+)
 from trainers.poseset import PoseSet, subset_indices  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -64,8 +74,9 @@ def parse_data(data: str) -> tuple[str, Path | None, int | None]:
     """'NAME[:N]' of a generated format (synthetic) | PATH | FORMAT:PATH -> (format, or '' to
     detect it from the path; the path; a generated format's sample count)."""
     if not data or not str(data).strip():
-        raise ConfigError("empty data string (synthetic, a path, or FORMAT:PATH)", source="<arg>",
-                          field="data")
+        raise ConfigError(
+            "empty data string (synthetic, a path, or FORMAT:PATH)", source="<arg>", field="data"
+        )
     data = str(data).strip()
     head, sep, rest = data.partition(":")
     if head in FORMATS and not FORMATS.get(head).files:  # no path: NAME, or NAME:N samples
@@ -74,8 +85,11 @@ def parse_data(data: str) -> tuple[str, Path | None, int | None]:
         return head, Path(rest).expanduser(), None
     path = Path(data).expanduser()
     if sep and not path.exists() and head.isidentifier():
-        raise ConfigError(f"unknown data format {head!r} (choose from {', '.join(FORMATS)})",
-                          source="<arg>", field="data")
+        raise ConfigError(
+            f"unknown data format {head!r} (choose from {', '.join(FORMATS)})",
+            source="<arg>",
+            field="data",
+        )
     return "", path, None
 
 
@@ -108,21 +122,33 @@ def selection_note(data: str, val_split: str) -> str:
     carved = f"{images} carved from train (the last {VAL_FRACTION:.0%})"
     if val_split in CARVED_SPLITS:
         if set(split_names(data, "val")) & set(split_names(data, "test")):
-            return (f"selecting best.pt on {val_split}: {carved}, not on val, which is this "
-                    "dataset's test split (--select-on val to select on it)")
+            return (
+                f"selecting best.pt on {val_split}: {carved}, not on val, which is this "
+                "dataset's test split (--select-on val to select on it)"
+            )
         return f"selecting best.pt on {val_split}: {carved}"
     src = data_source(data)
     if src.path is not None and carves_val(src.fmt, src.annotation_file(val_split), val_split):
         return f"selecting best.pt on {val_split}: {carved}, as the dataset has no val split"
     if set(split_names(data, val_split)) & set(split_names(data, "test")):
-        return (f"selecting best.pt on {val_split} ({images}), which is this dataset's test "
-                "split: a test score of best.pt will be optimistic")
+        return (
+            f"selecting best.pt on {val_split} ({images}), which is this dataset's test "
+            "split: a test score of best.pt will be optimistic"
+        )
     return f"selecting best.pt on {val_split} ({images})"
 
 
-def load_poses(data: str, split: str, size: int, *, subset: int | None = None, seed: int = 0,
-               cache_dir: str | Path | None = None, skip_bad: bool = False,
-               workers: int | None = None) -> PoseSet:
+def load_poses(
+    data: str,
+    split: str,
+    size: int,
+    *,
+    subset: int | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    skip_bad: bool = False,
+    workers: int | None = None,
+) -> PoseSet:
     """Load `split` of `data` as person-centred `size` x `size` crops.
 
     `subset` picks that many records at random (seeded) before any image is decoded. Prepared
@@ -133,11 +159,19 @@ def load_poses(data: str, split: str, size: int, *, subset: int | None = None, s
     skipped and counted in meta["skipped"]. `workers`: decoding processes (default up to 4).
     """
     if not isinstance(size, int) or size < 8:
-        raise ConfigError(f"size must be an integer >= 8, got {size!r}", source="<arg>",
-                          field="size")
+        raise ConfigError(
+            f"size must be an integer >= 8, got {size!r}", source="<arg>", field="size"
+        )
     src = data_source(data)
-    ident = {"v": CACHE_VERSION, **src.fmt.identity(src, split), "split": split, "size": size,
-             "subset": subset, "seed": seed, "skip_bad": bool(skip_bad)}
+    ident = {
+        "v": CACHE_VERSION,
+        **src.fmt.identity(src, split),
+        "split": split,
+        "size": size,
+        "subset": subset,
+        "seed": seed,
+        "skip_bad": bool(skip_bad),
+    }
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     if key in _MEMO:
         return _MEMO[key]
@@ -147,8 +181,9 @@ def load_poses(data: str, split: str, size: int, *, subset: int | None = None, s
         entry = root / f"{src.fmt.name}-{split}-{size}-{key}"
     ps = _read_cache(entry) if entry is not None else None
     if ps is None:
-        ps = src.fmt.prepare(src, split, size, subset=subset, seed=seed, skip_bad=skip_bad,
-                             workers=workers)
+        ps = src.fmt.prepare(
+            src, split, size, subset=subset, seed=seed, skip_bad=skip_bad, workers=workers
+        )
         if entry is not None:
             _write_cache(entry, ps, ident)
     _MEMO[key] = ps
@@ -157,13 +192,18 @@ def load_poses(data: str, split: str, size: int, *, subset: int | None = None, s
 
 # ---------------------------------------------------------------- on-disk cache
 
+
 def _read_cache(entry: Path) -> PoseSet | None:
     if not (entry / "meta.json").is_file():
         return None
     try:
         meta = json.loads((entry / "meta.json").read_text())
-        arrays = {k: np.load(entry / f"{k}.npy", mmap_mode="r" if k == "images" else None, allow_pickle=False)
-                  for k in _ARRAYS}
+        arrays = {
+            k: np.load(
+                entry / f"{k}.npy", mmap_mode="r" if k == "images" else None, allow_pickle=False
+            )
+            for k in _ARRAYS
+        }
         names = meta.pop("names")
         meta.pop("identity", None)
     except (OSError, ValueError, KeyError) as err:
@@ -194,6 +234,7 @@ def _write_cache(entry: Path, ps: PoseSet, ident: dict) -> None:
 
 
 # ---------------------------------------------------------------- tensors
+
 
 def to_tensor_batch(poseset: PoseSet, idx: Sequence[int] | np.ndarray | slice, device: Any = "cpu"):
     """(images (B, 3, S, S) float in [0, 1], joints (B, J, 3)) on `device`.

@@ -6,6 +6,7 @@
 The skeletons live with the dataset formats (`DatasetFormat.limbs` in trainers.formats); a limb's
 side follows from its joints' names (`l_...` left, `r_...` right, anything else centre).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from trainers.formats import FORMATS, detection_order
 # Joints whose confidence (heatmap peak; a perfect target peaks at 1.0) is below this are drawn faded.
 DEFAULT_THRESHOLD = 0.2
 SIDE_COLOURS = {"left": (40, 120, 255), "right": (235, 50, 40), "centre": (60, 200, 80)}
-FADED_ALPHA = 90      # of 255: a faded joint or limb lets most of the image show through
+FADED_ALPHA = 90  # of 255: a faded joint or limb lets most of the image show through
 OUTLINE = (255, 255, 255)
 
 
@@ -47,11 +48,15 @@ def limb_side(a: str, b: str) -> str:
 def skeleton(fmt: str) -> Skeleton:
     """The skeleton of the registered dataset format `fmt` (lsp, lspet, mpii, coco, synthetic, ...)."""
     if fmt not in FORMATS:
-        raise ConfigError(f"unknown data format {fmt!r} (choose from {', '.join(FORMATS)})", field="format")
+        raise ConfigError(
+            f"unknown data format {fmt!r} (choose from {', '.join(FORMATS)})", field="format"
+        )
     cls = FORMATS.get(fmt)
     joint_sides = [joint_side(n) for n in cls.joint_names]
     limbs = [(int(a), int(b)) for a, b in cls.limbs]
-    return Skeleton(limbs, [limb_side(joint_sides[a], joint_sides[b]) for a, b in limbs], joint_sides)
+    return Skeleton(
+        limbs, [limb_side(joint_sides[a], joint_sides[b]) for a, b in limbs], joint_sides
+    )
 
 
 def format_for_joints(joints: int) -> str:
@@ -59,8 +64,10 @@ def format_for_joints(joints: int) -> str:
     for fmt in detection_order():
         if len(fmt.joint_names) == joints:
             return fmt.name
-    raise ConfigError(f"no registered data format has {joints} joints, so there is no skeleton to draw",
-                      field="joints")
+    raise ConfigError(
+        f"no registered data format has {joints} joints, so there is no skeleton to draw",
+        field="joints",
+    )
 
 
 def skeleton_for_joints(joints: int) -> Skeleton:
@@ -74,9 +81,15 @@ def _sizes(shape: tuple[int, ...]) -> tuple[int, int]:
     return radius, max(2, round(radius * 0.7))
 
 
-def draw_pose(image: np.ndarray | Image.Image, joints: np.ndarray, confidences: Sequence[float],
-              limbs: Sequence[tuple[int, int]], sides: Sequence[str], threshold: float = DEFAULT_THRESHOLD,
-              joint_sides: Sequence[str] | None = None) -> Image.Image:
+def draw_pose(
+    image: np.ndarray | Image.Image,
+    joints: np.ndarray,
+    confidences: Sequence[float],
+    limbs: Sequence[tuple[int, int]],
+    sides: Sequence[str],
+    threshold: float = DEFAULT_THRESHOLD,
+    joint_sides: Sequence[str] | None = None,
+) -> Image.Image:
     """The pose drawn on a copy of `image` (H x W x 3 uint8 or a PIL image); returns an RGB PIL image.
 
     joints (J, 2+) in the image's pixels (pixel i's centre at i); confidences (J,); limbs: joint pairs,
@@ -84,7 +97,11 @@ def draw_pose(image: np.ndarray | Image.Image, joints: np.ndarray, confidences: 
     A joint below `threshold`, and any limb touching one, is drawn translucent (FADED_ALPHA); a joint with
     a NaN coordinate (e.g. not annotated) is left out with its limbs.
     """
-    base = Image.fromarray(np.asarray(image, dtype=np.uint8)) if isinstance(image, np.ndarray) else image
+    base = (
+        Image.fromarray(np.asarray(image, dtype=np.uint8))
+        if isinstance(image, np.ndarray)
+        else image
+    )
     base = base.convert("RGBA")
     xy = np.asarray(joints, dtype=np.float64)[:, :2]
     sure = np.asarray(confidences, dtype=np.float64) >= threshold
@@ -98,11 +115,17 @@ def draw_pose(image: np.ndarray | Image.Image, joints: np.ndarray, confidences: 
         alpha = 255 if confident else FADED_ALPHA
         for (a, b), side in zip(limbs, sides):
             if shown[a] and shown[b] and bool(sure[a] and sure[b]) == confident:
-                pen.line([tuple(xy[a]), tuple(xy[b])], fill=SIDE_COLOURS[side] + (alpha,), width=width)
+                pen.line(
+                    [tuple(xy[a]), tuple(xy[b])], fill=SIDE_COLOURS[side] + (alpha,), width=width
+                )
         for j in np.flatnonzero((sure == confident) & shown):
             x, y = xy[j]
-            pen.ellipse([x - radius, y - radius, x + radius, y + radius], fill=SIDE_COLOURS[dot_sides[j]] + (alpha,),
-                        outline=OUTLINE + (alpha,), width=max(1, radius // 3))
+            pen.ellipse(
+                [x - radius, y - radius, x + radius, y + radius],
+                fill=SIDE_COLOURS[dot_sides[j]] + (alpha,),
+                outline=OUTLINE + (alpha,),
+                width=max(1, radius // 3),
+            )
     return Image.alpha_composite(base, overlay).convert("RGB")
 
 
@@ -159,35 +182,56 @@ def _row_width(pen: ImageDraw.ImageDraw, row: list[LegendEntry], font, em: float
     return swatch + sum(pen.textlength(e.text, font=font) for e in row) + em * 0.8 * (len(row) - 1)
 
 
-def _corner(size: tuple[int, int], wh: tuple[float, float], points: np.ndarray,
-            margin: float) -> tuple[float, float]:
+def _corner(
+    size: tuple[int, int], wh: tuple[float, float], points: np.ndarray, margin: float
+) -> tuple[float, float]:
     """The panel's top-left: the first corner (top-left, top-right, bottom-left, bottom-right)
     that covers the fewest of `points` (joints and box corners)."""
     (width, height), (w, h) = size, wh
-    corners = [(margin, margin), (width - w - margin, margin), (margin, height - h - margin),
-               (width - w - margin, height - h - margin)]
+    corners = [
+        (margin, margin),
+        (width - w - margin, margin),
+        (margin, height - h - margin),
+        (width - w - margin, height - h - margin),
+    ]
 
     def covered(c: tuple[float, float]) -> int:
-        inside = ((points[:, 0] >= c[0] - margin) & (points[:, 0] <= c[0] + w + margin)
-                  & (points[:, 1] >= c[1] - margin) & (points[:, 1] <= c[1] + h + margin))
+        inside = (
+            (points[:, 0] >= c[0] - margin)
+            & (points[:, 0] <= c[0] + w + margin)
+            & (points[:, 1] >= c[1] - margin)
+            & (points[:, 1] <= c[1] + h + margin)
+        )
         return int(inside.sum())
+
     return min(corners, key=covered)
 
 
 def _swatch(pen: ImageDraw.ImageDraw, entry: LegendEntry, x: float, mid: float, em: float) -> None:
     r = em * 0.32
     if entry.kind == "box":
-        pen.rectangle([x, mid - r, x + 2 * r, mid + r], outline=entry.colour + (255,),
-                      width=max(1, round(em / 8)))
+        pen.rectangle(
+            [x, mid - r, x + 2 * r, mid + r],
+            outline=entry.colour + (255,),
+            width=max(1, round(em / 8)),
+        )
         return
     alpha = FADED_ALPHA if entry.kind == "faded" else 255
-    pen.ellipse([x, mid - r, x + 2 * r, mid + r], fill=entry.colour + (alpha,),
-                outline=OUTLINE + (alpha,), width=max(1, round(em / 10)))
+    pen.ellipse(
+        [x, mid - r, x + 2 * r, mid + r],
+        fill=entry.colour + (alpha,),
+        outline=OUTLINE + (alpha,),
+        width=max(1, round(em / 10)),
+    )
 
 
-def draw_panel(pen: ImageDraw.ImageDraw, rows: list[list[LegendEntry]],
-               font: ImageFont.FreeTypeFont, size: tuple[int, int],
-               points: np.ndarray) -> tuple[float, float, float, float]:
+def draw_panel(
+    pen: ImageDraw.ImageDraw,
+    rows: list[list[LegendEntry]],
+    font: ImageFont.FreeTypeFont,
+    size: tuple[int, int],
+    points: np.ndarray,
+) -> tuple[float, float, float, float]:
     """Rows of swatches and text on a translucent dark panel in the corner with the fewest
     `points`; returns the panel's box (x0, y0, x1, y1)."""
     em = float(font.size)
@@ -208,8 +252,14 @@ def draw_panel(pen: ImageDraw.ImageDraw, rows: list[list[LegendEntry]],
     return x0, y0, x0 + w, y0 + h
 
 
-def _draw_labels(pen: ImageDraw.ImageDraw, xy: np.ndarray, confidences: np.ndarray, font,
-                 offset: float, size: tuple[int, int]) -> None:
+def _draw_labels(
+    pen: ImageDraw.ImageDraw,
+    xy: np.ndarray,
+    confidences: np.ndarray,
+    font,
+    offset: float,
+    size: tuple[int, int],
+) -> None:
     """Each drawn joint's confidence (0.43) beside its dot, white with a dark outline: above right,
     or on the other side where that would leave the image."""
     for (x, y), conf in zip(xy, confidences):
@@ -219,14 +269,28 @@ def _draw_labels(pen: ImageDraw.ImageDraw, xy: np.ndarray, confidences: np.ndarr
         w, h = pen.textlength(text, font=font), font.size
         tx = x + offset if x + offset + w <= size[0] else x - offset - w
         ty = y - offset if y - offset - h >= 0 else y + offset + h
-        pen.text((tx, ty), text, font=font, fill=TEXT_COLOUR + (255,), anchor="lb",
-                 stroke_width=max(1, round(font.size / 10)), stroke_fill=(0, 0, 0, 255))
+        pen.text(
+            (tx, ty),
+            text,
+            font=font,
+            fill=TEXT_COLOUR + (255,),
+            anchor="lb",
+            stroke_width=max(1, round(font.size / 10)),
+            stroke_fill=(0, 0, 0, 255),
+        )
 
 
-def draw_prediction(image: np.ndarray | Image.Image, joints: np.ndarray,
-                    confidences: Sequence[float], skel: Skeleton, *,
-                    threshold: float = DEFAULT_THRESHOLD, crop_box: Sequence[float] | None = None,
-                    labels: bool = False, legend: bool = True) -> Image.Image:
+def draw_prediction(
+    image: np.ndarray | Image.Image,
+    joints: np.ndarray,
+    confidences: Sequence[float],
+    skel: Skeleton,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    crop_box: Sequence[float] | None = None,
+    labels: bool = False,
+    legend: bool = True,
+) -> Image.Image:
     """`draw_pose` with what makes the picture explain itself: the cropped square `crop_box`
     (x0, y0, x1, y1 in the image's pixels, outlined in BOX_COLOUR), each joint's confidence with
     `labels`, a legend panel (`legend_entries`) and, where no joint reaches `threshold`, a line
@@ -246,16 +310,20 @@ def draw_prediction(image: np.ndarray | Image.Image, joints: np.ndarray,
     if crop_box is not None:
         box = [(v + 0.5) * k - 0.5 for v in crop_box]
         ImageDraw.Draw(base).rectangle(box, outline=BOX_COLOUR, width=max(1, width // 2))
-        points = np.vstack([points, [[box[0], box[1]], [box[2], box[1]], [box[0], box[3]],
-                                     [box[2], box[3]]]])
+        points = np.vstack(
+            [points, [[box[0], box[1]], [box[2], box[1]], [box[0], box[3]], [box[2], box[3]]]]
+        )
     drawn = draw_pose(base, xy, conf, skel.limbs, skel.sides, threshold, skel.joint_sides)
     overlay = Image.new("RGBA", drawn.size, (0, 0, 0, 0))
     pen = ImageDraw.Draw(overlay)
     if labels:
         small = ImageFont.load_default(size=max(10, round(font.size * 0.85)))
         _draw_labels(pen, xy, conf, small, radius, drawn.size)
-    rows = [[LegendEntry(no_joint_text(threshold), "none", WARNING_COLOUR)]] if not (
-        conf >= threshold).any() else []
+    rows = (
+        [[LegendEntry(no_joint_text(threshold), "none", WARNING_COLOUR)]]
+        if not (conf >= threshold).any()
+        else []
+    )
     rows += legend_entries(threshold, crop_box is not None) if legend else []
     if rows:
         draw_panel(pen, rows, font, drawn.size, points)

@@ -9,13 +9,14 @@ The hot loop keeps the data as uint8 tensors in memory, augments whole batches w
 never syncs with the device per step, so its images/s stays close to a bare forward/backward loop
 (benchmarks/proxy_throughput.py).
 """
+
 from __future__ import annotations
 
 import math
 import time
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -25,7 +26,13 @@ from space.profile import resolve_device
 from space.spec import ArchSpec
 from trainers.augment import augment_batch
 from trainers.data import PoseSet
-from trainers.heatmaps import crop_to_heatmap, decode_heatmaps, flip_heatmaps, heatmap_to_crop, render_heatmaps
+from trainers.heatmaps import (
+    crop_to_heatmap,
+    decode_heatmaps,
+    flip_heatmaps,
+    heatmap_to_crop,
+    render_heatmaps,
+)
 from trainers.metrics import Score, score_poses, uncrop
 
 StepGuard = Callable[[], AbstractContextManager]
@@ -41,7 +48,12 @@ def prepare_images(images_u8: Tensor) -> Tensor:
     The permuted HWC batch already has channels_last strides; keeping that layout (also after
     augmentation) lets oneDNN / cuDNN run the convs in their fastest layout: ~10-20% faster steps.
     """
-    return images_u8.permute(0, 3, 1, 2).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+    return (
+        images_u8.permute(0, 3, 1, 2)
+        .float()
+        .div_(255.0)
+        .contiguous(memory_format=torch.channels_last)
+    )
 
 
 def heatmap_loss(outputs: list[Tensor], target: Tensor, weight: Tensor) -> Tensor:
@@ -63,8 +75,16 @@ class Batcher:
     Shared by the proxy and the full trainer so both see exactly the same data pipeline.
     """
 
-    def __init__(self, poses: PoseSet, indices: np.ndarray, batch_size: int, device: torch.device,
-                 sigma: float | None, augment: bool, seed: int):
+    def __init__(
+        self,
+        poses: PoseSet,
+        indices: np.ndarray,
+        batch_size: int,
+        device: torch.device,
+        sigma: float | None,
+        augment: bool,
+        seed: int,
+    ):
         with warnings.catch_warnings():
             # images may be the cache's read-only memmap (shared page cache across trial processes);
             # we only ever read it through index_select, which copies
@@ -92,7 +112,7 @@ class Batcher:
         order = self.indices[torch.randperm(n, generator=self.order_gen)]
         bs = min(self.batch_size, n)
         for k in range(len(self)):
-            idx = order[k * bs:(k + 1) * bs]
+            idx = order[k * bs : (k + 1) * bs]
             yield self.batch(idx)
 
     def batch(self, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -108,7 +128,9 @@ class Batcher:
             x, joints = augment_batch(x, joints, self.flip_pairs, self.aug_gen)
             x = x.contiguous(memory_format=torch.channels_last)
         out = self.size // 4
-        hj = torch.cat([crop_to_heatmap(joints[..., :2], self.size // out), joints[..., 2:3]], dim=-1)
+        hj = torch.cat(
+            [crop_to_heatmap(joints[..., :2], self.size // out), joints[..., 2:3]], dim=-1
+        )
         target, weight = render_heatmaps(hj, out, self.sigma)
         return x, target, weight
 
@@ -118,8 +140,16 @@ def supervised(outputs: list[Tensor], spec: ArchSpec) -> list[Tensor]:
     return outputs if spec.intermediate_supervision else outputs[-1:]
 
 
-def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, spec: ArchSpec,
-               x: Tensor, target: Tensor, weight: Tensor, dtype: torch.dtype | None) -> Tensor:
+def train_step(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    spec: ArchSpec,
+    x: Tensor,
+    target: Tensor,
+    weight: Tensor,
+    dtype: torch.dtype | None,
+) -> Tensor:
     """One optimisation step; returns the detached loss (no host sync)."""
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
         outputs = model(x)
@@ -132,8 +162,14 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.G
 
 
 @torch.no_grad()
-def predict(model: nn.Module, poses: PoseSet, *, batch_size: int = 64, device: str | torch.device | None = None,
-            flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: nn.Module,
+    poses: PoseSet,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    flip: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Joint positions in ORIGINAL image pixels (N, J, 2) and heatmap maxima (N, J) for a PoseSet.
 
     flip: average the last stack's heatmaps with those of the mirrored image (mirrored back, left and
@@ -146,7 +182,9 @@ def predict(model: nn.Module, poses: PoseSet, *, batch_size: int = 64, device: s
     dtype = amp_dtype(dev)
     coords, maxvals = [], []
     for i in range(0, len(poses.images), batch_size):
-        chunk = torch.from_numpy(np.array(poses.images[i:i + batch_size]))  # a copy: the memmap is read-only
+        chunk = torch.from_numpy(
+            np.array(poses.images[i : i + batch_size])
+        )  # a copy: the memmap is read-only
         x = prepare_images(chunk.to(dev, non_blocking=True))
         with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
             hm = model(x)[-1].float()
@@ -160,21 +198,35 @@ def predict(model: nn.Module, poses: PoseSet, *, batch_size: int = 64, device: s
     return uncrop(crop, poses.affine).astype(np.float32), torch.cat(maxvals).numpy()
 
 
-def evaluate(model: nn.Module, poses: PoseSet, *, batch_size: int = 64, device: str | torch.device | None = None,
-             flip: bool = False, full: bool = False) -> dict[str, Score]:
+def evaluate(
+    model: nn.Module,
+    poses: PoseSet,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    flip: bool = False,
+    full: bool = False,
+) -> dict[str, Score]:
     """Score a model on a PoseSet with the set's metric (see trainers.metrics.score_poses)."""
     pred, maxvals = predict(model, poses, batch_size=batch_size, device=device, flip=flip)
-    return score_poses(pred, poses.joints_orig, poses.norm, poses.meta.get("metric", "pck"), maxvals, full,
-                       meta=poses.meta)
+    return score_poses(
+        pred,
+        poses.joints_orig,
+        poses.norm,
+        poses.meta.get("metric", "pck"),
+        maxvals,
+        full,
+        meta=poses.meta,
+    )
 
 
 class Callback:
     """Hooks into `Engine.run`; override the ones you need. They run outside the step guard."""
 
-    def on_step(self, engine: "Engine", loss: Tensor) -> None:
+    def on_step(self, engine: Engine, loss: Tensor) -> None:
         """After every training step. `loss` is detached and not synced: `.item()` waits for the device."""
 
-    def on_epoch(self, engine: "Engine", metrics: dict) -> None:
+    def on_epoch(self, engine: Engine, metrics: dict) -> None:
         """After every epoch's evaluation, with that epoch's metrics (see `Engine.run`)."""
 
 
@@ -188,9 +240,17 @@ class Engine:
     `scores` the last evaluation's scores.
     """
 
-    def __init__(self, model: nn.Module, spec: ArchSpec, optimizer: torch.optim.Optimizer, device: torch.device, *,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler | None = None, step_guard: StepGuard | None = None,
-                 eval_batch_size: int = 64):
+    def __init__(
+        self,
+        model: nn.Module,
+        spec: ArchSpec,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+        *,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        step_guard: StepGuard | None = None,
+        eval_batch_size: int = 64,
+    ):
         self.model, self.spec, self.optimizer, self.device = model, spec, optimizer, device
         self.scheduler = scheduler
         self.dtype = amp_dtype(device)
@@ -200,9 +260,17 @@ class Engine:
         self.steps, self.seen, self.train_s, self.epoch = 0, 0, 0.0, 0
         self.scores: dict[str, Score] = {}
 
-    def run(self, batches: Batcher, val: PoseSet, epochs: Iterable[int], *, callbacks: Sequence[Callback] = (),
-            max_steps: int | None = None, max_seconds: float | None = None,
-            started: float | None = None) -> list[dict]:
+    def run(
+        self,
+        batches: Batcher,
+        val: PoseSet,
+        epochs: Iterable[int],
+        *,
+        callbacks: Sequence[Callback] = (),
+        max_steps: int | None = None,
+        max_seconds: float | None = None,
+        started: float | None = None,
+    ) -> list[dict]:
         """Train one epoch per number in `epochs`, score `val` after each; returns every epoch's metrics.
 
         Metrics: epoch, loss (mean train loss), val (main score), metric (its name), per_joint, lr (at
@@ -215,8 +283,9 @@ class Engine:
         started = time.perf_counter() if started is None else started
 
         def out_of_budget() -> bool:
-            return (max_steps is not None and self.steps >= max_steps) or \
-                (max_seconds is not None and time.perf_counter() - started >= max_seconds)
+            return (max_steps is not None and self.steps >= max_steps) or (
+                max_seconds is not None and time.perf_counter() - started >= max_seconds
+            )
 
         history = []
         self.model.train()
@@ -230,12 +299,22 @@ class Engine:
             if self.scheduler is not None:
                 self.scheduler.step()
             with self.step_guard():
-                self.scores = evaluate(self.model, val, batch_size=self.eval_batch_size, device=self.device)
+                self.scores = evaluate(
+                    self.model, val, batch_size=self.eval_batch_size, device=self.device
+                )
             main = self.scores["main"]
-            metrics = {"epoch": epoch, "loss": loss, "val": main.mean, "metric": main.name,
-                       "per_joint": main.per_joint, "lr": lr, "steps": self.steps,
-                       "images_per_s": seen / max(train_s, 1e-9), "epoch_s": time.perf_counter() - t0,
-                       "wall_s": time.perf_counter() - started}
+            metrics = {
+                "epoch": epoch,
+                "loss": loss,
+                "val": main.mean,
+                "metric": main.name,
+                "per_joint": main.per_joint,
+                "lr": lr,
+                "steps": self.steps,
+                "images_per_s": seen / max(train_s, 1e-9),
+                "epoch_s": time.perf_counter() - t0,
+                "wall_s": time.perf_counter() - started,
+            }
             history.append(metrics)
             for callback in callbacks:
                 callback.on_epoch(self, dict(metrics))
@@ -243,8 +322,9 @@ class Engine:
                 break
         return history
 
-    def _train_epoch(self, batches: Batcher, callbacks: Sequence[Callback],
-                     out_of_budget: Callable[[], bool]) -> tuple[float, bool]:
+    def _train_epoch(
+        self, batches: Batcher, callbacks: Sequence[Callback], out_of_budget: Callable[[], bool]
+    ) -> tuple[float, bool]:
         """One pass over `batches`: (mean loss, whether the budget ran out)."""
         losses = []
         batch_iter = batches.epoch()
@@ -254,13 +334,24 @@ class Engine:
                 if batch is None:
                     break
                 x, target, weight = batch
-                loss = train_step(self.model, self.optimizer, self.scaler, self.spec, x, target, weight, self.dtype)
+                loss = train_step(
+                    self.model,
+                    self.optimizer,
+                    self.scaler,
+                    self.spec,
+                    x,
+                    target,
+                    weight,
+                    self.dtype,
+                )
             losses.append(loss)
             self.steps += 1
             self.seen += len(x)
             # On CPU the check is free; on a GPU it would sync every step, so only check now and then.
             if (self.device.type != "cuda" or self.steps % 50 == 0) and not torch.isfinite(loss):
-                raise NonFiniteLossError(f"loss is {loss.item()} at step {self.steps} (epoch {self.epoch})")
+                raise NonFiniteLossError(
+                    f"loss is {loss.item()} at step {self.steps} (epoch {self.epoch})"
+                )
             for callback in callbacks:
                 callback.on_step(self, loss)
             if out_of_budget():

@@ -7,6 +7,7 @@ Checkpoints hold only tensors and plain Python containers, so they load with
               "rng": {"torch", "order", "augment", "cuda"}, "arch", "arch_id", "input_size", "data", "history"}
     best.pt  {"model", "arch", "arch_id", "input_size", "epoch", "score", "metric"}
 """
+
 from __future__ import annotations
 
 import math
@@ -34,16 +35,39 @@ from trainers.weights import arch_mismatch, load_model, load_state, load_weights
 
 LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.json"
 UNITS = "fractions (0-1; 0.5 = 50 %)"  # every score evaluate prints and writes
-RESUME_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "best_score", "best_epoch",
-               "rng", "history")
+RESUME_KEYS = (
+    "model",
+    "optimizer",
+    "scheduler",
+    "scaler",
+    "epoch",
+    "best_score",
+    "best_epoch",
+    "rng",
+    "history",
+)
 HISTORY_KEYS = ("epoch", "loss", "val", "metric", "per_joint", "lr", "images_per_s", "epoch_s")
 
 
-def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_size: int = 16,
-        lr: float = 2.5e-4, input_size: int | None = None, resume: bool = False,
-        device: str | None = None, skip_bad: bool = False, seed: int = 0, workers: int | None = None,
-        progress: bool = True, train_split: str = "train", val_split: str = "val",
-        announce: Callable[[str], None] | None = None) -> dict:
+def fit(
+    spec: ArchSpec,
+    data: str,
+    out: str | Path,
+    *,
+    epochs: int = 100,
+    batch_size: int = 16,
+    lr: float = 2.5e-4,
+    input_size: int | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    skip_bad: bool = False,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+    train_split: str = "train",
+    val_split: str = "val",
+    announce: Callable[[str], None] | None = None,
+) -> dict:
     """Train `spec` on `data` for `epochs`, checkpointing into `out` after every epoch; returns metrics.json's content.
 
     The heads are built for the data's joint count (see `match_joints`); Adam with a cosine schedule over
@@ -66,8 +90,9 @@ def fit(spec: ArchSpec, data: str, out: str | Path, *, epochs: int = 100, batch_
         check_memory(spec, input_size=size, batch_size=batch_size, training=True, device=dev)
     except ConfigError as err:
         raise ConfigError(err.message, source="<arg>", field="--arch") from None
-    train, val = _load_data(data, size, seed=seed, skip_bad=skip_bad, workers=workers,
-                            splits=(train_split, val_split))
+    train, val = _load_data(
+        data, size, seed=seed, skip_bad=skip_bad, workers=workers, splits=(train_split, val_split)
+    )
     spec = match_joints(spec, train)
     check_input_size(spec, train, size)
     if ckpt is not None:
@@ -100,25 +125,36 @@ def _checkpoint_to_resume(out: Path, resume: bool) -> dict | None:
         missing = [k for k in RESUME_KEYS if k not in ckpt] if isinstance(ckpt, dict) else None
         if missing is None or missing:
             what = f"no {', '.join(missing)}" if missing else f"a {type(ckpt).__name__}"
-            raise ConfigError(f"not a training checkpoint ({what}); train writes last.pt with "
-                              f"{', '.join(RESUME_KEYS)}", source=str(out / LAST), field="--resume")
+            raise ConfigError(
+                f"not a training checkpoint ({what}); train writes last.pt with "
+                f"{', '.join(RESUME_KEYS)}",
+                source=str(out / LAST),
+                field="--resume",
+            )
         return ckpt
     if resume:
         print(f"no checkpoint in {out} to resume from; starting from scratch", file=sys.stderr)
     elif any((out / name).exists() for name in (LAST, BEST, METRICS)):
-        raise ConfigError("already holds checkpoints; pass --resume to continue, or choose another --out",
-                          source=str(out), field="out")
+        raise ConfigError(
+            "already holds checkpoints; pass --resume to continue, or choose another --out",
+            source=str(out),
+            field="out",
+        )
     return None
 
 
 def _check_resumable(ckpt: dict, spec: ArchSpec, size: int, path: Path) -> None:
     problem = arch_mismatch(ckpt.get("arch"), spec)
     if problem:
-        raise ConfigError(f"{problem}; give the same --arch or another --out", source=str(path),
-                          field="arch")
+        raise ConfigError(
+            f"{problem}; give the same --arch or another --out", source=str(path), field="arch"
+        )
     if ckpt.get("input_size") != size:
-        raise ConfigError(f"checkpoint was trained at {ckpt.get('input_size')} px, not {size}",
-                          source=str(path), field="input_size")
+        raise ConfigError(
+            f"checkpoint was trained at {ckpt.get('input_size')} px, not {size}",
+            source=str(path),
+            field="input_size",
+        )
 
 
 def _check_selection(ckpt: dict, val_split: str, path: Path) -> None:
@@ -127,17 +163,30 @@ def _check_selection(ckpt: dict, val_split: str, path: Path) -> None:
     chosen = ckpt.get("val_split", "val")  # checkpoints from before --select-on: val
     if chosen != val_split:
         flag = "val" if chosen == "val" else "carved"
-        raise ConfigError(f"its best.pt was selected on {chosen}, not {val_split}; resume with "
-                          f"--select-on {flag}", source=str(path), field="val_split")
+        raise ConfigError(
+            f"its best.pt was selected on {chosen}, not {val_split}; resume with "
+            f"--select-on {flag}",
+            source=str(path),
+            field="val_split",
+        )
 
 
-def _load_data(data: str, size: int, *, seed: int, skip_bad: bool, workers: int | None,
-               splits: tuple[str, str] = ("train", "val")) -> tuple[PoseSet, PoseSet]:
+def _load_data(
+    data: str,
+    size: int,
+    *,
+    seed: int,
+    skip_bad: bool,
+    workers: int | None,
+    splits: tuple[str, str] = ("train", "val"),
+) -> tuple[PoseSet, PoseSet]:
     kw: dict[str, Any] = {"seed": seed, "skip_bad": skip_bad}
     if workers is not None:
         kw["workers"] = workers
     train = load_poses(data, splits[0], size, **kw)
-    val = load_poses(data, splits[1], size, **kw)  # datasets without a val split carve one from train
+    val = load_poses(
+        data, splits[1], size, **kw
+    )  # datasets without a val split carve one from train
     for name, poses in (("train", train), ("val", val)):
         skipped = poses.meta.get("skipped", 0)
         if skipped:
@@ -150,12 +199,14 @@ def match_joints(spec: ArchSpec, poses: PoseSet) -> ArchSpec:
     joints = int(poses.joints.shape[1])
     if joints == spec.joints:
         return spec
-    print(f"note: the data has {joints} joints, the arch {spec.joints}: building the heads for {joints} joints",
-          file=sys.stderr)
+    print(
+        f"note: the data has {joints} joints, the arch {spec.joints}: building the heads for {joints} joints",
+        file=sys.stderr,
+    )
     return spec.replace(joints=joints)
 
 
-def _restore(ckpt: dict, engine: Engine, batches: Batcher, epochs: int, saver: "Checkpointer") -> int:
+def _restore(ckpt: dict, engine: Engine, batches: Batcher, epochs: int, saver: Checkpointer) -> int:
     """Continue from last.pt: weights, optimizer, schedule, grad scaler, RNG states, history; returns its epoch."""
     path = saver.out / LAST
     load_state(engine.model, ckpt["model"], path, saver.spec.arch_id)
@@ -165,8 +216,11 @@ def _restore(ckpt: dict, engine: Engine, batches: Batcher, epochs: int, saver: "
         engine.scaler.load_state_dict(ckpt["scaler"])
         sched.load_state_dict(ckpt["scheduler"])
     except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ConfigError(f"optimizer state does not fit arch {saver.spec.arch_id} "
-                          f"({one_line(err)})", source=str(path), field="optimizer") from None
+        raise ConfigError(
+            f"optimizer state does not fit arch {saver.spec.arch_id} ({one_line(err)})",
+            source=str(path),
+            field="optimizer",
+        ) from None
     # --epochs may differ from the interrupted run's: stretch the cosine to the new length and take the
     # current lr from the scheduler's own closed form (what step(epoch) uses), so "train 10, then
     # --resume --epochs 20" follows the same schedule as a straight 20-epoch run.
@@ -186,19 +240,40 @@ def _restore(ckpt: dict, engine: Engine, batches: Batcher, epochs: int, saver: "
 class Checkpointer(Callback):
     """After every epoch: best.pt when the val score improved, then last.pt and metrics.json (all atomic)."""
 
-    def __init__(self, out: Path, spec: ArchSpec, size: int, data: str, epochs: int,
-                 batches: Batcher, *, val_split: str = "val"):
-        self.out, self.spec, self.size, self.data, self.epochs, self.batches = out, spec, size, data, epochs, batches
+    def __init__(
+        self,
+        out: Path,
+        spec: ArchSpec,
+        size: int,
+        data: str,
+        epochs: int,
+        batches: Batcher,
+        *,
+        val_split: str = "val",
+    ):
+        self.out, self.spec, self.size, self.data, self.epochs, self.batches = (
+            out,
+            spec,
+            size,
+            data,
+            epochs,
+            batches,
+        )
         self.val_split = val_split  # the split best.pt is selected on
         self.best_score, self.best_epoch = -math.inf, 0
         self.history: list[dict] = []
 
     def summary(self) -> dict:
         """metrics.json's content."""
-        return {"arch": self.spec.to_dict(), "arch_id": self.spec.arch_id, "data": self.data,
-                "input_size": self.size, "epochs": self.epochs, "history": self.history,
-                "best": {"epoch": self.best_epoch, "score": self.best_score,
-                         "split": self.val_split}}
+        return {
+            "arch": self.spec.to_dict(),
+            "arch_id": self.spec.arch_id,
+            "data": self.data,
+            "input_size": self.size,
+            "epochs": self.epochs,
+            "history": self.history,
+            "best": {"epoch": self.best_epoch, "score": self.best_score, "split": self.val_split},
+        }
 
     def on_epoch(self, engine: Engine, metrics: dict) -> None:
         self.history.append({key: metrics[key] for key in HISTORY_KEYS})
@@ -206,26 +281,63 @@ class Checkpointer(Callback):
         epoch, score = metrics["epoch"], metrics["val"]
         if score > self.best_score:
             self.best_score, self.best_epoch = score, epoch
-            save_torch({"model": engine.model.state_dict(), **arch, "epoch": epoch, "score": score,
-                        "metric": metrics["metric"]}, self.out / BEST)
-        rng = {"torch": torch.get_rng_state(), "order": self.batches.order_gen.get_state(),
-               "augment": self.batches.aug_gen.get_state(),
-               "cuda": torch.cuda.get_rng_state_all() if engine.device.type == "cuda" else []}
-        save_torch({"model": engine.model.state_dict(), "optimizer": engine.optimizer.state_dict(),
-                    "scheduler": engine.scheduler.state_dict(), "scaler": engine.scaler.state_dict(),
-                    "epoch": epoch, "best_score": self.best_score, "best_epoch": self.best_epoch, "rng": rng,
-                    **arch, "data": self.data, "history": self.history,
-                    "val_split": self.val_split}, self.out / LAST)
+            save_torch(
+                {
+                    "model": engine.model.state_dict(),
+                    **arch,
+                    "epoch": epoch,
+                    "score": score,
+                    "metric": metrics["metric"],
+                },
+                self.out / BEST,
+            )
+        rng = {
+            "torch": torch.get_rng_state(),
+            "order": self.batches.order_gen.get_state(),
+            "augment": self.batches.aug_gen.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if engine.device.type == "cuda" else [],
+        }
+        save_torch(
+            {
+                "model": engine.model.state_dict(),
+                "optimizer": engine.optimizer.state_dict(),
+                "scheduler": engine.scheduler.state_dict(),
+                "scaler": engine.scaler.state_dict(),
+                "epoch": epoch,
+                "best_score": self.best_score,
+                "best_epoch": self.best_epoch,
+                "rng": rng,
+                **arch,
+                "data": self.data,
+                "history": self.history,
+                "val_split": self.val_split,
+            },
+            self.out / LAST,
+        )
         save_json(self.summary(), self.out / METRICS)
 
 
 class Progress(Callback):
     """A tqdm bar on stderr (steps, ETA, epoch, loss, images/s) and one line per epoch."""
 
-    def __init__(self, epochs: int, start_epoch: int, steps_per_epoch: int, saver: Checkpointer, *, enabled: bool):
+    def __init__(
+        self,
+        epochs: int,
+        start_epoch: int,
+        steps_per_epoch: int,
+        saver: Checkpointer,
+        *,
+        enabled: bool,
+    ):
         self.epochs, self.steps_per_epoch, self.saver = epochs, steps_per_epoch, saver
-        self.bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, unit="step",
-                        disable=not enabled, dynamic_ncols=True, file=sys.stderr)
+        self.bar = tqdm(
+            total=epochs * steps_per_epoch,
+            initial=start_epoch * steps_per_epoch,
+            unit="step",
+            disable=not enabled,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
         self._epoch_start()
 
     def _epoch_start(self, engine: Engine | None = None) -> None:
@@ -234,23 +346,39 @@ class Progress(Callback):
     def on_step(self, engine: Engine, loss: torch.Tensor) -> None:
         self.step += 1
         self.bar.update(1)
-        if self.step % 10 == 0 or self.step == self.steps_per_epoch:  # .item() syncs: not every step
-            self.bar.set_postfix(epoch=engine.epoch, loss=f"{loss.item():.5f}",
-                                 img_s=f"{(engine.seen - self.seen0) / (time.perf_counter() - self.t0):.1f}")
+        if (
+            self.step % 10 == 0 or self.step == self.steps_per_epoch
+        ):  # .item() syncs: not every step
+            self.bar.set_postfix(
+                epoch=engine.epoch,
+                loss=f"{loss.item():.5f}",
+                img_s=f"{(engine.seen - self.seen0) / (time.perf_counter() - self.t0):.1f}",
+            )
 
     def on_epoch(self, engine: Engine, metrics: dict) -> None:
-        self.bar.write(f"epoch {metrics['epoch']}/{self.epochs}: loss {metrics['loss']:.5f}  val {metrics['metric']} "
-                       f"{metrics['val']:.4f}  best {self.saver.best_score:.4f} (epoch {self.saver.best_epoch})",
-                       file=sys.stderr)
+        self.bar.write(
+            f"epoch {metrics['epoch']}/{self.epochs}: loss {metrics['loss']:.5f}  val {metrics['metric']} "
+            f"{metrics['val']:.4f}  best {self.saver.best_score:.4f} (epoch {self.saver.best_epoch})",
+            file=sys.stderr,
+        )
         self._epoch_start(engine)
 
     def close(self) -> None:
         self.bar.close()
 
 
-def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str = "test", *,
-                     input_size: int | None = None, flip: bool = False, device: str | None = None,
-                     skip_bad: bool = False, keep_predictions: bool = False) -> dict:
+def evaluate_weights(
+    spec: ArchSpec,
+    weights: str | Path,
+    data: str,
+    split: str = "test",
+    *,
+    input_size: int | None = None,
+    flip: bool = False,
+    device: str | None = None,
+    skip_bad: bool = False,
+    keep_predictions: bool = False,
+) -> dict:
     """Score saved weights on a split; returns the JSON-ready result (metrics, per joint, names).
     All scores are fractions (0-1). With `keep_predictions`, "predictions" holds
     `prediction_records` (for `evaluate --save-predictions`)."""
@@ -260,19 +388,33 @@ def evaluate_weights(spec: ArchSpec, weights: str | Path, data: str, split: str 
     model.to(dev)
     poses = load_poses(data, split, size, skip_bad=skip_bad)
     if poses.joints.shape[1] != spec.joints:
-        raise ConfigError(f"the weights predict {spec.joints} joints but {data} ({split}) has "
-                          f"{poses.joints.shape[1]}", source=str(weights), field="joints")
+        raise ConfigError(
+            f"the weights predict {spec.joints} joints but {data} ({split}) has "
+            f"{poses.joints.shape[1]}",
+            source=str(weights),
+            field="joints",
+        )
     check_input_size(spec, poses, size)
     pred, maxvals = predict(model, poses, device=dev, flip=flip)
     metric = poses.meta.get("metric", "pck")
-    scores = score_poses(pred, poses.joints_orig, poses.norm, metric, maxvals, True,
-                         meta=poses.meta)
+    scores = score_poses(
+        pred, poses.joints_orig, poses.norm, metric, maxvals, True, meta=poses.meta
+    )
     names = list(poses.meta.get("joint_names") or [f"joint{i}" for i in range(spec.joints)])
-    result = {"arch_id": spec.arch_id, "weights": str(weights), "data": data, "split": split,
-              "input_size": size, "flip": flip, "metric": metric, "units": UNITS,
-              "samples": int(len(poses.images)),
-              "skipped": int(poses.meta.get("skipped", 0)), "joint_names": names,
-              "metrics": {key: s.to_dict() for key, s in scores.items()}}
+    result = {
+        "arch_id": spec.arch_id,
+        "weights": str(weights),
+        "data": data,
+        "split": split,
+        "input_size": size,
+        "flip": flip,
+        "metric": metric,
+        "units": UNITS,
+        "samples": int(len(poses.images)),
+        "skipped": int(poses.meta.get("skipped", 0)),
+        "joint_names": names,
+        "metrics": {key: s.to_dict() for key, s in scores.items()},
+    }
     if keep_predictions:
         result["predictions"] = prediction_records(poses, pred, maxvals)
     return result
@@ -289,14 +431,19 @@ def prediction_records(poses: PoseSet, pred: np.ndarray, maxvals: np.ndarray) ->
 
         dets = _detections(pred, maxvals, poses.meta["image_ids"], [1] * len(pred))
         return [d | {"keypoints": [round(v, 2) for v in d["keypoints"]]} for d in dets]
-    joints = np.concatenate([np.round(pred.astype(np.float64), 2),
-                             np.round(maxvals.astype(np.float64), 4)[..., None]], axis=-1)
-    return {"format": poses.meta.get("format"), "split": poses.meta.get("split"),
-            "joint_names": list(poses.meta.get("joint_names") or []),
-            "coordinates": "original image pixels, pixel i's centre at i; confidence = heatmap "
-                           "peak",
-            "predictions": [{"name": name, "joints": j.tolist()}
-                            for name, j in zip(poses.names, joints)]}
+    joints = np.concatenate(
+        [np.round(pred.astype(np.float64), 2), np.round(maxvals.astype(np.float64), 4)[..., None]],
+        axis=-1,
+    )
+    return {
+        "format": poses.meta.get("format"),
+        "split": poses.meta.get("split"),
+        "joint_names": list(poses.meta.get("joint_names") or []),
+        "coordinates": "original image pixels, pixel i's centre at i; confidence = heatmap peak",
+        "predictions": [
+            {"name": name, "joints": j.tolist()} for name, j in zip(poses.names, joints)
+        ],
+    }
 
 
 def format_table(result: dict) -> str:

@@ -9,6 +9,7 @@ stride s covers crop pixels s*j .. s*j+s-1, so its centre is at crop coordinate 
 With this convention a horizontal flip of the crop (x -> S-1-x) is exactly a flip of the heatmap
 (u -> W-1-u), so the flip test needs no extra pixel shift for pooling-based down-sampling.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,7 +41,9 @@ def heatmap_to_crop(uv: Tensor, stride: int = STRIDE) -> Tensor:
     return (uv + 0.5) * stride - 0.5
 
 
-def render_heatmaps(joints: Tensor, out_size: int, sigma: float | None = None) -> tuple[Tensor, Tensor]:
+def render_heatmaps(
+    joints: Tensor, out_size: int, sigma: float | None = None
+) -> tuple[Tensor, Tensor]:
     """Gaussian targets for joints given in HEATMAP pixel coordinates.
 
     joints: (N, J, 3) x, y, v (v > 0: annotated). Returns (heatmaps (N, J, H, W), weights (N, J)).
@@ -52,8 +55,8 @@ def render_heatmaps(joints: Tensor, out_size: int, sigma: float | None = None) -
     x, y, v = joints[..., 0], joints[..., 1], joints[..., 2]
     grid = torch.arange(out_size, device=joints.device, dtype=joints.dtype)
     # Separable Gaussian: an outer product of two 1-D profiles is far cheaper than a full 2-D grid.
-    gx = torch.exp(-((grid - x[..., None]) ** 2) / (2 * sigma ** 2))  # (N, J, W)
-    gy = torch.exp(-((grid - y[..., None]) ** 2) / (2 * sigma ** 2))  # (N, J, H)
+    gx = torch.exp(-((grid - x[..., None]) ** 2) / (2 * sigma**2))  # (N, J, W)
+    gy = torch.exp(-((grid - y[..., None]) ** 2) / (2 * sigma**2))  # (N, J, H)
     inside = (x > -0.5) & (x < out_size - 0.5) & (y > -0.5) & (y < out_size - 0.5)
     weights = ((v > 0) & inside).to(joints.dtype)
     heatmaps = gy[..., :, None] * gx[..., None, :] * weights[..., None, None]

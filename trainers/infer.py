@@ -6,6 +6,7 @@ back to original pixels), and written as DIR/NAME.png (trainers.draw) and DIR/NA
 is read and checked before anything is written. Used by `launch.py predict` (cli/predict.py);
 docs/training.md#launchpy-predict.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -19,21 +20,27 @@ from PIL import Image
 
 from space.errors import ConfigError, one_line
 from space.spec import ArchSpec
-from trainers.crop import (ImageTooLarge, crop_affine, crop_to_original, load_crop, open_image,
-                           warp_image)
+from trainers.crop import (
+    ImageTooLarge,
+    crop_affine,
+    crop_to_original,
+    load_crop,
+    open_image,
+    warp_image,
+)
 from trainers.data import PoseSet, load_poses, parse_data
 from trainers.draw import draw_prediction, draw_scale, skeleton
 from trainers.engine import predict
-from trainers.weights import load_model
+from trainers.formats import CARVED_SPLITS, FORMATS, DataError, read_annotations, resolve
 from trainers.io import atomic_write, save_json
 from trainers.proxy import check_input_size
-from trainers.formats import CARVED_SPLITS, FORMATS, DataError, read_annotations, resolve
+from trainers.weights import load_model
 
 # A given box is a tight person box; the crop is this much larger, as the COCO and MPII readers
 # crop around one.
 PERSON_BOX_MARGIN = 1.25
 
-Box = tuple[float, float, float, float]   # x, y, w, h in original pixels
+Box = tuple[float, float, float, float]  # x, y, w, h in original pixels
 
 
 @dataclass
@@ -41,11 +48,13 @@ class Inputs:
     """The crops to predict (a PoseSet: images, affines, flip pairs) and what to draw them on."""
 
     poses: PoseSet
-    originals: list[Path | None]   # the image files; None where the crop is the image (a generated format)
-    fmt: str                       # registered data format: skeleton and flip pairs
-    box: Box | None = None         # the person box the images were cropped around, for the JSON
-    show_crop: bool = False        # outline the cropped square (around a box, not a whole image)
-    whole: int = 0                 # --data records without a person box, cropped as whole images
+    originals: list[
+        Path | None
+    ]  # the image files; None where the crop is the image (a generated format)
+    fmt: str  # registered data format: skeleton and flip pairs
+    box: Box | None = None  # the person box the images were cropped around, for the JSON
+    show_crop: bool = False  # outline the cropped square (around a box, not a whole image)
+    whole: int = 0  # --data records without a person box, cropped as whole images
 
 
 @dataclass(frozen=True)
@@ -73,12 +82,16 @@ def check_box(box: Box | None, width: int, height: int, path: Path) -> None:
         return
     x, y, w, h = box
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-        raise ConfigError(f"box {x:g},{y:g},{w:g},{h:g} lies wholly outside the image "
-                          f"({width}x{height} pixels)", source=str(path), field="--box")
+        raise ConfigError(
+            f"box {x:g},{y:g},{w:g},{h:g} lies wholly outside the image ({width}x{height} pixels)",
+            source=str(path),
+            field="--box",
+        )
 
 
-def _crop_image(path: Path, box: Box | None, size: int,
-                field: str = "--image") -> tuple[np.ndarray, np.ndarray]:
+def _crop_image(
+    path: Path, box: Box | None, size: int, field: str = "--image"
+) -> tuple[np.ndarray, np.ndarray]:
     """(crop, affine) of one image file; a missing, undecodable or too large file, or a box
     outside it, is a one-line ConfigError."""
     try:
@@ -95,30 +108,43 @@ def _crop_image(path: Path, box: Box | None, size: int,
     except ImageTooLarge as err:
         raise ConfigError(str(err), source=str(path), field=field) from None
     except (OSError, ValueError, SyntaxError) as err:  # PIL's ways of saying "not an image"
-        raise ConfigError(f"cannot decode image ({one_line(err)})", source=str(path),
-                          field=field) from None
+        raise ConfigError(
+            f"cannot decode image ({one_line(err)})", source=str(path), field=field
+        ) from None
 
 
-def _poseset(crops: list[np.ndarray], affines: list[np.ndarray], names: list[str],
-             fmt: str) -> PoseSet:
+def _poseset(
+    crops: list[np.ndarray], affines: list[np.ndarray], names: list[str], fmt: str
+) -> PoseSet:
     """Crops to predict as a PoseSet (no ground truth: joints are zeros)."""
     n, joints = len(crops), len(FORMATS.get(fmt).joint_names)
     empty = np.zeros((n, joints, 3), np.float32)
     meta = {"format": fmt, "flip_pairs": [list(p) for p in FORMATS.get(fmt).flip_pairs]}
-    return PoseSet(np.stack(crops), empty, empty.copy(), np.stack(affines).astype(np.float32),
-                   np.ones(n, np.float32), names, meta)
+    return PoseSet(
+        np.stack(crops),
+        empty,
+        empty.copy(),
+        np.stack(affines).astype(np.float32),
+        np.ones(n, np.float32),
+        names,
+        meta,
+    )
 
 
 def image_inputs(paths: list[str], box: Box | None, size: int, fmt: str) -> Inputs:
     """Image files, each cropped whole (or around `box`), for a model of format `fmt`'s joints."""
     crops, affines = zip(*(_crop_image(Path(p), box, size) for p in paths))
     names = [Path(p).name for p in paths]
-    return Inputs(_poseset(list(crops), list(affines), names, fmt), [Path(p) for p in paths], fmt,
-                  box, show_crop=box is not None)
+    return Inputs(
+        _poseset(list(crops), list(affines), names, fmt),
+        [Path(p) for p in paths],
+        fmt,
+        box,
+        show_crop=box is not None,
+    )
 
 
-def _first_entries(records: list, unboxed: list[tuple[int, str, Path]],
-                   n: int) -> list:
+def _first_entries(records: list, unboxed: list[tuple[int, str, Path]], n: int) -> list:
     """The split's first `n` entries in file order: its records, and (name, image) for those
     without a person box (`Annotations.unboxed`, at their positions)."""
     extra = {pos: (name, image) for pos, name, image in unboxed}
@@ -145,7 +171,7 @@ def data_inputs(data: str, split: str, n: int, size: int) -> Inputs:
     crops, affines, names, images = [], [], [], []
     for i, entry in enumerate(entries):
         field = f"record {i} ({entry[0] if isinstance(entry, tuple) else entry.name})"
-        if isinstance(entry, tuple):   # no person box: the whole image
+        if isinstance(entry, tuple):  # no person box: the whole image
             crop, affine = _crop_image(entry[1], None, size, field=field)
             names.append(entry[0])
             images.append(entry[1])
@@ -175,8 +201,12 @@ def original_images(poses: PoseSet) -> list[Path | None]:
     the file is not on this machine."""
     meta = poses.meta
     fmt = meta.get("format")
-    if fmt not in FORMATS or not FORMATS.get(fmt).files or not meta.get("source") or (
-            not meta.get("split")):
+    if (
+        fmt not in FORMATS
+        or not FORMATS.get(fmt).files
+        or not meta.get("source")
+        or (not meta.get("split"))
+    ):
         return [None] * len(poses)
     try:
         files = _image_files(fmt, str(meta["source"]), str(meta["split"]))
@@ -186,15 +216,22 @@ def original_images(poses: PoseSet) -> list[Path | None]:
     return [p if p is not None and p.is_file() else None for p in paths]
 
 
-def load_predictor(spec: ArchSpec, weights: str | Path, size: int,
-                   device: torch.device) -> tuple[torch.nn.Module, ArchSpec]:
+def load_predictor(
+    spec: ArchSpec, weights: str | Path, size: int, device: torch.device
+) -> tuple[torch.nn.Module, ArchSpec]:
     """The network with `weights` loaded, on `device`, and the spec of the weights' joint count."""
     model, spec = load_model(spec, weights, size)
     return model.to(device), spec
 
 
-def predict_joints(model: torch.nn.Module, spec: ArchSpec, inputs: Inputs, size: int,
-                   device: torch.device, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+def predict_joints(
+    model: torch.nn.Module,
+    spec: ArchSpec,
+    inputs: Inputs,
+    size: int,
+    device: torch.device,
+    flip: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     """(joints [N, J, 3] in original pixels, confidences [N, J]) of every input crop."""
     check_input_size(spec, inputs.poses, size)
     return predict(model, inputs.poses, device=device, flip=flip)
@@ -210,21 +247,36 @@ def _out_names(names: list[str]) -> list[str]:
     return stems
 
 
-def _record(spec: ArchSpec, inputs: Inputs, k: int, size: int, joints: np.ndarray,
-            conf: np.ndarray, *, weights: str | Path, flip: bool, threshold: float) -> dict:
+def _record(
+    spec: ArchSpec,
+    inputs: Inputs,
+    k: int,
+    size: int,
+    joints: np.ndarray,
+    conf: np.ndarray,
+    *,
+    weights: str | Path,
+    flip: bool,
+    threshold: float,
+) -> dict:
     """One image's JSON: joints [x, y] in original pixels (pixel i's centre at i) and their
     confidences."""
     original = inputs.originals[k]
-    return {"image": str(original.resolve()) if original is not None else None,
-            "name": inputs.poses.names[k],
-            "arch_id": spec.arch_id, "weights": str(weights), "format": inputs.fmt,
-            "input_size": size, "flip": bool(flip),
-            "box": list(inputs.box) if inputs.box else None,
-            "threshold": threshold,
-            "crop_affine": inputs.poses.affine[k].tolist(),
-            "joint_names": list(FORMATS.get(inputs.fmt).joint_names),
-            "joints": np.round(joints[:, :2].astype(np.float64), 2).tolist(),
-            "confidences": np.round(conf.astype(np.float64), 4).tolist()}
+    return {
+        "image": str(original.resolve()) if original is not None else None,
+        "name": inputs.poses.names[k],
+        "arch_id": spec.arch_id,
+        "weights": str(weights),
+        "format": inputs.fmt,
+        "input_size": size,
+        "flip": bool(flip),
+        "box": list(inputs.box) if inputs.box else None,
+        "threshold": threshold,
+        "crop_affine": inputs.poses.affine[k].tolist(),
+        "joint_names": list(FORMATS.get(inputs.fmt).joint_names),
+        "joints": np.round(joints[:, :2].astype(np.float64), 2).tolist(),
+        "confidences": np.round(conf.astype(np.float64), 4).tolist(),
+    }
 
 
 def crop_square(affine: np.ndarray, size: int) -> tuple[float, float, float, float]:
@@ -243,9 +295,19 @@ def _original(inputs: Inputs, k: int) -> Image.Image | np.ndarray:
         return img.convert("RGB")
 
 
-def write_outputs(out: Path, spec: ArchSpec, inputs: Inputs, size: int, joints: np.ndarray,
-                  conf: np.ndarray, *, weights: str | Path, flip: bool, threshold: float,
-                  labels: bool = False) -> Iterator[Written]:
+def write_outputs(
+    out: Path,
+    spec: ArchSpec,
+    inputs: Inputs,
+    size: int,
+    joints: np.ndarray,
+    conf: np.ndarray,
+    *,
+    weights: str | Path,
+    flip: bool,
+    threshold: float,
+    labels: bool = False,
+) -> Iterator[Written]:
     """OUT/NAME.png (the skeleton on the original image, `trainers.draw.draw_prediction`: legend,
     cropped square, confidences with `labels`) and OUT/NAME.json for every input.
 
@@ -256,11 +318,21 @@ def write_outputs(out: Path, spec: ArchSpec, inputs: Inputs, size: int, joints: 
     for k, stem in enumerate(_out_names(inputs.poses.names)):
         original = _original(inputs, k)
         box = crop_square(inputs.poses.affine[k], size) if inputs.show_crop else None
-        png = draw_prediction(original, joints[k], conf[k], skel, threshold=threshold,
-                              crop_box=box, labels=labels)
+        png = draw_prediction(
+            original, joints[k], conf[k], skel, threshold=threshold, crop_box=box, labels=labels
+        )
         atomic_write(out / f"{stem}.png", partial(png.save, format="PNG"))
-        record = _record(spec, inputs, k, size, joints[k], conf[k], weights=weights, flip=flip,
-                         threshold=threshold)
+        record = _record(
+            spec,
+            inputs,
+            k,
+            size,
+            joints[k],
+            conf[k],
+            weights=weights,
+            flip=flip,
+            threshold=threshold,
+        )
         w, h = original.size if isinstance(original, Image.Image) else original.shape[1::-1]
         record["png_scale"] = draw_scale(w, h)
         save_json(record, out / f"{stem}.json")

@@ -1,12 +1,14 @@
 """Crash-safe files: checkpoints (torch, weights_only) and strict JSON, written via temp file + os.replace."""
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -54,16 +56,18 @@ def save_json(obj: Any, path: Path) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w") as f:
             json.dump(jsonable(obj), f, indent=2, allow_nan=False)
+
     atomic_write(path, write)
 
 
 def load_checkpoint(path: str | Path) -> dict:
     """A checkpoint or bare state_dict, read with weights_only=True; ConfigError when unreadable."""
-    path = check_file(path, field="weights", what="a checkpoint")   # missing, a folder, a FIFO
+    path = check_file(path, field="weights", what="a checkpoint")  # missing, a folder, a FIFO
     if path.stat().st_size == 0:
         raise ConfigError("is empty (0 bytes), not a checkpoint", source=str(path), field="weights")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated file, not a torch file, forbidden pickle content
-        raise ConfigError(f"cannot load checkpoint ({one_line(err)})", source=str(path),
-                          field="weights") from None
+        raise ConfigError(
+            f"cannot load checkpoint ({one_line(err)})", source=str(path), field="weights"
+        ) from None

@@ -5,13 +5,15 @@ All metrics work in ORIGINAL image pixels: predictions made in the crop are mapp
 Only annotated joints count; the mean is over all annotated joint instances (the convention of the
 LSP and MPII evaluation scripts), and a joint never annotated in the set has per-joint NaN.
 """
+
 from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +21,30 @@ from space.errors import ConfigError
 from trainers.crop import crop_to_original
 
 # COCO keypoint sigmas (person_keypoints, 17 joints), from the COCO evaluation code.
-COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62,
-                        1.07, 1.07, .87, .87, .89, .89]) / 10.0
+COCO_SIGMAS = (
+    np.array(
+        [
+            0.26,
+            0.25,
+            0.25,
+            0.35,
+            0.35,
+            0.79,
+            0.79,
+            0.72,
+            0.72,
+            0.62,
+            0.62,
+            1.07,
+            1.07,
+            0.87,
+            0.87,
+            0.89,
+            0.89,
+        ]
+    )
+    / 10.0
+)
 
 # Default threshold per PoseSet.meta["metric"]; "oks" sets get a PCK@0.2 by sqrt(box area) as
 # their fast proxy score, and OKS AP (COCOeval) when evaluated in full.
@@ -38,8 +62,13 @@ class Score:
     extra: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "mean": self.mean, "per_joint": self.per_joint,
-                "counts": self.counts, **self.extra}
+        return {
+            "name": self.name,
+            "mean": self.mean,
+            "per_joint": self.per_joint,
+            "counts": self.counts,
+            **self.extra,
+        }
 
 
 def uncrop(coords: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -47,8 +76,14 @@ def uncrop(coords: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return crop_to_original(np.asarray(coords, dtype=np.float64), affine)
 
 
-def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray,
-        alpha: float = 0.2, name: str | None = None) -> Score:
+def pck(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    visible: np.ndarray,
+    norm: np.ndarray,
+    alpha: float = 0.2,
+    name: str | None = None,
+) -> Score:
     """Fraction of annotated joints within alpha * norm of the ground truth.
 
     pred, gt: (N, J, 2) in the same pixels as norm (N,); visible: (N, J), > 0 = annotated.
@@ -64,11 +99,14 @@ def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray,
     with np.errstate(invalid="ignore", divide="ignore"):
         per_joint = np.where(counts > 0, hit.sum(axis=0) / np.maximum(counts, 1), np.nan)
     mean = float(hit.sum() / counts.sum()) if counts.sum() > 0 else float("nan")
-    return Score(name or f"pck@{alpha:g}", mean, [float(p) for p in per_joint], [int(c) for c in counts])
+    return Score(
+        name or f"pck@{alpha:g}", mean, [float(p) for p in per_joint], [int(c) for c in counts]
+    )
 
 
-def pckh(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, head_size: np.ndarray,
-         alpha: float = 0.5) -> Score:
+def pckh(
+    pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, head_size: np.ndarray, alpha: float = 0.5
+) -> Score:
     """PCKh@alpha (MPII): PCK normalised by head size."""
     return pck(pred, gt, visible, head_size, alpha, name=f"pckh@{alpha:g}")
 
@@ -78,8 +116,11 @@ def _pycocotools(source: str) -> tuple[Any, Any]:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError:
-        raise ConfigError("OKS AP needs pycocotools (pip install pycocotools, or the 'coco' extra)",
-                          source=source, field="oks_ap") from None
+        raise ConfigError(
+            "OKS AP needs pycocotools (pip install pycocotools, or the 'coco' extra)",
+            source=source,
+            field="oks_ap",
+        ) from None
     return COCO, COCOeval
 
 
@@ -94,22 +135,37 @@ def _cocoeval(gt: Any, dets: list[dict], img_ids: list | None, cocoeval: Any) ->
         ev.accumulate()
         ev.summarize()
     s = ev.stats
-    return Score("oks_ap", float(s[0]), [], [], {"ap50": float(s[1]), "ap75": float(s[2]), "ar": float(s[5])})
+    return Score(
+        "oks_ap", float(s[0]), [], [], {"ap50": float(s[1]), "ap75": float(s[2]), "ar": float(s[5])}
+    )
 
 
-def _detections(pred: np.ndarray, scores: np.ndarray, image_ids: Sequence, category_ids: Sequence) -> list[dict]:
+def _detections(
+    pred: np.ndarray, scores: np.ndarray, image_ids: Sequence, category_ids: Sequence
+) -> list[dict]:
     """COCO results: one person per sample, scored by the mean of its joints' heatmap maxima."""
     pred = np.asarray(pred, dtype=np.float64)
     dets = []
     for i in range(len(pred)):
         kp = np.concatenate([pred[i], np.ones((len(pred[i]), 1))], axis=1).ravel().tolist()
-        dets.append({"image_id": image_ids[i], "category_id": category_ids[i], "keypoints": kp,
-                     "score": float(np.mean(scores[i]))})
+        dets.append(
+            {
+                "image_id": image_ids[i],
+                "category_id": category_ids[i],
+                "keypoints": kp,
+                "score": float(np.mean(scores[i])),
+            }
+        )
     return dets
 
 
-def coco_oks_ap(pred: np.ndarray, scores: np.ndarray, annotation_file: str | Path, image_ids: Sequence,
-                annotation_ids: Sequence) -> Score:
+def coco_oks_ap(
+    pred: np.ndarray,
+    scores: np.ndarray,
+    annotation_file: str | Path,
+    image_ids: Sequence,
+    annotation_ids: Sequence,
+) -> Score:
     """The official COCO keypoint AP: `pycocotools.cocoeval.COCOeval` on the original annotation file.
 
     pred (N, 17, 2) in original pixels, scores (N, 17) heatmap maxima; sample i is annotation
@@ -120,23 +176,35 @@ def coco_oks_ap(pred: np.ndarray, scores: np.ndarray, annotation_file: str | Pat
     """
     coco, cocoeval = _pycocotools(str(annotation_file))
     if any(a is None for a in annotation_ids):
-        raise ConfigError("COCOeval needs every annotation's 'id'", source=str(annotation_file), field="annotations")
+        raise ConfigError(
+            "COCOeval needs every annotation's 'id'",
+            source=str(annotation_file),
+            field="annotations",
+        )
     with contextlib.redirect_stdout(io.StringIO()):
         gt = coco(str(annotation_file))
     images, kept = set(image_ids), set(annotation_ids)
-    left_out = [a for a in gt.dataset["annotations"] if a["image_id"] in images and a["id"] not in kept
-                and not (a.get("iscrowd", 0) or a.get("num_keypoints", 0) == 0)]
+    left_out = [
+        a
+        for a in gt.dataset["annotations"]
+        if a["image_id"] in images
+        and a["id"] not in kept
+        and not (a.get("iscrowd", 0) or a.get("num_keypoints", 0) == 0)
+    ]
     if left_out:
         drop = {a["id"] for a in left_out}
         gt.dataset["annotations"] = [a for a in gt.dataset["annotations"] if a["id"] not in drop]
         with contextlib.redirect_stdout(io.StringIO()):
             gt.createIndex()
     categories = [gt.anns[a]["category_id"] for a in annotation_ids]
-    return _cocoeval(gt, _detections(pred, scores, list(image_ids), categories), sorted(images), cocoeval)
+    return _cocoeval(
+        gt, _detections(pred, scores, list(image_ids), categories), sorted(images), cocoeval
+    )
 
 
-def oks_ap(pred: np.ndarray, scores: np.ndarray, gt: np.ndarray, visible: np.ndarray,
-           area: np.ndarray) -> Score:
+def oks_ap(
+    pred: np.ndarray, scores: np.ndarray, gt: np.ndarray, visible: np.ndarray, area: np.ndarray
+) -> Score:
     """OKS AP with each sample as its own image (no crowd or ignore regions): for sets that do not
     come from a COCO annotation file. A COCO set is scored by `coco_oks_ap` instead.
 
@@ -152,14 +220,29 @@ def oks_ap(pred: np.ndarray, scores: np.ndarray, gt: np.ndarray, visible: np.nda
     for i in range(n):
         kp = np.concatenate([np.asarray(gt[i], float), vis[i][:, None]], axis=1).ravel().tolist()
         images.append({"id": i + 1})
-        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
-                     "area": float(area[i]), "num_keypoints": int((vis[i] > 0).sum()),
-                     "keypoints": kp, "bbox": _bbox(np.asarray(gt[i]), vis[i] > 0)})
+        anns.append(
+            {
+                "id": i + 1,
+                "image_id": i + 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "area": float(area[i]),
+                "num_keypoints": int((vis[i] > 0).sum()),
+                "keypoints": kp,
+                "bbox": _bbox(np.asarray(gt[i]), vis[i] > 0),
+            }
+        )
     ground = coco()
-    ground.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
+    ground.dataset = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "person"}],
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         ground.createIndex()
-    return _cocoeval(ground, _detections(pred, scores, list(range(1, n + 1)), [1] * n), None, cocoeval)
+    return _cocoeval(
+        ground, _detections(pred, scores, list(range(1, n + 1)), [1] * n), None, cocoeval
+    )
 
 
 def _bbox(xy: np.ndarray, vis: np.ndarray) -> list[float]:
@@ -169,9 +252,16 @@ def _bbox(xy: np.ndarray, vis: np.ndarray) -> list[float]:
     return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
 
 
-def score_poses(pred_orig: np.ndarray, joints_orig: np.ndarray, norm: np.ndarray, metric: str,
-                maxvals: np.ndarray | None = None, full: bool = False, *,
-                meta: Mapping[str, Any] | None = None) -> dict[str, Score]:
+def score_poses(
+    pred_orig: np.ndarray,
+    joints_orig: np.ndarray,
+    norm: np.ndarray,
+    metric: str,
+    maxvals: np.ndarray | None = None,
+    full: bool = False,
+    *,
+    meta: Mapping[str, Any] | None = None,
+) -> dict[str, Score]:
     """The dataset's metric on original-coordinate predictions: {"main": Score, ...}.
 
     "main" is PCK@0.2 (metric "pck"), PCKh@0.5 ("pckh") or PCK@0.2 by sqrt(box area) ("oks").
@@ -187,8 +277,13 @@ def score_poses(pred_orig: np.ndarray, joints_orig: np.ndarray, norm: np.ndarray
     if metric == "oks" and full:
         mv = maxvals if maxvals is not None else np.ones(vis.shape)
         if meta and meta.get("coco_annotation_file") and "annotation_ids" in meta:
-            out["oks_ap"] = coco_oks_ap(pred_orig, mv, meta["coco_annotation_file"], meta["image_ids"],
-                                        meta["annotation_ids"])
+            out["oks_ap"] = coco_oks_ap(
+                pred_orig,
+                mv,
+                meta["coco_annotation_file"],
+                meta["image_ids"],
+                meta["annotation_ids"],
+            )
         else:
             out["oks_ap"] = oks_ap(pred_orig, mv, gt, vis, np.asarray(norm, float) ** 2)
     return out

@@ -14,6 +14,7 @@ through `writing` (docs/reliability.md, "Where output goes").
 
 Imports only the standard library and space.errors: trainers.io and search.export use it.
 """
+
 from __future__ import annotations
 
 import errno
@@ -30,17 +31,36 @@ from space.errors import ConfigError
 # The checkout (or site-packages) the packages are imported from; its source is never written.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Top-level entries of the project that are source: never an output, nor inside one.
-SOURCE_NAMES = frozenset({"space", "trainers", "search", "cli", "tests", "benchmarks", "studies",
-                          "docs", "launch.py", "pyproject.toml", "README.md", "LICENSE"})
+SOURCE_NAMES = frozenset(
+    {
+        "space",
+        "trainers",
+        "search",
+        "cli",
+        "tests",
+        "benchmarks",
+        "studies",
+        "docs",
+        "launch.py",
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+    }
+)
 # Top-level files with these suffixes are source too (setup.cfg, requirements.txt, uv.lock ...).
 SOURCE_SUFFIXES = frozenset({".py", ".toml", ".md", ".cfg", ".txt", ".lock", ".ini"})
-MIN_FREE_MB = 32   # default; SOFTGATE_MIN_FREE_MB overrides
-ATOMIC_TMP = r"[A-Za-z0-9_]{8}\.tmp"   # tempfile.mkstemp's 8 random characters, then .tmp
+MIN_FREE_MB = 32  # default; SOFTGATE_MIN_FREE_MB overrides
+ATOMIC_TMP = r"[A-Za-z0-9_]{8}\.tmp"  # tempfile.mkstemp's 8 random characters, then .tmp
 
-_DISK_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-                errno.EROFS: "read-only file system"}   # none of them comes from a read
-_DB_MESSAGES = {"database or disk is full": "no space left on device",
-                "attempt to write a readonly database": "read-only file system"}
+_DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}  # none of them comes from a read
+_DB_MESSAGES = {
+    "database or disk is full": "no space left on device",
+    "attempt to write a readonly database": "read-only file system",
+}
 
 
 def min_free_bytes() -> int:
@@ -49,7 +69,7 @@ def min_free_bytes() -> int:
         mb = float(os.environ.get("SOFTGATE_MIN_FREE_MB", MIN_FREE_MB))
     except ValueError:
         mb = MIN_FREE_MB
-    return int(mb * 2 ** 20)
+    return int(mb * 2**20)
 
 
 def in_source(path: str | Path, *, folder: bool = False) -> bool:
@@ -64,19 +84,28 @@ def in_source(path: str | Path, *, folder: bool = False) -> bool:
     except ValueError:
         return False
     top = parts[0]
-    return (top in SOURCE_NAMES or top.startswith(".")
-            or (len(parts) == 1 and Path(top).suffix in SOURCE_SUFFIXES))
+    return (
+        top in SOURCE_NAMES
+        or top.startswith(".")
+        or (len(parts) == 1 and Path(top).suffix in SOURCE_SUFFIXES)
+    )
 
 
-def check_not_source(path: str | Path, *, source: str = "<arg>", field: str = "--out",
-                     folder: bool = False) -> None:
+def check_not_source(
+    path: str | Path, *, source: str = "<arg>", field: str = "--out", folder: bool = False
+) -> None:
     """ConfigError when `path` is part of the project's source (`in_source`), whatever --force."""
     if in_source(path, folder=folder):
         resolved = Path(path).resolve()
-        shown = repr(str(path)) + ("" if resolved == Path(os.path.abspath(path))
-                                   else f" (a link to {str(resolved)!r})")
-        raise ConfigError(f"{shown} is part of the project's source ({PROJECT_ROOT}); "
-                          "outputs go elsewhere (e.g. runs/)", source=source, field=field)
+        shown = repr(str(path)) + (
+            "" if resolved == Path(os.path.abspath(path)) else f" (a link to {str(resolved)!r})"
+        )
+        raise ConfigError(
+            f"{shown} is part of the project's source ({PROJECT_ROOT}); "
+            "outputs go elsewhere (e.g. runs/)",
+            source=source,
+            field=field,
+        )
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -101,16 +130,21 @@ def check_writable(folder: str | Path, *, source: str = "<arg>", field: str = "-
     if not where.is_dir():
         raise ConfigError(f"{str(where)!r} is a file, not a folder", source=source, field=field)
     if _read_only(where):
-        raise ConfigError(f"cannot write in {str(where)!r}: read-only file system",
-                          source=source, field=field)
+        raise ConfigError(
+            f"cannot write in {str(where)!r}: read-only file system", source=source, field=field
+        )
     if not _may_write(where):
-        raise ConfigError(f"cannot write in {str(where)!r}: permission denied",
-                          source=source, field=field)
+        raise ConfigError(
+            f"cannot write in {str(where)!r}: permission denied", source=source, field=field
+        )
     free, need = shutil.disk_usage(where).free, min_free_bytes()
     if free < need:
-        raise ConfigError(f"only {free / 2 ** 20:.1f} MiB free on the disk of {str(where)!r}, "
-                          f"{need / 2 ** 20:.0f} MiB needed (SOFTGATE_MIN_FREE_MB)",
-                          source=source, field=field)
+        raise ConfigError(
+            f"only {free / 2**20:.1f} MiB free on the disk of {str(where)!r}, "
+            f"{need / 2**20:.0f} MiB needed (SOFTGATE_MIN_FREE_MB)",
+            source=source,
+            field=field,
+        )
 
 
 def check_output_dir(path: str | Path, source: str = "<arg>", field: str = "--out") -> Path:
@@ -124,24 +158,34 @@ def check_output_dir(path: str | Path, source: str = "<arg>", field: str = "--ou
     return path
 
 
-def check_output_file(path: str | Path, *, source: str = "<arg>", field: str = "--out",
-                      force: bool = False, own: Callable[[Path], bool] | None = None,
-                      kind: str = "output", parent_must_exist: bool = False) -> Path:
+def check_output_file(
+    path: str | Path,
+    *,
+    source: str = "<arg>",
+    field: str = "--out",
+    force: bool = False,
+    own: Callable[[Path], bool] | None = None,
+    kind: str = "output",
+    parent_must_exist: bool = False,
+) -> Path:
     """`path` may be written as one file: not the project's source (never, whatever `force`), not
     a folder, and when it exists either the command's own kind of output (`own(path)`) or `force`
     given; its folder writable with room (and existing, with `parent_must_exist`)."""
     path = Path(path)
     check_not_source(path, source=source, field=field)
     if path.is_dir():
-        raise ConfigError(f"{str(path)!r} is a folder, give a file name", source=source,
-                          field=field)
+        raise ConfigError(
+            f"{str(path)!r} is a folder, give a file name", source=source, field=field
+        )
     if os.path.lexists(path) and not force and not (own is not None and own(path)):
-        raise ConfigError(f"{str(path)!r} exists and is not {kind}; pass --force to replace it",
-                          source=source, field=field)
+        raise ConfigError(
+            f"{str(path)!r} exists and is not {kind}; pass --force to replace it",
+            source=source,
+            field=field,
+        )
     check_writable(path.parent, source=source, field=field)
     if parent_must_exist and not path.parent.is_dir():
-        raise ConfigError(f"folder {str(path.parent)!r} does not exist", source=source,
-                          field=field)
+        raise ConfigError(f"folder {str(path.parent)!r} does not exist", source=source, field=field)
     return path
 
 
@@ -171,10 +215,10 @@ def _missing_folders(path: Path) -> list[Path]:
 
 
 def _remove_if_empty(folders: list[Path]) -> None:
-    for folder in folders:   # deepest first: a parent empties once its child is gone
+    for folder in folders:  # deepest first: a parent empties once its child is gone
         try:
             folder.rmdir()
-        except OSError:   # not empty, not a folder, or never made
+        except OSError:  # not empty, not a folder, or never made
             pass
 
 
@@ -191,8 +235,9 @@ def new_folders(path: str | Path) -> Iterator[None]:
 
 
 @contextmanager
-def writing(path: str | Path, *, source: str | None = None, field: str = "--out",
-            hint: str = "") -> Iterator[None]:
+def writing(
+    path: str | Path, *, source: str | None = None, field: str = "--out", hint: str = ""
+) -> Iterator[None]:
     """Around a command's writes to `path` (a file or a folder): no folder it made is left empty
     on a failure, and a write the file system refuses (full disk, quota, read-only)
     becomes `ConfigError(reason + hint)`; other errors propagate unchanged."""
@@ -205,16 +250,20 @@ def writing(path: str | Path, *, source: str | None = None, field: str = "--out"
         reason = disk_error(err)
         if reason is None:
             raise
-        raise ConfigError(f"{reason} while writing{hint}", source=source or str(path),
-                          field=field) from None
+        raise ConfigError(
+            f"{reason} while writing{hint}", source=source or str(path), field=field
+        ) from None
 
 
 def _process_start() -> float:
     """When this process started (Linux /proc), else now."""
     try:
         ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
         return boot + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return time.time()

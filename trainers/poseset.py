@@ -3,10 +3,12 @@
 Its own module so that the dataset formats (trainers.formats), which build PoseSets, and
 trainers.data, which caches them, can both import it; trainers.data re-exports both names.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,11 +27,11 @@ class PoseSet:
     """Prepared samples at one resolution (docs/design.md); `images` may be a read-only
     memmap."""
 
-    images: np.ndarray        # (N, S, S, 3) uint8
-    joints: np.ndarray        # (N, J, 3) float32 crop pixels, v = 1 annotated
-    joints_orig: np.ndarray   # (N, J, 3) float32 original pixels
-    affine: np.ndarray        # (N, 2, 3) float32 original -> crop
-    norm: np.ndarray          # (N,) float32 metric normaliser, original pixels
+    images: np.ndarray  # (N, S, S, 3) uint8
+    joints: np.ndarray  # (N, J, 3) float32 crop pixels, v = 1 annotated
+    joints_orig: np.ndarray  # (N, J, 3) float32 original pixels
+    affine: np.ndarray  # (N, 2, 3) float32 original -> crop
+    norm: np.ndarray  # (N,) float32 metric normaliser, original pixels
     names: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -45,8 +47,15 @@ class PoseSet:
         for key in _PER_SAMPLE_META:
             if key in meta:
                 meta[key] = [meta[key][i] for i in idx.tolist()]
-        return PoseSet(np.asarray(self.images[idx]), self.joints[idx], self.joints_orig[idx],
-                       self.affine[idx], self.norm[idx], [self.names[i] for i in idx], meta)
+        return PoseSet(
+            np.asarray(self.images[idx]),
+            self.joints[idx],
+            self.joints_orig[idx],
+            self.affine[idx],
+            self.norm[idx],
+            [self.names[i] for i in idx],
+            meta,
+        )
 
 
 def subset_indices(n: int, subset: int | None, seed: int) -> np.ndarray:
@@ -68,6 +77,12 @@ def from_records(recs: list[Record], aff: np.ndarray, images: np.ndarray, meta: 
     if any(r.annotation_id is not None for r in recs):
         meta["image_ids"] = [r.image_id for r in recs]
         meta["annotation_ids"] = [r.annotation_id for r in recs]
-    return PoseSet(images, j_crop.astype(np.float32), j_orig.astype(np.float32),
-                   aff.astype(np.float32), np.array([r.norm for r in recs], np.float32),
-                   [r.name for r in recs], meta)
+    return PoseSet(
+        images,
+        j_crop.astype(np.float32),
+        j_orig.astype(np.float32),
+        aff.astype(np.float32),
+        np.array([r.norm for r in recs], np.float32),
+        [r.name for r in recs],
+        meta,
+    )

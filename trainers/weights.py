@@ -5,6 +5,7 @@ Every command that loads weights goes through here: `onnx`, `evaluate`, `predict
 scoring (`load_model`), `train --resume` and finalize's resumed trainings (`fit` checks last.pt with
 `check_arch` and loads it with `load_state`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +18,7 @@ from space.model import build_model
 from space.spec import ArchSpec
 from trainers.io import load_checkpoint
 
-SHOWN_FIELDS = 4   # differing arch fields named in a message
+SHOWN_FIELDS = 4  # differing arch fields named in a message
 
 
 def _shape(t: Any) -> str:
@@ -27,15 +28,21 @@ def _shape(t: Any) -> str:
 def state_mismatch(expected: dict[str, torch.Tensor], state: dict) -> str | None:
     """What keeps `state` from loading into a network whose state_dict is `expected` (counts and
     one example of each kind: other shape, missing, unexpected), or None when it fits."""
-    wrong = [k for k in expected if k in state and (not isinstance(state[k], torch.Tensor)
-                                                   or state[k].shape != expected[k].shape)]
+    wrong = [
+        k
+        for k in expected
+        if k in state
+        and (not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape)
+    ]
     missing = [k for k in expected if k not in state]
     extra = [k for k in state if k not in expected]
     parts = []
     if wrong:
         k = wrong[0]
-        parts.append(f"{len(wrong)} of another shape (e.g. {k}: {_shape(state[k])} in the file, "
-                     f"{_shape(expected[k])} in the network)")
+        parts.append(
+            f"{len(wrong)} of another shape (e.g. {k}: {_shape(state[k])} in the file, "
+            f"{_shape(expected[k])} in the network)"
+        )
     if missing:
         parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
     if extra:
@@ -47,8 +54,9 @@ def load_state(model: torch.nn.Module, state: dict, source: str | Path, arch_id:
     """`model.load_state_dict(state)`, or a one-line ConfigError saying what does not fit."""
     problem = state_mismatch(model.state_dict(), state)
     if problem:
-        raise ConfigError(f"weights do not fit arch {arch_id}: {problem}", source=str(source),
-                          field="weights")
+        raise ConfigError(
+            f"weights do not fit arch {arch_id}: {problem}", source=str(source), field="weights"
+        )
     model.load_state_dict(state)
 
 
@@ -63,16 +71,19 @@ def arch_mismatch(arch: Any, spec: ArchSpec) -> str | None:
     arch, or another arch (its id and the fields that differ)."""
     if not isinstance(arch, dict):
         shown = repr(arch) if len(repr(arch)) <= 60 else f"a {type(arch).__name__}"
-        return (f"its 'arch' field is {shown}, not a mapping of arch fields (what train writes); "
-                f"cannot tell whether it is arch {spec.arch_id}")
+        return (
+            f"its 'arch' field is {shown}, not a mapping of arch fields (what train writes); "
+            f"cannot tell whether it is arch {spec.arch_id}"
+        )
     if arch == spec.to_dict():
         return None
     try:
         theirs = ArchSpec.from_dict(arch).arch_id
     except ConfigError as err:
         return f"its 'arch' field is not a valid arch ({err})"
-    return (f"checkpoint is for arch {theirs}, not {spec.arch_id}: "
-            f"{_differences(arch, spec.to_dict())}")
+    return (
+        f"checkpoint is for arch {theirs}, not {spec.arch_id}: {_differences(arch, spec.to_dict())}"
+    )
 
 
 def check_arch(ckpt: dict, spec: ArchSpec, path: str | Path) -> None:
@@ -110,9 +121,13 @@ def load_weights(path: str | Path, spec: ArchSpec) -> tuple[dict, ArchSpec]:
         raise ConfigError("holds an empty mapping: no weights", source=str(path), field="weights")
     if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return obj, spec
-    raise ConfigError(f"neither a checkpoint nor a state_dict (a {type(obj).__name__}"
-                      + (f" with keys {', '.join(map(str, list(obj)[:5]))}" if isinstance(obj, dict)
-                         else "") + ")", source=str(path), field="weights")
+    raise ConfigError(
+        f"neither a checkpoint nor a state_dict (a {type(obj).__name__}"
+        + (f" with keys {', '.join(map(str, list(obj)[:5]))}" if isinstance(obj, dict) else "")
+        + ")",
+        source=str(path),
+        field="weights",
+    )
 
 
 def load_model(spec: ArchSpec, weights: str | Path, size: int) -> tuple[torch.nn.Module, ArchSpec]:

@@ -14,6 +14,7 @@
 
 The batch should be real data (`image_batch`): NASWOT depends on it; synflow does not.
 """
+
 from __future__ import annotations
 
 import copy
@@ -44,7 +45,9 @@ def synflow(model: nn.Module, batch: Tensor) -> float:
     x = torch.ones((1, *batch.shape[1:]), dtype=torch.float64, device=batch.device)
     total = sum(o.sum() for o in _outputs(net(x)))
     total.backward()
-    return sum(float((p.detach() * p.grad).abs().sum()) for p in net.parameters() if p.grad is not None)
+    return sum(
+        float((p.detach() * p.grad).abs().sum()) for p in net.parameters() if p.grad is not None
+    )
 
 
 def naswot(model: nn.Module, batch: Tensor) -> float:
@@ -75,9 +78,15 @@ def naswot(model: nn.Module, batch: Tensor) -> float:
     return float(logdet) if sign > 0 else -math.inf
 
 
-def image_batch(poses: PoseSet, n: int, seed: int = 0, device: str | torch.device = "cpu") -> Tensor:
+def image_batch(
+    poses: PoseSet, n: int, seed: int = 0, device: str | torch.device = "cpu"
+) -> Tensor:
     """`n` images of a PoseSet (a seeded choice), as the network's float input."""
-    idx = np.sort(np.random.default_rng(seed).choice(len(poses.images), min(n, len(poses.images)), replace=False))
+    idx = np.sort(
+        np.random.default_rng(seed).choice(
+            len(poses.images), min(n, len(poses.images)), replace=False
+        )
+    )
     return prepare_images(torch.from_numpy(np.array(poses.images[idx]))).to(device)
 
 
@@ -85,4 +94,8 @@ def zero_cost_scores(spec: ArchSpec, batch: Tensor, *, seed: int = 0) -> dict[st
     """params, synflow and naswot of `spec` freshly initialised with `seed`, on `batch` (N, 3, S, S)."""
     torch.manual_seed(seed)
     model = build_model(spec, input_size=int(batch.shape[-1])).to(batch.device)
-    return {"params": float(count_params(model)), "synflow": synflow(model, batch), "naswot": naswot(model, batch)}
+    return {
+        "params": float(count_params(model)),
+        "synflow": synflow(model, batch),
+        "naswot": naswot(model, batch),
+    }

@@ -37,6 +37,7 @@ The parts, one module each (as optuna/samplers/_gp/):
     _encoder.py       archs <-> Optuna params; archs -> vectors (one-hot choices, log params/FLOPs)
     _costs.py         params and FLOPs of an arch before training (cached by arch id)
 """
+
 from __future__ import annotations
 
 from search.strategy._acquisition import expected_hvi
@@ -46,6 +47,22 @@ from search.strategy._history import TRAIN_SECONDS, History, Scored, Timed
 from search.strategy._surrogate import MIN_TIMED, Surrogate, fit_gp, fit_log_ridge, predict_seconds
 from search.strategy.sampler import CostAwareSampler
 
-__all__ = ["CostAwareSampler", "EXACT_COSTS", "Encoder", "FLOPS_INPUT", "History", "MIN_TIMED",
-           "Scored", "Surrogate", "TRAIN_SECONDS", "Timed", "arch_params", "expected_hvi",
-           "fit_gp", "fit_log_ridge", "model_costs", "params_arch", "predict_seconds"]
+__all__ = [
+    "CostAwareSampler",
+    "EXACT_COSTS",
+    "Encoder",
+    "FLOPS_INPUT",
+    "History",
+    "MIN_TIMED",
+    "Scored",
+    "Surrogate",
+    "TRAIN_SECONDS",
+    "Timed",
+    "arch_params",
+    "expected_hvi",
+    "fit_gp",
+    "fit_log_ridge",
+    "model_costs",
+    "params_arch",
+    "predict_seconds",
+]

@@ -1,7 +1,8 @@
 """Which candidate to train: the largest expected hypervolume improvement per predicted second."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -9,8 +10,9 @@ from search.strategy._history import History
 from search.strategy._surrogate import Surrogate
 
 
-def expected_hvi(mu: np.ndarray, sigma: np.ndarray, cost: np.ndarray, front: np.ndarray,
-                 ref: tuple[float, float]) -> np.ndarray:
+def expected_hvi(
+    mu: np.ndarray, sigma: np.ndarray, cost: np.ndarray, front: np.ndarray, ref: tuple[float, float]
+) -> np.ndarray:
     """Expected hypervolume improvement of candidates (both objectives minimised: loss = -accuracy).
 
     `front`: (loss, cost) points; a candidate's cost is known, its loss ~ N(mu, sigma). Above the

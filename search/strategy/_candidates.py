@@ -1,7 +1,8 @@
 """The archs one ask chooses among: random archs of the space plus one-axis changes of the front."""
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -18,8 +19,9 @@ class CandidatePool:
     """Candidates, none already in the study nor over a limit. It owns the strategy's random stream:
     the draw and the pick while the study is too young for the surrogate."""
 
-    def __init__(self, space: SearchSpace, size: int, limits: Mapping[str, float],
-                 seed: int | None):
+    def __init__(
+        self, space: SearchSpace, size: int, limits: Mapping[str, float], seed: int | None
+    ):
         self.space, self.size, self.limits = space, size, limits
         self.rng = np.random.default_rng(seed)
         self._grid: list[dict] | None = None
@@ -47,7 +49,7 @@ class CandidatePool:
             self._grid = self.space.grid()
         unseen = [(i, a) for i, a in self._drawn.items() if i not in seen]
         keep = max(self.size - max(1, self.size // 4), 0)
-        kept = dict(unseen[max(len(unseen) - keep, 0):])  # the newest `keep`
+        kept = dict(unseen[max(len(unseen) - keep, 0) :])  # the newest `keep`
         size = min(self.size, len(self._grid))
         for i in self.rng.permutation(len(self._grid)):
             if len(kept) >= size:
@@ -84,5 +86,8 @@ class CandidatePool:
 def front_archs(done: Sequence[Scored], roles: Roles) -> list[dict]:
     """The archs of the scored trials that no other scored trial dominates."""
     pts = np.array([roles.point(s.value, s.cost) for s in done]).reshape(-1, 2)
-    return [done[i].arch for i in range(len(done))
-            if not ((pts <= pts[i]).all(axis=1) & (pts < pts[i]).any(axis=1)).any()]
+    return [
+        done[i].arch
+        for i in range(len(done))
+        if not ((pts <= pts[i]).all(axis=1) & (pts < pts[i]).any(axis=1)).any()
+    ]

@@ -1,7 +1,9 @@
 """What an architecture costs before it is trained: params and FLOPs counted on its model."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from space.spec import ArchSpec
 
@@ -37,5 +39,7 @@ def _count_costs(arch: Mapping[str, Any]) -> dict[str, float]:
     size = max(FLOPS_INPUT, size_multiple(spec.depth))
     with torch.device("cpu"):
         model = build_model(spec, input_size=size)
-    return {"params": count_params(model),
-            "flops": count_flops(model, size) * (spec.input_size / size) ** 2}
+    return {
+        "params": count_params(model),
+        "flops": count_flops(model, size) * (spec.input_size / size) ** 2,
+    }

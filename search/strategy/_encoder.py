@@ -1,8 +1,10 @@
 """Architectures as the Optuna params the sampler hands out, and as the vectors the models fit."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import optuna
@@ -32,12 +34,14 @@ class Encoder:
     """Archs as vectors: one-hot per choice of each searched axis, plus log params and FLOPs."""
 
     def __init__(self, space: SearchSpace):
-        self.columns = [(k, v) for k in AXES for v in space.axes.get(k, ())
-                        if len(space.axes[k]) > 1]
+        self.columns = [
+            (k, v) for k in AXES for v in space.axes.get(k, ()) if len(space.axes[k]) > 1
+        ]
 
     def onehot(self, arch: Mapping[str, Any]) -> np.ndarray:
-        return np.array([1.0 if _plain(k, arch.get(k)) == _plain(k, v) else 0.0
-                         for k, v in self.columns])
+        return np.array(
+            [1.0 if _plain(k, arch.get(k)) == _plain(k, v) else 0.0 for k, v in self.columns]
+        )
 
     def matrix(self, archs: Sequence[Mapping], costs: Sequence[Mapping]) -> np.ndarray:
         """The rows of `archs`, given their costs (`model_costs`)."""

@@ -1,4 +1,5 @@
 """What the study has tried so far, read once per ask from its trials."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

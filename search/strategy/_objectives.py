@@ -1,8 +1,9 @@
 """The study's two objectives as the strategy sees them: a trained one and a cost, minimised."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from search.measures import MEASURES, TRAINED
 from space.errors import ConfigError
@@ -26,9 +27,12 @@ class Roles:
         trained = [(n, d) for n, d in objectives if n in MEASURES and MEASURES[n].stage == TRAINED]
         cost = [(n, d) for n, d in objectives if n in MEASURES and MEASURES[n].stage != TRAINED]
         if len(objectives) != 2 or len(trained) != 1 or len(cost) != 1:
-            raise ConfigError("the costaware sampler needs two objectives: one trained measure "
-                              "(pck) and one cost measure (latency_ms, flops or params)",
-                              source=source, field="objectives")
+            raise ConfigError(
+                "the costaware sampler needs two objectives: one trained measure "
+                "(pck) and one cost measure (latency_ms, flops or params)",
+                source=source,
+                field="objectives",
+            )
         signs = (_SIGN[trained[0][1]], -_SIGN[cost[0][1]])
         return cls(trained[0][0], cost[0][0], signs, tuple(name for name, _ in objectives))
 

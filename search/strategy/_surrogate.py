@@ -1,8 +1,10 @@
 """The models an ask predicts from: a GP of the loss, and ridge fits of the cost and the seconds."""
+
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,17 +29,21 @@ def fit_gp(x: np.ndarray, y: np.ndarray, seed: int | None) -> Any:
     kernel = ConstantKernel(1.0) * matern + WhiteKernel(0.05, (1e-4, 1.0))
     # inputs standardised; one constant over the points so far keeps scale 1: dividing by its ~0
     # spread put every candidate that differs there infinitely far, at the GP's prior
-    gp = make_pipeline(StandardScaler(),
-                       GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2,
-                                                random_state=seed))
+    gp = make_pipeline(
+        StandardScaler(),
+        GaussianProcessRegressor(
+            kernel, normalize_y=True, n_restarts_optimizer=2, random_state=seed
+        ),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings on a handful of points
         gp.fit(x, y)
     return gp
 
 
-def fit_log_ridge(x: np.ndarray, y: np.ndarray,
-                  alpha: float = 1.0) -> Callable[[np.ndarray], np.ndarray]:
+def fit_log_ridge(
+    x: np.ndarray, y: np.ndarray, alpha: float = 1.0
+) -> Callable[[np.ndarray], np.ndarray]:
     """log(cost) ~ features, closed-form ridge; returns a predictor of cost."""
     xa = np.hstack([np.ones((len(x), 1)), x])
     penalty = alpha * np.eye(xa.shape[1])
@@ -59,8 +65,14 @@ class Surrogate:
     `seconds` the training seconds (None while fewer than MIN_TIMED trials are timed, or when
     the acquisition is not per second)."""
 
-    def __init__(self, encoder: Encoder, roles: Roles, history: History, seed: int | None,
-                 per_second: bool = True):
+    def __init__(
+        self,
+        encoder: Encoder,
+        roles: Roles,
+        history: History,
+        seed: int | None,
+        per_second: bool = True,
+    ):
         self.encoder, self.roles = encoder, roles
         self.x = encoder.encode([s.arch for s in history.done])
         self.gp = fit_gp(self.x, np.array([roles.loss(s.value) for s in history.done]), seed)

@@ -1,7 +1,9 @@
 """CostAwareSampler: Optuna's sampler interface over the strategy's parts (see the package doc)."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -25,11 +27,21 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
     It picks whole architectures in `before_trial` and hands each parameter out in
     `sample_independent`, so storage, resume, the dashboard and Ray are untouched."""
 
-    def __init__(self, space: SearchSpace, objectives: Sequence[tuple[str, str]],
-                 limits: Mapping[str, float] | None = None, *, warm_start: bool = True,
-                 cost_aware: bool = True, references: Sequence[str] = tuple(REFERENCES),
-                 reference_sizes: str = "smallest", per_second: bool = True, candidates: int = 64,
-                 startup: int = 4, seed: int | None = None):
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Sequence[tuple[str, str]],
+        limits: Mapping[str, float] | None = None,
+        *,
+        warm_start: bool = True,
+        cost_aware: bool = True,
+        references: Sequence[str] = tuple(REFERENCES),
+        reference_sizes: str = "smallest",
+        per_second: bool = True,
+        candidates: int = 64,
+        startup: int = 4,
+        seed: int | None = None,
+    ):
         self.space, self.seed = space, seed
         self.roles = Roles.of(objectives, space.source)
         self.limits = {k: v for k, v in (limits or {}).items() if k in EXACT_COSTS}
@@ -41,12 +53,14 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         self._chosen: dict[int, dict[str, Any]] = {}
 
     # -- optuna's sampler interface -------------------------------------------------------------
-    def infer_relative_search_space(self, study: optuna.Study,
-                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
         return {}
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         return {}
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -54,16 +68,26 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         if arch is not None:
             self._chosen[trial.number] = arch_params(self.space, arch)
 
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
         params = self._chosen.get(trial.number, {})
         choices = getattr(param_distribution, "choices", ())
         if param_name in params and params[param_name] in choices:
             return params[param_name]
         return self._random.sample_independent(study, trial, param_name, param_distribution)
 
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
         self._chosen.pop(trial.number, None)
 
     def reseed_rng(self) -> None:

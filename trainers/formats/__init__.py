@@ -11,13 +11,29 @@
 
 Importing this package registers the built-in formats, in the order detection asks them.
 """
-from trainers.formats.base import (CARVED_SPLITS, FORMATS, VAL_FRACTION, Annotations, DataError,
-                                   DatasetFormat, FormatRegistry, Record, Source, bad_record,
-                                   box_from_joints, carve_val, carves_val, clean_joints,
-                                   first_char, joint_distance, load_json, read_annotations,
-                                   read_entries)
-from trainers.formats.detect import (detect_format, detection_order, locate, open_source,
-                                     resolve)
+
+from trainers.formats.base import (
+    CARVED_SPLITS,
+    FORMATS,
+    VAL_FRACTION,
+    Annotations,
+    DataError,
+    DatasetFormat,
+    FormatRegistry,
+    Record,
+    Source,
+    bad_record,
+    box_from_joints,
+    carve_val,
+    carves_val,
+    clean_joints,
+    first_char,
+    joint_distance,
+    load_json,
+    read_annotations,
+    read_entries,
+)
+from trainers.formats.detect import detect_format, detection_order, locate, open_source, resolve
 
 # Registration order is detection order and the order error messages list the formats in: lsp
 # (and its alias lspet), mpii, coco, then synthetic. Sorting these imports would change it.
@@ -28,8 +44,33 @@ from trainers.formats.coco import CocoFormat
 from trainers.formats.synthetic import SyntheticFormat
 # isort: on
 
-__all__ = ["CARVED_SPLITS", "FORMATS", "VAL_FRACTION", "Annotations", "CocoFormat", "DataError",
-           "DatasetFormat", "FormatRegistry", "LspFormat", "MpiiFormat", "Record", "Source",
-           "SyntheticFormat", "bad_record", "box_from_joints", "carve_val", "carves_val",
-           "clean_joints", "detect_format", "detection_order", "first_char", "joint_distance",
-           "load_json", "locate", "open_source", "read_annotations", "read_entries", "resolve"]
+__all__ = [
+    "CARVED_SPLITS",
+    "FORMATS",
+    "VAL_FRACTION",
+    "Annotations",
+    "CocoFormat",
+    "DataError",
+    "DatasetFormat",
+    "FormatRegistry",
+    "LspFormat",
+    "MpiiFormat",
+    "Record",
+    "Source",
+    "SyntheticFormat",
+    "bad_record",
+    "box_from_joints",
+    "carve_val",
+    "carves_val",
+    "clean_joints",
+    "detect_format",
+    "detection_order",
+    "first_char",
+    "joint_distance",
+    "load_json",
+    "locate",
+    "open_source",
+    "read_annotations",
+    "read_entries",
+    "resolve",
+]

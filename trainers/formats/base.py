@@ -17,13 +17,15 @@ get x = y = 0 whatever the file held. A dataset without a val split gets one car
 train split (`carve_val`). A generated format (synthetic.py) has no files: it overrides
 `identity`, `record_names` and `prepare`, and `trainers.data.load_poses` treats it like the rest.
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -49,27 +51,27 @@ CARVED_SPLITS = {"train_carved": "train", "val_carved": "val"}
 
 @dataclass
 class Record:
-    name: str                 # image file name (shown in errors, stored in PoseSet.names)
-    image: Path               # image file
-    joints: np.ndarray        # (J, 3) float64 original pixels, v = 1 annotated
-    center: np.ndarray        # (2,) crop centre in original pixels
-    box: float                # side of the square crop in original pixels
-    norm: float               # metric normaliser in original pixels
+    name: str  # image file name (shown in errors, stored in PoseSet.names)
+    image: Path  # image file
+    joints: np.ndarray  # (J, 3) float64 original pixels, v = 1 annotated
+    center: np.ndarray  # (2,) crop centre in original pixels
+    box: float  # side of the square crop in original pixels
+    norm: float  # metric normaliser in original pixels
     norm_estimated: bool = False
-    image_id: Any = None      # COCO: the image and annotation ids, for the official evaluation
+    image_id: Any = None  # COCO: the image and annotation ids, for the official evaluation
     annotation_id: Any = None
 
 
 @dataclass
 class Annotations:
     records: list[Record]
-    dataset: str              # lsp, lspet, mpii, coco, ...
+    dataset: str  # lsp, lspet, mpii, coco, ...
     joint_names: list[str]
     flip_pairs: list[tuple[int, int]]
-    metric: str               # pck, pckh, oks
-    norm_kind: str            # torso, head, sqrt_area
+    metric: str  # pck, pckh, oks
+    norm_kind: str  # torso, head, sqrt_area
     split_note: str = ""
-    skipped: int = 0          # annotation entries skipped as bad (skip_bad=True)
+    skipped: int = 0  # annotation entries skipped as bad (skip_bad=True)
     extra: dict[str, Any] = field(default_factory=dict)
     # entries of the split that are no record for want of a person box (LSP: fewer than two
     # annotated joints), as (position in the split, name, image file): training and scoring skip
@@ -83,8 +85,8 @@ class Source:
     generated format, how many samples each split has (`trainers.formats.open_source`)."""
 
     fmt: DatasetFormat
-    path: Path | None = None     # a format with files: the folder or annotation file named
-    count: int | None = None     # a generated format: `NAME:N`; None: the format's own default
+    path: Path | None = None  # a format with files: the folder or annotation file named
+    count: int | None = None  # a generated format: `NAME:N`; None: the format's own default
 
     def annotation_file(self, split: str) -> Path:
         """The annotation file `split` is read from (a carved split is cut from train's)."""
@@ -95,14 +97,21 @@ class Source:
 
 # ---------------------------------------------------------------- helpers for readers
 
+
 def bad_record(what: str, err: Exception, src: str, field: str) -> DataError:
     """One record of a JSON annotation file is malformed: name the missing key or the bad value."""
     detail = err.args[0] if isinstance(err, KeyError) else err
     return DataError(f"{what} ({type(err).__name__}: {detail})", source=src, field=field)
 
 
-def read_entries(entries: list, make: Callable[[Any], Record | None], what: str, src: str,
-                 field: str, skip_bad: bool) -> tuple[list[Record], int]:
+def read_entries(
+    entries: list,
+    make: Callable[[Any], Record | None],
+    what: str,
+    src: str,
+    field: str,
+    skip_bad: bool,
+) -> tuple[list[Record], int]:
     """`make(entry)` for each entry of a JSON list (None: not a record of this split); a bad entry
     raises `bad_record` naming `field.format(i)`, or with `skip_bad` is skipped and counted."""
     records, skipped = [], 0
@@ -170,6 +179,7 @@ def first_char(path: Path) -> str:
 
 # ---------------------------------------------------------------- the registry
 
+
 class FormatRegistry(Registry):
     """`Registry` of `DatasetFormat` classes; registering names the class (if it has no name
     yet)."""
@@ -181,6 +191,7 @@ class FormatRegistry(Registry):
             if not getattr(cls, "name", ""):
                 cls.name = name
             return add(cls)
+
         return named
 
     def unregister(self, name: str) -> None:
@@ -195,18 +206,18 @@ class DatasetFormat:
     """One dataset format. Subclass, set the class attributes, implement `detect`, `read` (and
     `annotation_file` for folders), then `@FORMATS.register("name")`. See docs/design.md."""
 
-    name: str = ""              # meta["format"] and the cache key; default: the registered name
+    name: str = ""  # meta["format"] and the cache key; default: the registered name
     joint_names: list[str] = []
     flip_pairs: list[tuple[int, int]] = []
-    limbs: list[tuple[int, int]] = []       # skeleton for drawing (trainers.draw)
-    metric: str = "pck"                     # pck, pckh or oks (trainers.metrics)
+    limbs: list[tuple[int, int]] = []  # skeleton for drawing (trainers.draw)
+    metric: str = "pck"  # pck, pckh or oks (trainers.metrics)
     norm_kind: str = "torso"
-    splits: tuple[str, ...] = ("train", "val", "test")   # native; no "val": carved from train
+    splits: tuple[str, ...] = ("train", "val", "test")  # native; no "val": carved from train
     suffixes: tuple[str, ...] = ()  # annotation file types (for the "unknown file type" message)
-    folder_hint: str = ""           # what a folder of this format holds (for "cannot tell")
-    version: int = 0                # bump when prepared sets change; part of the cache key
-    files: bool = True              # False: generated from `NAME[:N]`, no path (synthetic)
-    disk_cache: bool = True         # False: prepared sets are only memoised in-process
+    folder_hint: str = ""  # what a folder of this format holds (for "cannot tell")
+    version: int = 0  # bump when prepared sets change; part of the cache key
+    files: bool = True  # False: generated from `NAME[:N]`, no path (synthetic)
+    disk_cache: bool = True  # False: prepared sets are only memoised in-process
 
     def detect(self, path: Path) -> bool:
         """Whether the existing folder or file `path` is in this format (cheap: names, a few
@@ -216,8 +227,11 @@ class DatasetFormat:
     def annotation_file(self, path: Path, split: str) -> Path:
         """The annotation file for `split` of a detected `path`: by default the file itself."""
         if path.is_dir():
-            raise ConfigError(f"give the {self.name} annotation file, not a folder",
-                              source=str(path), field="data")
+            raise ConfigError(
+                f"give the {self.name} annotation file, not a folder",
+                source=str(path),
+                field="data",
+            )
         return path
 
     def native_splits(self, annot: Path) -> tuple[str, ...]:
@@ -228,11 +242,27 @@ class DatasetFormat:
         """`split` of the annotation file `annot` as records (no image decoded)."""
         raise NotImplementedError
 
-    def annotations(self, records: list[Record], note: str = "", skipped: int = 0, *,
-                    dataset: str | None = None, **extra: Any) -> Annotations:
+    def annotations(
+        self,
+        records: list[Record],
+        note: str = "",
+        skipped: int = 0,
+        *,
+        dataset: str | None = None,
+        **extra: Any,
+    ) -> Annotations:
         """Wrap a reader's records with this format's joint names, flip pairs and metric."""
-        return Annotations(records, dataset or self.name, list(self.joint_names),
-                           list(self.flip_pairs), self.metric, self.norm_kind, note, skipped, extra)
+        return Annotations(
+            records,
+            dataset or self.name,
+            list(self.joint_names),
+            list(self.flip_pairs),
+            self.metric,
+            self.norm_kind,
+            note,
+            skipped,
+            extra,
+        )
 
     # What trainers.data.load_poses asks every format, file or generated: a format with files
     # keeps these defaults; a generated one (synthetic.py) overrides identity, record_names and
@@ -245,8 +275,11 @@ class DatasetFormat:
         except ValueError:
             n = -1
         if n <= 0:
-            raise ConfigError(f"'{self.name}:N' needs a positive sample count, got {text!r}",
-                              source="<arg>", field="data")
+            raise ConfigError(
+                f"'{self.name}:N' needs a positive sample count, got {text!r}",
+                source="<arg>",
+                field="data",
+            )
         return n
 
     def identity(self, src: Source, split: str) -> dict[str, Any]:
@@ -257,8 +290,12 @@ class DatasetFormat:
             st = annot.stat()
         except FileNotFoundError as err:
             raise DataError("annotation file not found", source=str(annot)) from err
-        ident = {"format": self.name, "annot": str(annot.resolve()), "mtime_ns": st.st_mtime_ns,
-                 "bytes": st.st_size}
+        ident = {
+            "format": self.name,
+            "annot": str(annot.resolve()),
+            "mtime_ns": st.st_mtime_ns,
+            "bytes": st.st_size,
+        }
         # Keys that did not exist when a format's sets were first cached go in only where they
         # apply, so the entries of unchanged formats (LSPET) keep their keys and stay valid.
         if self.version:
@@ -271,32 +308,63 @@ class DatasetFormat:
         """The names of `split`'s records (PoseSet.names), without decoding an image."""
         return [r.name for r in read_annotations(self, src.annotation_file(split), split).records]
 
-    def prepare(self, src: Source, split: str, size: int, *, subset: int | None = None,
-                seed: int = 0, skip_bad: bool = False, workers: int | None = None) -> PoseSet:
+    def prepare(
+        self,
+        src: Source,
+        split: str,
+        size: int,
+        *,
+        subset: int | None = None,
+        seed: int = 0,
+        skip_bad: bool = False,
+        workers: int | None = None,
+    ) -> PoseSet:
         """`split` of `src` as `size` x `size` person crops: the records are read, a seeded
         `subset` picked, and only its images decoded (`workers` processes, default up to 4).
         A bad record raises DataError, or with `skip_bad` is skipped and counted."""
         annot = src.annotation_file(split)
         ann = read_annotations(self, annot, split, skip_bad=skip_bad)
         if not ann.records:
-            raise DataError(f"no usable records in split {split!r}", source=str(annot),
-                            field=f"{split} split")
+            raise DataError(
+                f"no usable records in split {split!r}", source=str(annot), field=f"{split} split"
+            )
         records = [ann.records[i] for i in subset_indices(len(ann.records), subset, seed)]
         affines = [crop_affine(r.center, r.box, size) for r in records]
         crops, errors = decode_crops([str(r.image) for r in records], affines, size, workers)
         keep = _decoded(records, errors, ann.skipped, annot, split, skip_bad)
-        meta = {"dataset": ann.dataset, "format": self.name, "source": str(annot), "split": split,
-                "size": size, "joint_names": ann.joint_names,
-                "flip_pairs": [list(p) for p in ann.flip_pairs], "metric": ann.metric,
-                "norm_kind": ann.norm_kind, "split_note": ann.split_note,
-                "n_records": len(ann.records), "subset": subset, "seed": seed,
-                "skipped": ann.skipped + len(errors), **ann.extra}
-        return from_records([records[i] for i in keep], np.stack([affines[i] for i in keep]),
-                            np.stack([crops[i] for i in keep]), meta)
+        meta = {
+            "dataset": ann.dataset,
+            "format": self.name,
+            "source": str(annot),
+            "split": split,
+            "size": size,
+            "joint_names": ann.joint_names,
+            "flip_pairs": [list(p) for p in ann.flip_pairs],
+            "metric": ann.metric,
+            "norm_kind": ann.norm_kind,
+            "split_note": ann.split_note,
+            "n_records": len(ann.records),
+            "subset": subset,
+            "seed": seed,
+            "skipped": ann.skipped + len(errors),
+            **ann.extra,
+        }
+        return from_records(
+            [records[i] for i in keep],
+            np.stack([affines[i] for i in keep]),
+            np.stack([crops[i] for i in keep]),
+            meta,
+        )
 
 
-def _decoded(records: list[Record], errors: list[tuple[int, str]], skipped: int, annot: Path,
-             split: str, skip_bad: bool) -> list[int]:
+def _decoded(
+    records: list[Record],
+    errors: list[tuple[int, str]],
+    skipped: int,
+    annot: Path,
+    split: str,
+    skip_bad: bool,
+) -> list[int]:
     """Indices of the records whose image decoded. A failed one raises DataError naming it, or
     with `skip_bad` is left out and counted in one warning line (with the skipped entries)."""
     if errors and not skip_bad:
@@ -304,8 +372,14 @@ def _decoded(records: list[Record], errors: list[tuple[int, str]], skipped: int,
         raise DataError(msg, source=str(records[i].image), field=f"record {i} ({records[i].name})")
     if errors:
         i, msg = errors[0]
-        log.warning("skipped %d bad record(s) of %d in %s (first: %s: %s)", len(errors) + skipped,
-                    len(records) + skipped, annot, records[i].image, msg)
+        log.warning(
+            "skipped %d bad record(s) of %d in %s (first: %s: %s)",
+            len(errors) + skipped,
+            len(records) + skipped,
+            annot,
+            records[i].image,
+            msg,
+        )
     elif skipped:
         log.warning("skipped %d bad annotation entr(ies) in %s", skipped, annot)
     bad = {i for i, _ in errors}
@@ -316,6 +390,7 @@ def _decoded(records: list[Record], errors: list[tuple[int, str]], skipped: int,
 
 
 # ---------------------------------------------------------------- carved val splits
+
 
 def carves_val(fmt: DatasetFormat, annot: Path, split: str) -> bool:
     """Whether `split` of this file is carved: train or val of a dataset without a val split."""
@@ -333,16 +408,28 @@ def carve_val(ann: Annotations, split: str) -> Annotations:
     """
     n = len(ann.records)
     k = max(1, int(n * VAL_FRACTION)) if n > 1 else 0
-    records = ann.records[n - k:] if split == "val" else ann.records[:n - k]
-    note = (f"{ann.split_note}; no val split, so val = the last {k} of the {n} train records "
-            f"({VAL_FRACTION:.0%}) and train = the first {n - k}")
+    records = ann.records[n - k :] if split == "val" else ann.records[: n - k]
+    note = (
+        f"{ann.split_note}; no val split, so val = the last {k} of the {n} train records "
+        f"({VAL_FRACTION:.0%}) and train = the first {n - k}"
+    )
     carved = {"val_carved": {"fraction": VAL_FRACTION, "train": n - k, "val": k}}
-    return Annotations(records, ann.dataset, ann.joint_names, ann.flip_pairs, ann.metric,
-                       ann.norm_kind, note, ann.skipped, ann.extra | carved)
+    return Annotations(
+        records,
+        ann.dataset,
+        ann.joint_names,
+        ann.flip_pairs,
+        ann.metric,
+        ann.norm_kind,
+        note,
+        ann.skipped,
+        ann.extra | carved,
+    )
 
 
-def read_annotations(fmt: DatasetFormat | str, annot: Path, split: str, *,
-                     skip_bad: bool = False) -> Annotations:
+def read_annotations(
+    fmt: DatasetFormat | str, annot: Path, split: str, *, skip_bad: bool = False
+) -> Annotations:
     """`split` of `annot` in `fmt` (an instance or a registered name), carving val where needed."""
     if isinstance(fmt, str):
         fmt = FORMATS.create(fmt)

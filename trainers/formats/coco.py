@@ -1,4 +1,5 @@
 """COCO person keypoints: one record per non-crowd annotation with keypoints."""
+
 from __future__ import annotations
 
 import math
@@ -7,23 +8,71 @@ from typing import Any
 
 import numpy as np
 
-from trainers.formats.base import (FORMATS, Annotations, DataError, DatasetFormat, Record,
-                                   clean_joints, first_char, load_json, read_entries)
+from trainers.formats.base import (
+    FORMATS,
+    Annotations,
+    DataError,
+    DatasetFormat,
+    Record,
+    clean_joints,
+    first_char,
+    load_json,
+    read_entries,
+)
 
-COCO_JOINTS = ["nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow",
-               "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle",
-               "r_ankle"]
+COCO_JOINTS = [
+    "nose",
+    "l_eye",
+    "r_eye",
+    "l_ear",
+    "r_ear",
+    "l_shoulder",
+    "r_shoulder",
+    "l_elbow",
+    "r_elbow",
+    "l_wrist",
+    "r_wrist",
+    "l_hip",
+    "r_hip",
+    "l_knee",
+    "r_knee",
+    "l_ankle",
+    "r_ankle",
+]
 COCO_FLIP = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]
 # Skeleton (joint index pairs) for drawing (trainers.draw).
-COCO_LIMBS = [(15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-              (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)]
+COCO_LIMBS = [
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 12),
+    (5, 11),
+    (6, 12),
+    (5, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (1, 2),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+]
 
 
 def _coco_images_dir(path: Path) -> Path:
     stem = path.stem.split("_")[-1]  # person_keypoints_val2017 -> val2017
-    for cand in (path.parent / "images", path.parent.parent / stem,
-                 path.parent.parent / "images" / stem, path.parent.parent / "images",
-                 path.parent / stem):
+    for cand in (
+        path.parent / "images",
+        path.parent.parent / stem,
+        path.parent.parent / "images" / stem,
+        path.parent.parent / "images",
+        path.parent / stem,
+    ):
         if cand.is_dir():
             return cand
     return path.parent / "images"
@@ -33,15 +82,18 @@ def _coco_lists(data: Any, src: str) -> tuple[list, list]:
     """The file's "images" and "annotations" lists, checked for type (one-line errors, no
     traceback)."""
     if not isinstance(data, dict):
-        raise DataError("expected a JSON object with images and annotations, got a "
-                        f"{type(data).__name__}", source=src)
+        raise DataError(
+            f"expected a JSON object with images and annotations, got a {type(data).__name__}",
+            source=src,
+        )
     lists = []
     for key in ("images", "annotations"):
         if key not in data:
             raise DataError(f"missing '{key}'", source=src, field=key)
         if not isinstance(data[key], list):
-            raise DataError(f"must be a list, got {type(data[key]).__name__}", source=src,
-                            field=key)
+            raise DataError(
+                f"must be a list, got {type(data[key]).__name__}", source=src, field=key
+            )
         lists.append(data[key])
     return lists[0], lists[1]
 
@@ -50,8 +102,11 @@ def _coco_files(images: list, src: str) -> dict[Any, str]:
     files = {}
     for k, im in enumerate(images):
         if not (isinstance(im, dict) and "id" in im and "file_name" in im):
-            raise DataError("image entry is not an object with 'id' and 'file_name'", source=src,
-                            field=f"images[{k}]")
+            raise DataError(
+                "image entry is not an object with 'id' and 'file_name'",
+                source=src,
+                field=f"images[{k}]",
+            )
         files[im["id"]] = str(im["file_name"])
     return files
 
@@ -69,8 +124,16 @@ def _coco_record(a: Any, files: dict[Any, str], images: Path) -> Record | None:
     if not (w > 0 and h > 0):
         raise ValueError(f"empty bbox {a['bbox']}")
     center = np.array([x + w / 2.0, y + h / 2.0])
-    return Record(name, images / name, clean_joints(kp), center, max(w, h) * 1.25,
-                  math.sqrt(max(area, 1.0)), image_id=a["image_id"], annotation_id=a.get("id"))
+    return Record(
+        name,
+        images / name,
+        clean_joints(kp),
+        center,
+        max(w, h) * 1.25,
+        math.sqrt(max(area, 1.0)),
+        image_id=a["image_id"],
+        annotation_id=a.get("id"),
+    )
 
 
 @FORMATS.register("coco")
@@ -100,8 +163,18 @@ class CocoFormat(DatasetFormat):
         image_list, ann_list = _coco_lists(load_json(annot), src)
         files = _coco_files(image_list, src)
         images = _coco_images_dir(annot)
-        records, skipped = read_entries(ann_list, lambda a: _coco_record(a, files, images),
-                                        "bad annotation", src, "annotations[{}]", skip_bad)
+        records, skipped = read_entries(
+            ann_list,
+            lambda a: _coco_record(a, files, images),
+            "bad annotation",
+            src,
+            "annotations[{}]",
+            skip_bad,
+        )
         # resolved: the cache may hand this meta to a process started in another folder
-        return self.annotations(records, "COCO: the file is the split", skipped,
-                                coco_annotation_file=str(annot.resolve()))
+        return self.annotations(
+            records,
+            "COCO: the file is the split",
+            skipped,
+            coco_annotation_file=str(annot.resolve()),
+        )

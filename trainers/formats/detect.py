@@ -1,4 +1,5 @@
 """Which registered format a path holds, and the `Source` a parsed data string names."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,11 +24,17 @@ def _undetected(path: Path) -> ConfigError:
     if path.is_dir():
         hints = [f.folder_hint for f in formats if f.folder_hint]
         expected = ", ".join(hints[:-1]) + " or " + hints[-1] if len(hints) > 1 else "".join(hints)
-        return ConfigError(f"cannot tell the dataset format of this folder (expected {expected})",
-                           source=str(path), field="data")
+        return ConfigError(
+            f"cannot tell the dataset format of this folder (expected {expected})",
+            source=str(path),
+            field="data",
+        )
     suffixes = list(dict.fromkeys(s for f in formats for s in f.suffixes))
-    return ConfigError(f"unknown data file type {path.suffix.lower()!r} ({', '.join(suffixes)})",
-                       source=str(path), field="data")
+    return ConfigError(
+        f"unknown data file type {path.suffix.lower()!r} ({', '.join(suffixes)})",
+        source=str(path),
+        field="data",
+    )
 
 
 def detect_format(path: Path) -> DatasetFormat:
@@ -48,8 +55,9 @@ def locate(name: str | None, path: Path) -> DatasetFormat:
     fmt = FORMATS.create(name)
     if not fmt.detect(path):
         other = detect_format(path)
-        raise ConfigError(f"format {name!r} given but the file looks like {other.name}",
-                          source=src, field="data")
+        raise ConfigError(
+            f"format {name!r} given but the file looks like {other.name}", source=src, field="data"
+        )
     return fmt
 
 

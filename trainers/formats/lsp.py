@@ -1,4 +1,5 @@
 """LSP and LSPET: one joints.mat reader, told apart by the array's shape (`lsp` and `lspet`)."""
+
 from __future__ import annotations
 
 import functools
@@ -7,16 +8,52 @@ from pathlib import Path
 import numpy as np
 
 from space.errors import ConfigError
-from trainers.formats.base import (FORMATS, Annotations, DataError, DatasetFormat, Record,
-                                   box_from_joints, clean_joints, joint_distance)
+from trainers.formats.base import (
+    FORMATS,
+    Annotations,
+    DataError,
+    DatasetFormat,
+    Record,
+    box_from_joints,
+    clean_joints,
+    joint_distance,
+)
 
-LSP_JOINTS = ["r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "r_wrist", "r_elbow",
-              "r_shoulder", "l_shoulder", "l_elbow", "l_wrist", "neck", "head_top"]
+LSP_JOINTS = [
+    "r_ankle",
+    "r_knee",
+    "r_hip",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "r_wrist",
+    "r_elbow",
+    "r_shoulder",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+    "neck",
+    "head_top",
+]
 LSP_FLIP = [(0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9)]
 # Skeleton (joint index pairs) for drawing (trainers.draw); a limb's side follows from its joints'
 # names.
-LSP_LIMBS = [(0, 1), (1, 2), (3, 4), (4, 5), (2, 3), (8, 2), (9, 3), (6, 7), (7, 8), (8, 12),
-             (9, 12), (9, 10), (10, 11), (12, 13)]
+LSP_LIMBS = [
+    (0, 1),
+    (1, 2),
+    (3, 4),
+    (4, 5),
+    (2, 3),
+    (8, 2),
+    (9, 3),
+    (6, 7),
+    (7, 8),
+    (8, 12),
+    (9, 12),
+    (9, 10),
+    (10, 11),
+    (12, 13),
+]
 
 # LSP torso size for PCK: right shoulder to left hip. When one is missing: the other diagonal
 # (left shoulder to right hip); when both are, TORSO_PER_EXTENT * the annotated joints' extent
@@ -48,8 +85,11 @@ def _lsp_mat(mat: str, mtime_ns: int, size: int) -> tuple[str, np.ndarray]:
         dataset, joints = "lsp", arr.transpose(2, 1, 0).copy()
         joints[:, :, 2] = 1.0
     else:
-        raise DataError(f"'joints' has shape {arr.shape}; expected (14, 3, N) (LSPET) or "
-                        "(3, 14, N) (LSP)", source=mat, field="joints")
+        raise DataError(
+            f"'joints' has shape {arr.shape}; expected (14, 3, N) (LSPET) or (3, 14, N) (LSP)",
+            source=mat,
+            field="joints",
+        )
     joints.flags.writeable = False
     return dataset, joints
 
@@ -64,11 +104,17 @@ def _read_lsp_mat(mat: Path) -> tuple[str, np.ndarray]:
 
 def _lsp_ranges(dataset: str, n: int) -> tuple[dict[str, range], int, str]:
     if dataset == "lsp":
-        return ({"train": range(0, min(1000, n)), "test": range(1000, n)}, 4,
-                "LSP: train = im0001-im1000, test = im1001-im2000")
+        return (
+            {"train": range(0, min(1000, n)), "test": range(1000, n)},
+            4,
+            "LSP: train = im0001-im1000, test = im1001-im2000",
+        )
     val = range(max(0, n - 1000), n)
-    return ({"train": range(0, max(0, n - 1000)), "val": val, "test": val}, 5,
-            "LSPET: train = all but the last 1000 images, val = test = the last 1000")
+    return (
+        {"train": range(0, max(0, n - 1000)), "val": val, "test": val},
+        5,
+        "LSPET: train = all but the last 1000 images, val = test = the last 1000",
+    )
 
 
 def _torso(j: np.ndarray, extent: float) -> tuple[float, bool]:
@@ -110,8 +156,11 @@ class LspFormat(DatasetFormat):
         ranges, digits, note = _lsp_ranges(dataset, len(joints))
         if split not in ranges:
             choices = sorted(set(ranges) | {"val"})  # LSP's val is carved from train
-            raise ConfigError(f"unknown split {split!r} for {dataset} (choose from {choices})",
-                              source=str(annot), field="split")
+            raise ConfigError(
+                f"unknown split {split!r} for {dataset} (choose from {choices})",
+                source=str(annot),
+                field="split",
+            )
         images = annot.parent / "images"
         records, unboxed = [], []
         for pos, i in enumerate(ranges[split]):

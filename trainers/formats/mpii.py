@@ -1,4 +1,5 @@
 """MPII: a JSON list (stacked-hourglass-port or HRNet style) or the PyTorch port's h5 files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,17 +8,56 @@ from typing import Any
 import numpy as np
 
 from space.errors import ConfigError
-from trainers.formats.base import (FORMATS, Annotations, DataError, DatasetFormat, Record,
-                                   clean_joints, first_char, joint_distance, load_json,
-                                   read_entries)
+from trainers.formats.base import (
+    FORMATS,
+    Annotations,
+    DataError,
+    DatasetFormat,
+    Record,
+    clean_joints,
+    first_char,
+    joint_distance,
+    load_json,
+    read_entries,
+)
 
-MPII_JOINTS = ["r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax",
-               "upper_neck", "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder",
-               "l_elbow", "l_wrist"]
+MPII_JOINTS = [
+    "r_ankle",
+    "r_knee",
+    "r_hip",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "pelvis",
+    "thorax",
+    "upper_neck",
+    "head_top",
+    "r_wrist",
+    "r_elbow",
+    "r_shoulder",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+]
 MPII_FLIP = [(0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)]
 # Skeleton (joint index pairs) for drawing (trainers.draw).
-MPII_LIMBS = [(0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (10, 11),
-              (11, 12), (12, 7), (7, 13), (13, 14), (14, 15)]
+MPII_LIMBS = [
+    (0, 1),
+    (1, 2),
+    (2, 6),
+    (6, 3),
+    (3, 4),
+    (4, 5),
+    (6, 7),
+    (7, 8),
+    (8, 9),
+    (10, 11),
+    (11, 12),
+    (12, 7),
+    (7, 13),
+    (13, 14),
+    (14, 15),
+]
 
 # MPII PCKh head size without `normalize` or a head box: HEAD_PER_SEGMENT * dist(head top, upper
 # neck). Measured on the MPII validation annotations, `normalize` (0.6 * head-box diagonal, MPII's
@@ -33,8 +73,9 @@ def _mpii_images_dir(annot: Path) -> Path:
     return annot.parent / "images"
 
 
-def _mpii_record(name: str, images: Path, part: np.ndarray, center: Any, scale: float,
-                 head: float | None) -> Record:
+def _mpii_record(
+    name: str, images: Path, part: np.ndarray, center: Any, scale: float, head: float | None
+) -> Record:
     part = np.asarray(part, dtype=np.float64).reshape(16, -1)[:, :2]
     # Ports store unannotated MPII joints as (0, 0) or (-1, -1); occluded ones keep coordinates.
     annotated = (part[:, 0] > 0) | (part[:, 1] > 0)
@@ -64,8 +105,9 @@ def _mpii_json_entry(e: Any, want_val: bool, images: Path) -> Record | None:
     if "headboxes" in e:
         hb = np.asarray(e["headboxes"], dtype=np.float64).reshape(2, 2)
         head = 0.6 * float(np.hypot(*(hb[1] - hb[0])))
-    return _mpii_record(str(e["img_paths"]), images, e["joint_self"], e["objpos"],
-                        e["scale_provided"], head)
+    return _mpii_record(
+        str(e["img_paths"]), images, e["joint_self"], e["objpos"], e["scale_provided"], head
+    )
 
 
 def _read_mpii_h5_arrays(path: Path) -> tuple[np.ndarray, ...]:
@@ -81,15 +123,20 @@ def _read_mpii_h5_arrays(path: Path) -> tuple[np.ndarray, ...]:
     with f:
         for key in ("center", "scale", "part", "imgname"):
             if key not in f:
-                raise DataError(f"missing dataset '{key}' (have {sorted(f.keys())})", source=src,
-                                field=key)
+                raise DataError(
+                    f"missing dataset '{key}' (have {sorted(f.keys())})", source=src, field=key
+                )
         center, scale, part = f["center"][()], f["scale"][()], f["part"][()]
         names = f["imgname"][()]
         normalize = f["normalize"][()] if "normalize" in f else None
     n = len(names)
     if part.shape[1:] != (16, 2) or center.shape != (n, 2) or scale.shape[0] != n:
-        raise DataError(f"shapes part {part.shape}, center {center.shape}, scale {scale.shape} "
-                        f"for {n} images; expected (N,16,2), (N,2), (N,)", source=src, field="part")
+        raise DataError(
+            f"shapes part {part.shape}, center {center.shape}, scale {scale.shape} "
+            f"for {n} images; expected (N,16,2), (N,2), (N,)",
+            source=src,
+            field="part",
+        )
     return center, scale, part, names, normalize
 
 
@@ -108,8 +155,9 @@ class MpiiFormat(DatasetFormat):
 
     def detect(self, path: Path) -> bool:
         if path.is_dir():
-            return any((path / d / n).is_file() for d in ("annot", ".")
-                       for n in ("train.h5", "valid.h5"))
+            return any(
+                (path / d / n).is_file() for d in ("annot", ".") for n in ("train.h5", "valid.h5")
+            )
         suffix = path.suffix.lower()
         return suffix in (".h5", ".hdf5") or (suffix == ".json" and first_char(path) != "{")
 
@@ -120,8 +168,11 @@ class MpiiFormat(DatasetFormat):
         for cand in (path / "annot" / name, path / name):
             if cand.is_file():
                 return cand
-        raise DataError(f"{name} is missing for the {split!r} split (looked for annot/{name} and "
-                        f"{name})", source=str(path), field="data")
+        raise DataError(
+            f"{name} is missing for the {split!r} split (looked for annot/{name} and {name})",
+            source=str(path),
+            field="data",
+        )
 
     def read(self, annot: Path, split: str, *, skip_bad: bool = False) -> Annotations:
         if annot.suffix.lower() in (".h5", ".hdf5"):
@@ -137,13 +188,21 @@ class MpiiFormat(DatasetFormat):
         if not isinstance(data, list):
             raise DataError("expected a JSON list of MPII annotations", source=src)
         if split not in ("train", "val", "valid", "test"):
-            raise ConfigError(f"unknown split {split!r} for mpii (train, val, test)", source=src,
-                              field="split")
+            raise ConfigError(
+                f"unknown split {split!r} for mpii (train, val, test)", source=src, field="split"
+            )
         images, want_val = _mpii_images_dir(path), split != "train"
-        records, skipped = read_entries(data, lambda e: _mpii_json_entry(e, want_val, images),
-                                        "bad MPII entry", src, "record {}", skip_bad)
-        return self.annotations(records, "MPII JSON: isValidation 0 = train, 1 = val = test",
-                                skipped)
+        records, skipped = read_entries(
+            data,
+            lambda e: _mpii_json_entry(e, want_val, images),
+            "bad MPII entry",
+            src,
+            "record {}",
+            skip_bad,
+        )
+        return self.annotations(
+            records, "MPII JSON: isValidation 0 = train, 1 = val = test", skipped
+        )
 
     def read_h5(self, path: Path, skip_bad: bool) -> Annotations:
         """h5 of the PyTorch stacked-hourglass port: center, scale, part, visible, imgname and
@@ -158,11 +217,13 @@ class MpiiFormat(DatasetFormat):
             name = names[i].decode() if isinstance(names[i], bytes) else str(names[i])
             head = float(normalize[i]) if normalize is not None else None
             try:
-                records.append(_mpii_record(name, images, part[i], center[i], float(scale[i]),
-                                            head))
+                records.append(
+                    _mpii_record(name, images, part[i], center[i], float(scale[i]), head)
+                )
             except ValueError as err:
                 if not skip_bad:
-                    raise DataError(str(err), source=str(path),
-                                    field=f"record {i} ({name})") from err
+                    raise DataError(
+                        str(err), source=str(path), field=f"record {i} ({name})"
+                    ) from err
                 skipped += 1
         return self.annotations(records, "MPII h5: the file is the split", skipped)

@@ -5,6 +5,7 @@ The figure faces the camera (its right side on the image's left, as in LSP) so l
 learnable from the pose; limbs have varying width and colour, and random clutter and occluders
 make it more than a colour-blob detector.
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,7 +41,7 @@ def _skeleton(rng: np.random.Generator) -> np.ndarray:
     pelvis = np.zeros(2)
     neck = pelvis + up
     sw, hw = rng.uniform(0.32, 0.5), rng.uniform(0.22, 0.34)
-    j[8], j[9] = neck + right * sw, neck - right * sw      # shoulders
+    j[8], j[9] = neck + right * sw, neck - right * sw  # shoulders
     j[2], j[3] = pelvis + right * hw, pelvis - right * hw  # hips
     j[12] = neck
     j[13] = neck + _rot(up, rng.uniform(-25, 25)) * rng.uniform(0.32, 0.42)
@@ -48,8 +49,9 @@ def _skeleton(rng: np.random.Generator) -> np.ndarray:
         # angles are measured from "down the body", positive = outwards for this side
         a1 = rng.uniform(-40, 170)
         j[el] = j[sh] + _rot(-up, -side * a1) * rng.uniform(0.5, 0.65)
-        j[wr] = (j[el] + _rot(-up, -side * (a1 + rng.uniform(-10, 150) * rng.choice([-1, 1])))
-                 * rng.uniform(0.45, 0.58))
+        j[wr] = j[el] + _rot(
+            -up, -side * (a1 + rng.uniform(-10, 150) * rng.choice([-1, 1]))
+        ) * rng.uniform(0.45, 0.58)
         a2 = rng.uniform(-15, 60)
         j[kn] = j[hip] + _rot(-up, -side * a2) * rng.uniform(0.7, 0.9)
         j[an] = j[kn] + _rot(-up, -side * (a2 + rng.uniform(-60, 25))) * rng.uniform(0.7, 0.9)
@@ -78,15 +80,16 @@ def _background(rng: np.random.Generator, size: int) -> Image.Image:
         t = xx * math.cos(a) + yy * math.sin(a)
         if kind == 1:  # stripes
             t = 0.5 + 0.5 * np.sin(2 * math.pi * rng.uniform(2, 10) * t + rng.uniform(0, 6.3))
-        else:          # gradient
+        else:  # gradient
             t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
         arr = (c0 + (c1 - c0) * t[..., None]).astype(np.float32)
     arr = arr + rng.standard_normal((size, size, 1), dtype=np.float32) * rng.uniform(2, 15)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def _shapes(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int, n: int,
-            big: float) -> None:
+def _shapes(
+    draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int, n: int, big: float
+) -> None:
     for _ in range(n):
         x, y = rng.uniform(-0.1, 1.1, 2) * size
         w, h = rng.uniform(0.05, big, 2) * size
@@ -100,8 +103,9 @@ def _shapes(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int, n: i
             draw.line(box, fill=_colour(rng), width=max(1, int(rng.uniform(0.01, 0.05) * size)))
 
 
-def _limb(draw: ImageDraw.ImageDraw, pts: np.ndarray, a: int, b: int, colour: Colour,
-          width: float) -> None:
+def _limb(
+    draw: ImageDraw.ImageDraw, pts: np.ndarray, a: int, b: int, colour: Colour, width: float
+) -> None:
     """A round-capped line from joint `a` to joint `b`."""
     w = max(1, int(round(width)))
     draw.line([tuple(pts[a]), tuple(pts[b])], fill=colour, width=w)
@@ -115,9 +119,14 @@ def _jitter(rng: np.random.Generator, c: Colour) -> Colour:
     return tuple(min(255, max(0, v + dv)) for v, dv in zip(c, d))
 
 
-def _side(draw: ImageDraw.ImageDraw, rng: np.random.Generator, pts: np.ndarray,
-          side: tuple[tuple[int, int, int], tuple[int, int, int]],
-          colours: tuple[Colour, Colour, Colour], limb_w: float) -> None:
+def _side(
+    draw: ImageDraw.ImageDraw,
+    rng: np.random.Generator,
+    pts: np.ndarray,
+    side: tuple[tuple[int, int, int], tuple[int, int, int]],
+    colours: tuple[Colour, Colour, Colour],
+    limb_w: float,
+) -> None:
     """One side's leg and arm; each limb's colour jittered from the outfit's."""
     (sh, el, wr), (hp, kn, an) = side
     top, skin, legs = colours
@@ -150,8 +159,9 @@ def render_sample(seed: int, split: str, index: int, size: int) -> tuple[np.ndar
     draw.polygon([tuple(pts[i]) for i in (8, 9, 3, 2)], fill=top)
     head_c = (pts[12] + pts[13]) / 2
     r = max(1.5, float(np.hypot(*(pts[13] - pts[12]))) / 2)
-    draw.ellipse([head_c[0] - r * 0.8, head_c[1] - r, head_c[0] + r * 0.8, head_c[1] + r],
-                 fill=skin)
+    draw.ellipse(
+        [head_c[0] - r * 0.8, head_c[1] - r, head_c[0] + r * 0.8, head_c[1] + r], fill=skin
+    )
     _limb(draw, pts, 12, 13, skin, limb_w * 0.6)
     _side(draw, rng, pts, _SIDES[order[1]], colours, limb_w)
     # an occluder over part of the person; its joints stay annotated, as in LSP
@@ -181,8 +191,11 @@ class SyntheticFormat(DatasetFormat):
         """How many samples `split` has; an unknown split (a carved one too: val and test
         differ here) is a ConfigError."""
         if split not in DEFAULT_SIZE:
-            raise ConfigError(f"unknown split {split!r} for {self.name} (train, val, test)",
-                              source=self.name, field="split")
+            raise ConfigError(
+                f"unknown split {split!r} for {self.name} (train, val, test)",
+                source=self.name,
+                field="split",
+            )
         return src.count or DEFAULT_SIZE[split]
 
     def identity(self, src: Source, split: str) -> dict[str, Any]:
@@ -191,8 +204,17 @@ class SyntheticFormat(DatasetFormat):
     def record_names(self, src: Source, split: str) -> list[str]:
         return [_sample_name(split, i) for i in range(self.sample_count(src, split))]
 
-    def prepare(self, src: Source, split: str, size: int, *, subset: int | None = None,
-                seed: int = 0, skip_bad: bool = False, workers: int | None = None) -> PoseSet:
+    def prepare(
+        self,
+        src: Source,
+        split: str,
+        size: int,
+        *,
+        subset: int | None = None,
+        seed: int = 0,
+        skip_bad: bool = False,
+        workers: int | None = None,
+    ) -> PoseSet:
         """Render the seeded `subset` of `split` at `size` px, in this process: no sample can be
         bad (`skip_bad` changes nothing) and rendering needs no pool (`workers` is unused)."""
         n = self.sample_count(src, split)
@@ -204,11 +226,29 @@ class SyntheticFormat(DatasetFormat):
         norm = np.hypot(*(joints[:, 8, :2] - joints[:, 3, :2]).T).astype(np.float32)
         identity = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
         affine = np.broadcast_to(identity, (len(idx), 2, 3)).copy()
-        meta = {"dataset": self.name, "joint_names": list(self.joint_names),
-                "flip_pairs": [list(p) for p in self.flip_pairs], "metric": self.metric,
-                "norm_kind": self.norm_kind, "format": self.name, "source": f"{self.name}:{n}",
-                "split": split, "size": size, "n_records": n, "subset": subset, "seed": seed,
-                "skipped": 0, "norm_estimated": []}
+        meta = {
+            "dataset": self.name,
+            "joint_names": list(self.joint_names),
+            "flip_pairs": [list(p) for p in self.flip_pairs],
+            "metric": self.metric,
+            "norm_kind": self.norm_kind,
+            "format": self.name,
+            "source": f"{self.name}:{n}",
+            "split": split,
+            "size": size,
+            "n_records": n,
+            "subset": subset,
+            "seed": seed,
+            "skipped": 0,
+            "norm_estimated": [],
+        }
         # floored at a pixel: a degenerate torso must not make PCK divide by almost nothing
-        return PoseSet(images, joints, joints.copy(), affine, np.maximum(norm, 1.0),
-                       [_sample_name(split, i) for i in idx.tolist()], meta)
+        return PoseSet(
+            images,
+            joints,
+            joints.copy(),
+            affine,
+            np.maximum(norm, 1.0),
+            [_sample_name(split, i) for i in idx.tolist()],
+            meta,
+        )
