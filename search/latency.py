@@ -18,7 +18,8 @@ Four things keep the number stable (docs/search.md, "Latency"):
      a burst of load from a training trial moves it little), and the median.
   3. A cache by (arch_id, input size) and the meter's settings (backend, device, threads): in
      the meter for this run, and in the storage (the runner looks up earlier COMPLETE trials of
-     the same arch) across runs and `--resume`, so a repeated architecture reuses its measurement instead of being measured again under different load.
+     the same arch) across runs and `--resume`, so a repeated architecture reuses its measurement
+     instead of being measured again under different load.
 """
 
 from __future__ import annotations
