@@ -40,3 +40,33 @@ def test_quiet_latencies_decide_the_front_again() -> None:
         "tiny",
         "wide",
     ]
+
+
+def test_the_study_keeps_the_quiet_latencies_that_decided_its_export(tmp_path) -> None:
+    import yaml
+
+    from cli.study import _keep_quiet_latencies
+
+    class Study:
+        user_attrs: dict = {}
+
+        def set_user_attr(self, key, value) -> None:
+            self.user_attrs[key] = value
+
+    path = tmp_path / "01-a.yaml"
+    metrics = {
+        "latency_ms": 5.0,
+        "latency_quiet_ms": 6.0,
+        "latency_quiet_low_ms": 5.9,
+        "latency_quiet_high_ms": 6.1,
+        "latency_decided_by": "quiet interleaved pass",
+    }
+    path.write_text(yaml.safe_dump({"metrics": metrics, "provenance": {"arch_id": "a"}}))
+    study = Study()
+    _keep_quiet_latencies(study, [path])
+    kept = study.user_attrs["quiet_latency"]
+    assert kept["decided_by"] == "quiet interleaved pass"
+    assert kept["a"] == {
+        k: metrics[k]
+        for k in ("latency_ms", "latency_quiet_ms", "latency_quiet_low_ms", "latency_quiet_high_ms")
+    }
