@@ -22,6 +22,7 @@ from search.faults import fault_point
 from search.locate import RunFolder, find_study_file  # find_study_file: also imported from here
 from search.measures import measure_names
 from search.storage import StoredStudy, scrub
+from search.urls import check_storage_url
 from space.errors import ConfigError
 
 INDEX_NAME = "index.csv"
@@ -66,6 +67,8 @@ def locate_study(study: str, storage: str | None = None, out: str | None = None)
         cfg = StudyConfig.load(str(file)).with_overrides(storage=storage, out=out)
         return StudyLocation(name=cfg.name, storage=cfg.storage_url, run_dir=cfg.run_dir,
                              export_dir=cfg.export_dir, source=str(file))
+    if storage is not None:  # checked as the study file's --storage is: before any connection
+        check_storage_url(storage, "<arg>", "--storage")
     run = RunFolder.of(study, out or None)
     return StudyLocation(name=study, storage=storage or run.storage_url, run_dir=run.path,
                          export_dir=run.export_dir, source="<arg>")
@@ -81,6 +84,7 @@ def open_study(storage_url: str, study_name: str) -> StoredStudy:
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     masked = mask_url(storage_url)
+    check_storage_url(storage_url, masked, "storage")
     try:
         url = make_url(storage_url)
     except ArgumentError as err:
