@@ -12,9 +12,9 @@ from urllib.parse import quote
 
 import optuna
 import pytest
+from helpers import study_file
 
 import launch
-from helpers import study_file
 from search import urls
 from search.storage import mask_url, open_storage
 from space.errors import ConfigError
