@@ -182,3 +182,14 @@ def test_open_storage_refuses_too_and_masks_to_the_scheme(
 def test_urls_that_read_one_way_pass(url: str) -> None:
     assert urls.url_problem(url) is None
     assert urls.check_storage_url(url, "<arg>", "--storage") == url
+
+
+def test_without_the_check_the_same_url_would_reach_the_driver(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+        no_lookups: list[tuple]) -> None:
+    """The control: `no_lookups` does see a connection attempt when the check is off."""
+    monkeypatch.setattr(urls, "url_problem", lambda url: None)
+    url = _userinfo_url(PASSWORDS["at"])
+    with pytest.raises(OSError, match="RDBStorage called"):
+        _run(["report", "--study", "never-ran", "--storage", url], tmp_path, monkeypatch, capsys)
+    assert [name for name, _ in no_lookups] == ["RDBStorage"]
