@@ -6,6 +6,7 @@ are documented in docs/search.md ("Study file reference"). Each section is a fro
 `from_dict(d, source)` (search/sections.py); the proxy section is `trainers.budget.ProxyBudget`
 itself, the sampler section `search.samplers.SamplerConfig`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,17 @@ import yaml
 
 from search.locate import STUDIES_DIR, RunFolder, resolve_study_file  # noqa: F401  (re-exported)
 from search.samplers import SamplerConfig, create_sampler, grid_points
-from search.sections import (Constraints, DashboardConfig, DataConfig, ExportConfig,
-                             LatencyConfig, Objective, ResourcesConfig, SchedulerConfig, read_objectives)
+from search.sections import (
+    Constraints,
+    DashboardConfig,
+    DataConfig,
+    ExportConfig,
+    LatencyConfig,
+    Objective,
+    ResourcesConfig,
+    SchedulerConfig,
+    read_objectives,
+)
 from search.storage import engine_url, mask_url  # noqa: F401  (URL helpers: search.storage; re-exported)
 from search.urls import check_storage_url
 from space import checks
@@ -29,8 +39,26 @@ from space.errors import ConfigError
 from space.search_space import SearchSpace
 from trainers.budget import ProxyBudget
 
-_TOP_KEYS = {"name", "description", "space", "data", "proxy", "objectives", "constraints", "sampler", "trials", "timeout",
-             "resources", "concurrency", "storage", "scheduler", "latency", "export", "seeds", "dashboard"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "space",
+    "data",
+    "proxy",
+    "objectives",
+    "constraints",
+    "sampler",
+    "trials",
+    "timeout",
+    "resources",
+    "concurrency",
+    "storage",
+    "scheduler",
+    "latency",
+    "export",
+    "seeds",
+    "dashboard",
+}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -58,8 +86,12 @@ class StudyConfig:
     out: Path | None = None  # the --out folder given; None: runs/<name> (use `run_dir`)
     proxy_keys: tuple[str, ...] = ()  # the proxy keys the file gave (the stored config lists those)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
-    timeout: float | None = None  # seconds after which a launch starts no new trial (optuna's optimize(timeout=))
-    space_given: dict | None = field(default=None, repr=False)  # None: to_dict writes space.to_dict()
+    timeout: float | None = (
+        None  # seconds after which a launch starts no new trial (optuna's optimize(timeout=))
+    )
+    space_given: dict | None = field(
+        default=None, repr=False
+    )  # None: to_dict writes space.to_dict()
 
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
@@ -71,8 +103,11 @@ class StudyConfig:
         except yaml.YAMLError as err:
             line = getattr(getattr(err, "problem_mark", None), "line", None)
             where = f"line {line + 1}" if line is not None else None
-            raise ConfigError(f"not valid YAML ({getattr(err, 'problem', None) or err})",
-                              source=str(path), field=where) from None
+            raise ConfigError(
+                f"not valid YAML ({getattr(err, 'problem', None) or err})",
+                source=str(path),
+                field=where,
+            ) from None
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
@@ -86,10 +121,14 @@ class StudyConfig:
                 raise ConfigError("missing required key", source=source, field=key)
         cfg = cls(
             name=_name(d["name"], source),
-            description=checks.text(d.get("description") or "", source, "description", "a string", optional=True),
-            space=_space(d["space"], source), space_given=d["space"],
+            description=checks.text(
+                d.get("description") or "", source, "description", "a string", optional=True
+            ),
+            space=_space(d["space"], source),
+            space_given=d["space"],
             data=DataConfig.from_dict(d.get("data"), source),
-            proxy=_proxy(d["proxy"], source), objectives=read_objectives(d.get("objectives"), source),
+            proxy=_proxy(d["proxy"], source),
+            objectives=read_objectives(d.get("objectives"), source),
             constraints=Constraints.from_dict(d.get("constraints"), source),
             sampler=SamplerConfig.from_dict(d.get("sampler"), source),
             trials=checks.whole(d["trials"], source, "trials", lo=1),
@@ -98,17 +137,28 @@ class StudyConfig:
             storage=_storage(d.get("storage"), source),
             scheduler=SchedulerConfig.from_dict(d.get("scheduler"), source),
             latency=LatencyConfig.from_dict(d.get("latency"), source),
-            export=ExportConfig.from_dict(d.get("export"), source), seeds=_seeds(d.get("seeds"), source),
-            source=source, proxy_keys=tuple(d["proxy"]),
+            export=ExportConfig.from_dict(d.get("export"), source),
+            seeds=_seeds(d.get("seeds"), source),
+            source=source,
+            proxy_keys=tuple(d["proxy"]),
             dashboard=DashboardConfig.from_dict(d.get("dashboard"), source),
-            timeout=None if d.get("timeout") is None else
-            checks.number(d["timeout"], source, "timeout", "a number of seconds > 0", ok=lambda v: v > 0),
+            timeout=None
+            if d.get("timeout") is None
+            else checks.number(
+                d["timeout"], source, "timeout", "a number of seconds > 0", ok=lambda v: v > 0
+            ),
         )
         cfg._cross_check()
         return cfg
 
-    def with_overrides(self, *, trials: int | None = None, data: str | None = None, storage: str | None = None,
-                       out: str | Path | None = None) -> StudyConfig:
+    def with_overrides(
+        self,
+        *,
+        trials: int | None = None,
+        data: str | None = None,
+        storage: str | None = None,
+        out: str | Path | None = None,
+    ) -> StudyConfig:
         """A copy with command-line values applied, validated like the file's own."""
         changes: dict[str, Any] = {}
         if trials is not None:
@@ -154,15 +204,22 @@ class StudyConfig:
         """The config as plain data (stored in study.user_attrs["config"]); the password is masked."""
         budget = self.proxy.to_dict()
         return {
-            "name": self.name, "description": self.description, "space": self._space_dict(),
-            "data": self.data.to_dict(), "proxy": {k: budget[k] for k in self.proxy_keys or budget},
-            "objectives": [o.to_dict() for o in self.objectives], "constraints": self.constraints.to_dict(),
-            "sampler": self.sampler.to_dict(), "trials": self.trials, "timeout": self.timeout,
+            "name": self.name,
+            "description": self.description,
+            "space": self._space_dict(),
+            "data": self.data.to_dict(),
+            "proxy": {k: budget[k] for k in self.proxy_keys or budget},
+            "objectives": [o.to_dict() for o in self.objectives],
+            "constraints": self.constraints.to_dict(),
+            "sampler": self.sampler.to_dict(),
+            "trials": self.trials,
+            "timeout": self.timeout,
             "resources": self.resources.to_dict(),
             "concurrency": self.concurrency,
             "storage": mask_url(self.storage_url) if mask_credentials else self.storage_url,
             "scheduler": self.scheduler.to_dict() if self.scheduler else None,
-            "latency": self.latency.to_dict(), "export": self.export.to_dict(),
+            "latency": self.latency.to_dict(),
+            "export": self.export.to_dict(),
             "seeds": list(self.seeds) if self.seeds is not None else None,
             "dashboard": self.dashboard.to_dict(),
         }
@@ -179,21 +236,32 @@ class StudyConfig:
         src = self.source
         if self.seeds is not None:
             if self.sampler.name != "grid":
-                raise ConfigError("repeats each grid point once per proxy seed: needs sampler: {name: grid}",
-                                  source=src, field="seeds")
+                raise ConfigError(
+                    "repeats each grid point once per proxy seed: needs sampler: {name: grid}",
+                    source=src,
+                    field="seeds",
+                )
             if "seed" in self.proxy_keys:
                 raise ConfigError("give proxy.seed or seeds, not both", source=src, field="seeds")
         if self.scheduler is not None and "pck" not in self.objective_names:
-            raise ConfigError("the ASHA scheduler stops trials on pck, which is not an objective",
-                              source=src, field="scheduler")
+            raise ConfigError(
+                "the ASHA scheduler stops trials on pck, which is not an objective",
+                source=src,
+                field="scheduler",
+            )
         build_sampler(self)  # a bad sampler or option fails here, before anything is written
 
 
 def build_sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
     """The study's Optuna sampler (search.samplers) for its space, objectives and limits."""
-    return create_sampler(cfg.sampler, space=cfg.space,
-                          objectives=[(o.name, o.direction) for o in cfg.objectives],
-                          limits=cfg.constraints.limits, seeds=cfg.seeds, source=cfg.source)
+    return create_sampler(
+        cfg.sampler,
+        space=cfg.space,
+        objectives=[(o.name, o.direction) for o in cfg.objectives],
+        limits=cfg.constraints.limits,
+        seeds=cfg.seeds,
+        source=cfg.source,
+    )
 
 
 def effective_trials(cfg: StudyConfig) -> int:
@@ -207,21 +275,30 @@ def effective_trials(cfg: StudyConfig) -> int:
 # -- top-level keys ----------------------------------------------------------------------------------
 def _name(name: Any, source: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(f"must be a word of letters, digits, '-', '_' or '.' (got {name!r})",
-                          source=source, field="name")
+        raise ConfigError(
+            f"must be a word of letters, digits, '-', '_' or '.' (got {name!r})",
+            source=source,
+            field="name",
+        )
     return name
 
 
 def _space(space: Any, source: str) -> SearchSpace:
     if not isinstance(space, dict) or not space:
-        raise ConfigError("must be a mapping of axis -> value or list of choices", source=source, field="space")
+        raise ConfigError(
+            "must be a mapping of axis -> value or list of choices", source=source, field="space"
+        )
     return SearchSpace.from_dict(space, source=source)  # raises ConfigError naming the axis
 
 
 def _proxy(proxy: Any, source: str) -> ProxyBudget:
     budget = ProxyBudget.from_dict(proxy, source)
     if budget.input_size is None:
-        raise ConfigError("missing required key (the training resolution)", source=source, field="proxy.input_size")
+        raise ConfigError(
+            "missing required key (the training resolution)",
+            source=source,
+            field="proxy.input_size",
+        )
     return budget
 
 
@@ -229,7 +306,9 @@ def _seeds(seeds: Any, source: str) -> tuple[int, ...] | None:
     if seeds is None:
         return None
     if not isinstance(seeds, list) or not seeds:
-        raise ConfigError("must be a list of proxy seeds, e.g. [0, 1, 2]", source=source, field="seeds")
+        raise ConfigError(
+            "must be a list of proxy seeds, e.g. [0, 1, 2]", source=source, field="seeds"
+        )
     for i, seed in enumerate(seeds):
         checks.whole(seed, source, f"seeds[{i}]", lo=0)
     if len(set(seeds)) != len(seeds):

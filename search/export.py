@@ -4,6 +4,7 @@ Also home of the small helpers that `report` and `dashboard` share: `locate_stud
 file -> storage URL and run folder, by search.locate) and `open_study` (load it, or a ConfigError
 naming the studies that do exist). Everything here reads the storage; nothing writes to it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,11 +27,20 @@ from search.urls import check_storage_url
 from space.errors import ConfigError
 
 INDEX_NAME = "index.csv"
-EXPORT_HEADER = "# softgate-nas export:"  # first line of every exported YAML: how an export is recognised
+EXPORT_HEADER = (
+    "# softgate-nas export:"  # first line of every exported YAML: how an export is recognised
+)
 
 # trial user attrs copied into an exported YAML's `metrics:` besides the measures (storage contract in docs/design.md)
-EXTRA_METRIC_ATTRS = ("latency_p25_ms", "latency_p75_ms", "latency_cv", "images_per_s", "wall_s", "epochs",
-                      "per_joint_pck")
+EXTRA_METRIC_ATTRS = (
+    "latency_p25_ms",
+    "latency_p75_ms",
+    "latency_cv",
+    "images_per_s",
+    "wall_s",
+    "epochs",
+    "per_joint_pck",
+)
 
 
 def metric_attrs() -> tuple[str, ...]:
@@ -65,13 +75,23 @@ def locate_study(study: str, storage: str | None = None, out: str | None = None)
     file = find_study_file(study)  # a path that is missing: StudyConfig.load reports it
     if file is not None:
         cfg = StudyConfig.load(str(file)).with_overrides(storage=storage, out=out)
-        return StudyLocation(name=cfg.name, storage=cfg.storage_url, run_dir=cfg.run_dir,
-                             export_dir=cfg.export_dir, source=str(file))
+        return StudyLocation(
+            name=cfg.name,
+            storage=cfg.storage_url,
+            run_dir=cfg.run_dir,
+            export_dir=cfg.export_dir,
+            source=str(file),
+        )
     if storage is not None:  # checked as the study file's --storage is: before any connection
         check_storage_url(storage, "<arg>", "--storage")
     run = RunFolder.of(study, out or None)
-    return StudyLocation(name=study, storage=storage or run.storage_url, run_dir=run.path,
-                         export_dir=run.export_dir, source="<arg>")
+    return StudyLocation(
+        name=study,
+        storage=storage or run.storage_url,
+        run_dir=run.path,
+        export_dir=run.export_dir,
+        source="<arg>",
+    )
 
 
 def open_study(storage_url: str, study_name: str) -> StoredStudy:
@@ -88,21 +108,32 @@ def open_study(storage_url: str, study_name: str) -> StoredStudy:
     try:
         url = make_url(storage_url)
     except ArgumentError as err:
-        raise ConfigError(f"not a storage URL: {masked} ({scrub(str(err), storage_url)})", source="<arg>", field="storage") from None
+        raise ConfigError(
+            f"not a storage URL: {masked} ({scrub(str(err), storage_url)})",
+            source="<arg>",
+            field="storage",
+        ) from None
     if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
         if not Path(url.database).is_file():
-            raise ConfigError(f"no study storage at {url.database}; run the study first or pass --storage",
-                              source=masked, field="storage")
+            raise ConfigError(
+                f"no study storage at {url.database}; run the study first or pass --storage",
+                source=masked,
+                field="storage",
+            )
     try:
         rdb = optuna.storages.RDBStorage(engine_url(storage_url))
         names = optuna.get_all_study_names(storage=rdb)
     except (SQLAlchemyError, ImportError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         reason = scrub(reason, storage_url)  # drivers quote the URL, password and all
-        raise ConfigError(f"cannot open storage: {reason}", source=masked, field="storage") from None
+        raise ConfigError(
+            f"cannot open storage: {reason}", source=masked, field="storage"
+        ) from None
     if study_name not in names:
         known = ", ".join(sorted(names)) or "none"
-        raise ConfigError(f"no study named {study_name!r}; known studies: {known}", source=masked, field="study")
+        raise ConfigError(
+            f"no study named {study_name!r}; known studies: {known}", source=masked, field="study"
+        )
     return StoredStudy(study_name, rdb)  # as optuna.load_study, keeping the storage at hand
 
 
@@ -115,10 +146,14 @@ def objective_names(study: optuna.Study) -> list[str]:
 def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Pareto-optimal COMPLETE trials, best first on the first objective."""
     first_max = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(study.best_trials, key=lambda t: (-t.values[0] if first_max else t.values[0], t.number))
+    return sorted(
+        study.best_trials, key=lambda t: (-t.values[0] if first_max else t.values[0], t.number)
+    )
 
 
-def _record(study: optuna.Study, trial: optuna.trial.FrozenTrial, storage_url: str, now: str) -> dict:
+def _record(
+    study: optuna.Study, trial: optuna.trial.FrozenTrial, storage_url: str, now: str
+) -> dict:
     attrs = trial.user_attrs
     metrics = dict(zip(objective_names(study), trial.values))
     metrics.update({k: attrs[k] for k in metric_attrs() if k in attrs and k not in metrics})
@@ -129,7 +164,9 @@ def _record(study: optuna.Study, trial: optuna.trial.FrozenTrial, storage_url: s
         "data": attrs.get("data"),
         "budget": attrs.get("budget"),
         "node_id": attrs.get("node_id"),
-        "completed": trial.datetime_complete.isoformat(timespec="seconds") if trial.datetime_complete else None,
+        "completed": trial.datetime_complete.isoformat(timespec="seconds")
+        if trial.datetime_complete
+        else None,
         "exported": now,
         "storage": mask_url(storage_url),
         "softgate_version": study.user_attrs.get("softgate_version"),
@@ -181,6 +218,7 @@ def add_index_columns(out_dir: str | Path, columns: dict[str, dict[str, object]]
             writer = csv.DictWriter(fh, fieldnames=names, restval="")
             writer.writeheader()
             writer.writerows(rows)
+
     atomic_write(out_dir / INDEX_NAME, write)
     return True
 
@@ -191,24 +229,35 @@ def _check_target(out_dir: Path, force: bool) -> set[str]:
     if not out_dir.exists():
         return set()
     if not out_dir.is_dir():
-        raise ConfigError("is a file, not a folder; export.dir must be a folder", source=str(out_dir),
-                          field="export.dir")
+        raise ConfigError(
+            "is a file, not a folder; export.dir must be a folder",
+            source=str(out_dir),
+            field="export.dir",
+        )
     present = {p.name for p in out_dir.iterdir()}
     if not present:
         return set()
     own = export_files(out_dir)
     if own is None:
         example = sorted(present)[0]
-        raise ConfigError(f"is a folder that is not an export (it holds {len(present)} other entries, "
-                          f"e.g. {example}); export into an empty folder or an earlier export",
-                          source=str(out_dir), field="export.dir")
+        raise ConfigError(
+            f"is a folder that is not an export (it holds {len(present)} other entries, "
+            f"e.g. {example}); export into an empty folder or an earlier export",
+            source=str(out_dir),
+            field="export.dir",
+        )
     if not force:
-        raise ConfigError("an export already exists here; pass --force to replace it",
-                          source=str(out_dir), field="--force")
+        raise ConfigError(
+            "an export already exists here; pass --force to replace it",
+            source=str(out_dir),
+            field="--force",
+        )
     return own
 
 
-def export_study(storage_url: str, study_name: str, out_dir: str | Path, force: bool = False) -> list[Path]:
+def export_study(
+    storage_url: str, study_name: str, out_dir: str | Path, force: bool = False
+) -> list[Path]:
     """Write one YAML per Pareto-optimal architecture plus index.csv into `out_dir`; return the YAML paths.
 
     Pareto-optimal feasible COMPLETE trials (optuna's `best_trials`), best first on the first
@@ -241,38 +290,55 @@ def _exportable(study: optuna.Study, storage_url: str) -> list[optuna.trial.Froz
     if not best:
         complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
         why = f"{complete} trials complete, none feasible" if complete else "no COMPLETE trials"
-        raise ConfigError(f"{why}, nothing to export", source=mask_url(storage_url), field=study.study_name)
+        raise ConfigError(
+            f"{why}, nothing to export", source=mask_url(storage_url), field=study.study_name
+        )
     missing = [t.number for t in best if "arch" not in t.user_attrs]
     if missing:
-        raise ConfigError(f"trials {missing} have no 'arch' user attribute (not a softgate-nas study?)",
-                          source=mask_url(storage_url), field=study.study_name)
+        raise ConfigError(
+            f"trials {missing} have no 'arch' user attribute (not a softgate-nas study?)",
+            source=mask_url(storage_url),
+            field=study.study_name,
+        )
     return best
 
 
-def _write_export(study: optuna.Study, best: list[optuna.trial.FrozenTrial], storage_url: str,
-                  folder: Path) -> list[str]:
+def _write_export(
+    study: optuna.Study, best: list[optuna.trial.FrozenTrial], storage_url: str, folder: Path
+) -> list[str]:
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     names = objective_names(study)
     # the same arch can sit on the front twice (re-sampled, equal or trade-off values): one file
     # per arch, for its best-ranked trial, naming the others
     by_arch: dict[str, list[optuna.trial.FrozenTrial]] = {}
     for trial in best:
-        by_arch.setdefault(trial.user_attrs.get("arch_id") or f"trial{trial.number}", []).append(trial)
+        by_arch.setdefault(trial.user_attrs.get("arch_id") or f"trial{trial.number}", []).append(
+            trial
+        )
     rows, files = [], []
     for rank, (arch_id, (trial, *same)) in enumerate(by_arch.items(), start=1):
         record = _record(study, trial, storage_url, now)
         record["provenance"]["same_arch_trials"] = [t.number for t in same]
         file = f"{rank:02d}-{arch_id}.yaml"
-        header = (f"{EXPORT_HEADER} study {study.study_name}, trial {trial.number}, "
-                  f"Pareto rank {rank} of {len(by_arch)}\n")
+        header = (
+            f"{EXPORT_HEADER} study {study.study_name}, trial {trial.number}, "
+            f"Pareto rank {rank} of {len(by_arch)}\n"
+        )
         (folder / file).write_text(header + yaml.safe_dump(record, sort_keys=False))
         files.append(file)
         fault_point("export_write")
         m = record["metrics"]
-        rows.append({"rank": rank, "file": file, "trial": trial.number, "arch_id": arch_id,
-                     **{n: m.get(n) for n in names},
-                     **{k: m.get(k) for k in summary_columns() if k not in names},
-                     "same_arch_trials": " ".join(str(t.number) for t in same)})
+        rows.append(
+            {
+                "rank": rank,
+                "file": file,
+                "trial": trial.number,
+                "arch_id": arch_id,
+                **{n: m.get(n) for n in names},
+                **{k: m.get(k) for k in summary_columns() if k not in names},
+                "same_arch_trials": " ".join(str(t.number) for t in same),
+            }
+        )
     with open(folder / INDEX_NAME, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -318,8 +384,11 @@ def _replace_files(tmp: Path, out_dir: Path, old_files: set[str], others: set[st
     new = {p.name for p in tmp.iterdir()}
     clash = sorted(new & others)
     if clash:
-        raise ConfigError(f"{clash[0]} is not the export's own file; move it away first", source=str(out_dir),
-                          field="export.dir")
+        raise ConfigError(
+            f"{clash[0]} is not the export's own file; move it away first",
+            source=str(out_dir),
+            field="export.dir",
+        )
     # each rename is atomic; until the new index.csv is in, the old index names the old export
     for name in sorted(new - {INDEX_NAME}):
         os.replace(tmp / name, out_dir / name)

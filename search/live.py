@@ -9,6 +9,7 @@ worker), so that other processes can tell its trials from a dead process's (sear
 When this process stops with trials unfinished (Ctrl-C, a crash caught by `close`), they are handed
 back: FAIL "interrupted", and their parameters enqueued for whoever re-runs them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,10 @@ log = logging.getLogger("softgate.study")
 @contextlib.contextmanager
 def sigint_deferred() -> Iterator[None]:
     """Hold a Ctrl-C (SIGINT) that arrives inside the block until its end, then raise it."""
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is None):
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is None
+    ):
         yield
         return
     caught: list[int] = []

@@ -11,6 +11,7 @@ storage) is not trained again either: `settle` says WAIT, and the searcher parks
 that one ends (search/searcher.py). A trial only waits for a lower-numbered one, so waits never form
 a cycle.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -26,7 +27,7 @@ NOT_REUSED = ("rerun_of", "reused_from", "waits_for")
 
 Verdict = Literal["reuse", "wait", "train"]
 REUSE: Verdict = "reuse"  # a COMPLETE trial of the arch: take its result
-WAIT: Verdict = "wait"    # a lower-numbered trial of the arch is RUNNING: wait for it to end
+WAIT: Verdict = "wait"  # a lower-numbered trial of the arch is RUNNING: wait for it to end
 TRAIN: Verdict = "train"  # neither: train it
 
 
@@ -39,8 +40,11 @@ class ReuseCache:
     @classmethod
     def from_config(cls, study: optuna.Study, cfg: Any) -> ReuseCache:
         """As the study config asks (`latency.cache`, `seeds`); `cfg` is a StudyConfig."""
-        return cls(study, results=bool(cfg.latency.cache and not cfg.seeds),
-                   latency=bool(cfg.latency.cache))
+        return cls(
+            study,
+            results=bool(cfg.latency.cache and not cfg.seeds),
+            latency=bool(cfg.latency.cache),
+        )
 
     def _complete(self) -> list[optuna.trial.FrozenTrial]:
         return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -57,9 +61,13 @@ class ReuseCache:
         itself) or (TRAIN, None). Always TRAIN when results are not reused."""
         if not self.results:
             return TRAIN, None
-        same = [t for t in self.study.get_trials(deepcopy=False,
-                                                 states=(TrialState.COMPLETE, TrialState.RUNNING))
-                if t.user_attrs.get("arch_id") == arch_id]
+        same = [
+            t
+            for t in self.study.get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)
+            )
+            if t.user_attrs.get("arch_id") == arch_id
+        ]
         done = next((t for t in same if t.state == TrialState.COMPLETE), None)
         if done is not None:
             return REUSE, done
@@ -71,14 +79,18 @@ class ReuseCache:
         if not self.latencies:
             return None
         for t in self._complete():
-            if t.user_attrs.get("arch_id") == arch_id and all(k in t.user_attrs
-                                                              for k in LATENCY_KEYS):
+            if t.user_attrs.get("arch_id") == arch_id and all(
+                k in t.user_attrs for k in LATENCY_KEYS
+            ):
                 return {k: t.user_attrs[k] for k in LATENCY_KEYS}
         return None
 
-    def take_over(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial,
-                  before_tell: Callable[[optuna.Trial, list[float]], None] | None = None
-                  ) -> list[float]:
+    def take_over(
+        self,
+        trial: optuna.Trial,
+        earlier: optuna.trial.FrozenTrial,
+        before_tell: Callable[[optuna.Trial, list[float]], None] | None = None,
+    ) -> list[float]:
         """Tell `trial` the result of `earlier` (its attrs and constraints too); its values.
         `before_tell` runs once the attrs are set and before the tell (a finished trial's note
         can no longer be written)."""

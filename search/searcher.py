@@ -12,6 +12,7 @@ A module-level class on purpose: Ray cloudpickles a class defined inside a funct
 its experiment files, and a closure over the config would write the storage URL (with its password)
 there. This one is pickled by reference, and its `__getstate__` returns {}.
 """
+
 from __future__ import annotations
 
 import time
@@ -41,16 +42,18 @@ PARKED_CHECK_S = 0.5
 class StorageSearcher(Searcher):
     """Optuna ask/tell against the real storage, one Optuna trial per Ray Tune trial."""
 
-    def __init__(self, study: StoredStudy, cfg: StudyConfig, space: Any,
-                 printer: Callable[[str], None]) -> None:
+    def __init__(
+        self, study: StoredStudy, cfg: StudyConfig, space: Any, printer: Callable[[str], None]
+    ) -> None:
         super().__init__(metric=None, mode=None)
         self.study, self.cfg, self.space = study, cfg, space
         self.quota = TrialQuota(study, cfg.trials, cfg.timeout, printer)
         self.reuse = ReuseCache.from_config(study, cfg)
         self.progress = ProgressReporter(study, cfg, printer)
         # notes and artifacts for optuna-dashboard go with each outcome
-        self.outcomes = OutcomeTeller(study, cfg.objective_names, TrialExtras.from_config(cfg),
-                                      self.progress)
+        self.outcomes = OutcomeTeller(
+            study, cfg.objective_names, TrialExtras.from_config(cfg), self.progress
+        )
         self.live = LiveTrials(study)
         self.printer = printer
         self.parked: dict[int, tuple[Any, int]] = {}  # number -> (its ArchSpec, the trial awaited)
@@ -149,8 +152,10 @@ class StorageSearcher(Searcher):
                 if not self.quota.timed_out():
                     return self._start(trial_id, trial, spec)
                 self.live.hand_back(trial)
-                self.printer(f"trial {trial.number} handed back: trial {awaited} of its arch "
-                             "ended without a result after the timeout; --resume trains it")
+                self.printer(
+                    f"trial {trial.number} handed back: trial {awaited} of its arch "
+                    "ended without a result after the timeout; --resume trains it"
+                )
         return None
 
     def _note_reuse(self, trial: optuna.Trial, values: list[float]) -> None:
@@ -188,8 +193,9 @@ class StorageSearcher(Searcher):
         if "epoch" in result:
             self.curves.setdefault(trial_id, []).append(float(result["pck"]))
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None,
-                          error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
         trial = self.live.pop(trial_id)
         if trial is None:
             return

@@ -6,6 +6,7 @@ the requested number: COMPLETE, PRUNED, FAIL except "interrupted" and "surplus",
 Only Optuna's public API is used, except where Optuna has none (`OPTUNA_INTERNALS`): pyproject.toml
 bounds optuna's version, and tests/test_optuna_internals.py names the internal that moved.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -32,8 +33,18 @@ INTERRUPTED = "interrupted"
 SURPLUS = "surplus"
 
 # query keys whose values are never secrets; every other query value is masked
-_PLAIN_QUERY_KEYS = {"host", "port", "sslmode", "connect_timeout", "application_name", "charset",
-                     "driver", "check_same_thread", "timeout", "target_session_attrs"}
+_PLAIN_QUERY_KEYS = {
+    "host",
+    "port",
+    "sslmode",
+    "connect_timeout",
+    "application_name",
+    "charset",
+    "driver",
+    "check_same_thread",
+    "timeout",
+    "target_session_attrs",
+}
 
 
 # -- URLs ------------------------------------------------------------------------------------------
@@ -43,9 +54,11 @@ def engine_url(url: str) -> str:
     if url.startswith("postgresql://"):
         import importlib.util
 
-        if (importlib.util.find_spec("psycopg2") is None
-                and importlib.util.find_spec("psycopg") is not None):
-            return "postgresql+psycopg://" + url[len("postgresql://"):]
+        if (
+            importlib.util.find_spec("psycopg2") is None
+            and importlib.util.find_spec("psycopg") is not None
+        ):
+            return "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
@@ -73,8 +86,9 @@ def scrub(text: str, url: str) -> str:
     try:
         parsed = make_url(url)
         secrets.add(parsed.password or "")
-        secrets.update(v for vs in parsed.query.values()
-                       for v in ([vs] if isinstance(vs, str) else vs))
+        secrets.update(
+            v for vs in parsed.query.values() for v in ([vs] if isinstance(vs, str) else vs)
+        )
     except Exception:  # unparseable: mask_url already hid everything after the scheme
         pass
     if url_problem(url) is not None:  # no parse is to be trusted: hide every piece of it
@@ -120,8 +134,12 @@ class StoredStudy(optuna.Study):
     a trial's id private: so the storage travels with the study here, and a trial's id is looked
     up by its number through the storage's public API."""
 
-    def __init__(self, study_name: str, storage: optuna.storages.RDBStorage,
-                 sampler: optuna.samplers.BaseSampler | None = None) -> None:
+    def __init__(
+        self,
+        study_name: str,
+        storage: optuna.storages.RDBStorage,
+        sampler: optuna.samplers.BaseSampler | None = None,
+    ) -> None:
         super().__init__(study_name=study_name, storage=storage, sampler=sampler)
         self.rdb = storage
         self.rdb_study_id = storage.get_study_id_from_name(study_name)
@@ -148,16 +166,20 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
             folder.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # heartbeat is "experimental"
-            return optuna.storages.RDBStorage(engine_url(url), heartbeat_interval=HEARTBEAT_S,
-                                              grace_period=GRACE_S)
+            return optuna.storages.RDBStorage(
+                engine_url(url), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            )
     except Exception as err:  # bad URL, unreachable server, missing driver: the user's to fix
         for folder in made:  # innermost first; only what this call created, and only if still empty
             try:
                 folder.rmdir()
             except OSError:
                 break
-        raise ConfigError(f"cannot open storage ({scrub(one_line(err), url)})",
-                          source=mask_url(url), field="storage") from None
+        raise ConfigError(
+            f"cannot open storage ({scrub(one_line(err), url)})",
+            source=mask_url(url),
+            field="storage",
+        ) from None
 
 
 # -- Optuna internals ------------------------------------------------------------------------------
@@ -168,17 +190,21 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 OPTUNA_INTERNALS = (
     "RDBStorage._get_stale_trial_ids(study_id)",
     "RDBStorage.scoped_session()",
-    ("optuna.storages._rdb.models.TrialModel"
-     " (trial_id, study_id, state, datetime_start, heartbeats)"),
+    (
+        "optuna.storages._rdb.models.TrialModel"
+        " (trial_id, study_id, state, datetime_start, heartbeats)"
+    ),
     'FrozenTrial.system_attrs["fixed_params"] (an enqueued trial\'s parameters)',
 )
 FIXED_PARAMS = "fixed_params"
 
 
 def _internal_moved(err: Exception) -> RuntimeError:
-    return RuntimeError(f"optuna {optuna.__version__} no longer has an internal that "
-                        f"search/storage.py relies on ({one_line(err)}); it needs one of "
-                        f"{'; '.join(OPTUNA_INTERNALS)}: install the optuna pyproject.toml allows")
+    return RuntimeError(
+        f"optuna {optuna.__version__} no longer has an internal that "
+        f"search/storage.py relies on ({one_line(err)}); it needs one of "
+        f"{'; '.join(OPTUNA_INTERNALS)}: install the optuna pyproject.toml allows"
+    )
 
 
 def _never_beat_ids(study: StoredStudy, cutoff: dt.datetime) -> set[int]:
@@ -187,11 +213,17 @@ def _never_beat_ids(study: StoredStudy, cutoff: dt.datetime) -> set[int]:
 
     session = study.rdb.scoped_session()
     try:
-        rows = (session.query(models.TrialModel)
-                .filter(models.TrialModel.study_id == study.rdb_study_id)
-                .filter(models.TrialModel.state == TrialState.RUNNING).all())
-        return {t.trial_id for t in rows if not t.heartbeats and t.datetime_start is not None
-                and t.datetime_start < cutoff}
+        rows = (
+            session.query(models.TrialModel)
+            .filter(models.TrialModel.study_id == study.rdb_study_id)
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .all()
+        )
+        return {
+            t.trial_id
+            for t in rows
+            if not t.heartbeats and t.datetime_start is not None and t.datetime_start < cutoff
+        }
     finally:
         session.close()
 
@@ -244,8 +276,7 @@ def interrupt(study: StoredStudy, trial_id: int) -> bool:
             fault_point("interrupt")
             rerun_of, params = _rerun_key(rdb.get_trial(trial_id))
             if params:
-                study.enqueue_trial(params, user_attrs={"rerun_of": rerun_of},
-                                    skip_if_exists=False)
+                study.enqueue_trial(params, user_attrs={"rerun_of": rerun_of}, skip_if_exists=False)
             return True
     except optuna.exceptions.UpdateFinishedTrialError:
         pass  # another process got there first
@@ -256,8 +287,9 @@ def requeue_lost(study: optuna.Study) -> int:
     """Enqueue the re-run of trials failed "interrupted" over GRACE_S ago whose re-run was never
     enqueued (their process died between failing them and enqueueing)."""
     trials = study.get_trials(deepcopy=False)
-    enqueued = {(t.user_attrs.get("rerun_of"), t.number)
-                for t in trials if "rerun_of" in t.user_attrs}
+    enqueued = {
+        (t.user_attrs.get("rerun_of"), t.number) for t in trials if "rerun_of" in t.user_attrs
+    }
     cutoff = dt.datetime.now() - dt.timedelta(seconds=GRACE_S)
     lost = 0
     for t in trials:

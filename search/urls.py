@@ -9,6 +9,7 @@ the error message quotes that piece. `url_problem` finds such URLs from their te
 parser, no lookup), and `check_storage_url` refuses them, printing no part of the URL after its
 scheme. What passes reads the same in SQLAlchemy and RFC 3986; see docs/reliability.md (Secrets).
 """
+
 from __future__ import annotations
 
 import re
@@ -23,9 +24,11 @@ _USERINFO = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:]|%[0-9A-Fa-f]{2})*")
 # query ("&"), turn into a space ("+") nor move the parse ("@", "/", "?", "#")
 _QUERY_SECRET = re.compile(r"(?:[A-Za-z0-9\-._~!$'()*,;=:]|%[0-9A-Fa-f]{2})*")
 _SECRET_KEY = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
-ENCODE_HINT = ("percent-encode the user name and password "
-               "(urllib.parse.quote(password, safe=''): '@' is %40, '/' is %2F, '?' is %3F, "
-               "'#' is %23)")
+ENCODE_HINT = (
+    "percent-encode the user name and password "
+    "(urllib.parse.quote(password, safe=''): '@' is %40, '/' is %2F, '?' is %3F, "
+    "'#' is %23)"
+)
 
 
 def url_problem(url: str) -> str | None:
@@ -39,20 +42,26 @@ def url_problem(url: str) -> str | None:
     # with a host part (anything but a path right after "://": sqlite:///x, postgresql:///db?host=)
     # every "@" must be the one that ends the user info; SQLAlchemy would end it at another
     if not rest.startswith("/") and rest.count("@") > (1 if "@" in authority else 0):
-        return ("it has an '@' other than the one that ends the user name and password (one of "
-                "them, or a query value, holds '@', '/', '?' or '#' unencoded)")
+        return (
+            "it has an '@' other than the one that ends the user name and password (one of "
+            "them, or a query value, holds '@', '/', '?' or '#' unencoded)"
+        )
     userinfo = authority.rpartition("@")[0] if "@" in authority else ""
     if not _USERINFO.fullmatch(userinfo):
-        return ("its user name or password holds a character that must be percent-encoded "
-                "(a space, '%' not followed by two hex digits, a non-ASCII letter, '[' ...)")
+        return (
+            "its user name or password holds a character that must be percent-encoded "
+            "(a space, '%' not followed by two hex digits, a non-ASCII letter, '[' ...)"
+        )
     query = after.partition("?")[2] if "?" in after else ""
     for pair in filter(None, query.split("&")):
         key, _, value = pair.partition("=")
         if _SECRET_KEY.search(unquote(key)) and not _QUERY_SECRET.fullmatch(value):
             # the key is not shown either: with an unencoded "&" in a password it may be a piece
-            return ("a password query parameter (password=, sslpassword=, ...) holds a "
-                    "character that must be percent-encoded ('@', '/', '?', '#', '+', a space, "
-                    "a non-ASCII letter ...)")
+            return (
+                "a password query parameter (password=, sslpassword=, ...) holds a "
+                "character that must be percent-encoded ('@', '/', '?', '#', '+', a space, "
+                "a non-ASCII letter ...)"
+            )
     return None
 
 
@@ -69,10 +78,17 @@ def check_storage_url(url: object, source: str, field: str) -> str:
         from search.storage import mask_url  # mask_url itself uses url_problem
 
         shown = mask_url(url) if isinstance(url, str) else repr(url)  # never echo a password
-        raise ConfigError(f"must be an SQLAlchemy URL such as sqlite:///runs/x.db (got {shown})",
-                          source=source, field=field)
+        raise ConfigError(
+            f"must be an SQLAlchemy URL such as sqlite:///runs/x.db (got {shown})",
+            source=source,
+            field=field,
+        )
     problem = url_problem(url)
     if problem is not None:
-        raise ConfigError(f"the storage URL {scheme_only(url)} cannot be read one way only: "
-                          f"{problem}; {ENCODE_HINT}", source=source, field=field)
+        raise ConfigError(
+            f"the storage URL {scheme_only(url)} cannot be read one way only: "
+            f"{problem}; {ENCODE_HINT}",
+            source=source,
+            field=field,
+        )
     return url

@@ -4,6 +4,7 @@ Fast: export never deletes what it did not write; resume with WAITING re-runs; a
 its first heartbeat; bad --address / --storage / space leave nothing behind; credential masking.
 Slow: Ctrl-C, kill -9 of the launcher (its local Ray goes with it), the secrets of a real study.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,12 +36,21 @@ RESULT = {"final": True, "attrs_json": '{"pck": 0.5, "latency_ms": 2.0}'}
 
 def launch(*args: str, timeout: int = 240, **extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **extra}
-    return subprocess.run([sys.executable, str(REPO / "launch.py"), *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPO / "launch.py"), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"<dir>" for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"<dir>"
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 # -- 1. export removes only what an export wrote ---------------------------------------------------------
@@ -52,7 +62,9 @@ def url(tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize("force", [False, True])
-def test_export_refuses_a_folder_that_is_not_an_export(url: str, tmp_path: Path, force: bool) -> None:
+def test_export_refuses_a_folder_that_is_not_an_export(
+    url: str, tmp_path: Path, force: bool
+) -> None:
     train = tmp_path / "train"  # a training folder, as `launch.py train` leaves it
     train.mkdir()
     for name in ("best.pt", "last.pt", "metrics.json"):
@@ -73,7 +85,9 @@ def test_export_into_the_run_folder_keeps_the_study(tmp_path: Path) -> None:
     url = f"sqlite:///{run / 'study.db'}"
     make_study(url)
     before = snapshot(run)
-    proc = launch("export", "--study", "exp", "--storage", url, "--out", str(run), "--force", timeout=120)
+    proc = launch(
+        "export", "--study", "exp", "--storage", url, "--out", str(run), "--force", timeout=120
+    )
     assert proc.returncode == 0, proc.stderr  # export.dir defaults to run/export: a new folder
     with pytest.raises(ConfigError, match="not an export"):
         export_study(url, "exp", run, force=True)  # export.dir = the run folder itself
@@ -103,9 +117,14 @@ def test_cli_export_into_a_foreign_folder_is_one_line_exit_2(url: str, tmp_path:
     (run / "export").mkdir(parents=True)
     (run / "export" / "best.pt").write_bytes(b"x")
     for extra in ([], ["--force"]):
-        proc = launch("export", "--study", "exp", "--storage", url, "--out", str(run), *extra, timeout=120)
+        proc = launch(
+            "export", "--study", "exp", "--storage", url, "--out", str(run), *extra, timeout=120
+        )
         assert proc.returncode == 2
-        assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "not an export" in proc.stderr
+        assert (
+            proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+            and "not an export" in proc.stderr
+        )
         assert "already exists" not in proc.stderr
     assert [p.name for p in (run / "export").iterdir()] == ["best.pt"]
 
@@ -115,8 +134,11 @@ def test_export_of_an_all_infeasible_study_says_none_feasible(tmp_path: Path) ->
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="inf", storage=url, directions=["maximize", "minimize"])
     for _ in range(3):
-        study.add_trial(optuna.trial.create_trial(values=[0.0, 1.0], user_attrs={"arch": {}},
-                                                  system_attrs={"constraints": [5.0]}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[0.0, 1.0], user_attrs={"arch": {}}, system_attrs={"constraints": [5.0]}
+            )
+        )
     with pytest.raises(ConfigError, match="3 trials complete, none feasible"):
         export_study(url, "inf", tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -155,7 +177,9 @@ def test_resume_after_an_interrupted_resume_runs_the_waiting_trials(tmp_path: Pa
     try:
         reruns = [again.suggest("r0"), again.suggest("r1")]
         assert all(isinstance(c, dict) for c in reruns)
-        assert sorted(c["arch"]["width"] for c in reruns) == sorted(configs[t]["arch"]["width"] for t in ("t2", "t3"))
+        assert sorted(c["arch"]["width"] for c in reruns) == sorted(
+            configs[t]["arch"]["width"] for t in ("t2", "t3")
+        )
         assert again.suggest("r2") is None  # the count is reached while they run
         for tid in ("r0", "r1"):
             again.on_trial_complete(tid, RESULT)
@@ -174,13 +198,19 @@ def test_trial_killed_before_its_first_heartbeat_goes_stale(tmp_path: Path, monk
     monkeypatch.setattr(storage, "GRACE_S", 1)
     cfg = _cfg(tmp_path, 2)
     study = prepare_study(cfg, resume=False)
-    orphan = study.ask()  # killed between ask() and its first heartbeat: no heartbeat row, no params
+    orphan = (
+        study.ask()
+    )  # killed between ask() and its first heartbeat: no heartbeat row, no params
     time.sleep(1.5)
     assert storage.stale_trial_ids(study) == [orphan._trial_id]
     assert storage.fail_stale_trials(study) == 1
     trials = study.get_trials()
-    assert [t.state for t in trials] == [TrialState.FAIL]  # nothing to re-run: no empty WAITING trial
-    assert trials[0].user_attrs["fail_reason"] == "interrupted" and not storage.counts_toward_target(trials[0])
+    assert [t.state for t in trials] == [
+        TrialState.FAIL
+    ]  # nothing to re-run: no empty WAITING trial
+    assert trials[0].user_attrs[
+        "fail_reason"
+    ] == "interrupted" and not storage.counts_toward_target(trials[0])
     searcher = _searcher(cfg, study)  # the next --resume: asks 2 fresh trials, does not hang
     try:
         assert isinstance(searcher.suggest("a"), dict) and isinstance(searcher.suggest("b"), dict)
@@ -193,7 +223,9 @@ def test_trial_killed_before_its_first_heartbeat_goes_stale(tmp_path: Path, monk
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
-def test_rerun_killed_before_its_first_heartbeat_is_enqueued_again(tmp_path: Path, monkeypatch) -> None:
+def test_rerun_killed_before_its_first_heartbeat_is_enqueued_again(
+    tmp_path: Path, monkeypatch
+) -> None:
     from search.study import prepare_study
 
     monkeypatch.setattr(storage, "GRACE_S", 1)
@@ -223,27 +255,43 @@ def test_unreachable_address_is_one_line_and_creates_nothing(tmp_path: Path) -> 
     proc = launch("--study", "smoke", "--out", str(out), "--address", "127.0.0.1:1", timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
-    assert proc.stderr.startswith("error: <arg>: --address: nothing answers at 127.0.0.1:1 within 5 s")
+    assert proc.stderr.startswith(
+        "error: <arg>: --address: nothing answers at 127.0.0.1:1 within 5 s"
+    )
     assert not out.exists()
 
 
 def test_bad_storage_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = launch("--study", "smoke", "--out", str(out), "--storage", "sqlite:////proc/nope/x.db", timeout=180)
+    proc = launch(
+        "--study", "smoke", "--out", str(out), "--storage", "sqlite:////proc/nope/x.db", timeout=180
+    )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "storage: cannot open storage" in proc.stderr
+    assert (
+        proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+        and "storage: cannot open storage" in proc.stderr
+    )
     assert not out.exists()
 
 
 def test_space_without_a_buildable_point_is_refused(tmp_path: Path) -> None:
-    path = study_file(tmp_path, "unbuildable", space={**SMOKE["space"], "input_size": 40})  # 40 % 16 != 0
+    path = study_file(
+        tmp_path, "unbuildable", space={**SMOKE["space"], "input_size": 40}
+    )  # 40 % 16 != 0
     out = tmp_path / "run"
     proc = launch("--study", str(path), "--out", str(out), timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and f"error: {path}: space:" in proc.stderr
+    assert (
+        proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+        and f"error: {path}: space:" in proc.stderr
+    )
     assert not out.exists()
-    path = study_file(tmp_path, "proxysize", space={**SMOKE["space"], "input_size": 64, "depth": 3},
-                      proxy={**SMOKE["proxy"], "input_size": 48})  # the spec is fine, the proxy size is not
+    path = study_file(
+        tmp_path,
+        "proxysize",
+        space={**SMOKE["space"], "input_size": 64, "depth": 3},
+        proxy={**SMOKE["proxy"], "input_size": 48},
+    )  # the spec is fine, the proxy size is not
     proc = launch("--study", str(path), "--out", str(out), timeout=120)
     assert proc.returncode == 2 and f"error: {path}: proxy.input_size:" in proc.stderr
     assert not out.exists()
@@ -253,45 +301,78 @@ def test_space_without_a_buildable_point_is_refused(tmp_path: Path) -> None:
 SECRET = "pw@with/slash?and"
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("postgresql://user:s3cret@host/db", "postgresql://user:***@host/db"),
-    ("postgresql://user:s3cret@host:5432/db", "postgresql://user:***@host:5432/db"),
-    ("postgresql+psycopg://user:s3cret@host/db", "postgresql+psycopg://user:***@host/db"),
-    # unquoted @ / ? # : where the password ends is a guess (search/urls.py): only the scheme
-    ("postgresql://user:p@ss@word@host/db", "postgresql:***"),
-    ("postgresql://user:pa/ss@host/db", "postgresql:***"),
-    ("postgresql://user:pa?ss@host/db", "postgresql:***"),
-    ("postgresql://user:a@b/c?d@host/db", "postgresql:***"),
-    ("postgresql://bob:S3cr@t/p@127.0.0.1/db", "postgresql:***"),
-    ("postgresql://host:5432/db?password=a@b", "postgresql:***"),
-    ("postgresql://user:p%40ss%2Fw%3F@host/db", "postgresql://user:***@host/db"),  # quoted
-    ("postgresql://host/db?password=s3cret&sslmode=require", "postgresql://host/db?password=***&sslmode=require"),
-    ("postgresql://user@host/db?sslpassword=s3cret", "postgresql://user@host/db?sslpassword=***"),
-    (f"sqlite:///runs/x/study.db?password={quote(SECRET, safe='')}", "sqlite:///runs/x/study.db?password=***"),
-    ("sqlite:///runs/x/study.db", "sqlite:///runs/x/study.db"),
-    ("mysql+pymysql://user:s3cret@host/db", "mysql+pymysql://user:***@host/db"),
-    ("postgresql:/user:s3cret@host/db", "postgresql:***"),  # one slash: not a URL SQLAlchemy reads
-    ("postgresql//user:s3cret@host/db", "***"),
-    ("user:s3cret@host", "user:***"),
-    ("", "***"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql://user:s3cret@host/db", "postgresql://user:***@host/db"),
+        ("postgresql://user:s3cret@host:5432/db", "postgresql://user:***@host:5432/db"),
+        ("postgresql+psycopg://user:s3cret@host/db", "postgresql+psycopg://user:***@host/db"),
+        # unquoted @ / ? # : where the password ends is a guess (search/urls.py): only the scheme
+        ("postgresql://user:p@ss@word@host/db", "postgresql:***"),
+        ("postgresql://user:pa/ss@host/db", "postgresql:***"),
+        ("postgresql://user:pa?ss@host/db", "postgresql:***"),
+        ("postgresql://user:a@b/c?d@host/db", "postgresql:***"),
+        ("postgresql://bob:S3cr@t/p@127.0.0.1/db", "postgresql:***"),
+        ("postgresql://host:5432/db?password=a@b", "postgresql:***"),
+        ("postgresql://user:p%40ss%2Fw%3F@host/db", "postgresql://user:***@host/db"),  # quoted
+        (
+            "postgresql://host/db?password=s3cret&sslmode=require",
+            "postgresql://host/db?password=***&sslmode=require",
+        ),
+        (
+            "postgresql://user@host/db?sslpassword=s3cret",
+            "postgresql://user@host/db?sslpassword=***",
+        ),
+        (
+            f"sqlite:///runs/x/study.db?password={quote(SECRET, safe='')}",
+            "sqlite:///runs/x/study.db?password=***",
+        ),
+        ("sqlite:///runs/x/study.db", "sqlite:///runs/x/study.db"),
+        ("mysql+pymysql://user:s3cret@host/db", "mysql+pymysql://user:***@host/db"),
+        (
+            "postgresql:/user:s3cret@host/db",
+            "postgresql:***",
+        ),  # one slash: not a URL SQLAlchemy reads
+        ("postgresql//user:s3cret@host/db", "***"),
+        ("user:s3cret@host", "user:***"),
+        ("", "***"),
+    ],
+)
 def test_mask_url_shapes(url: str, shown: str) -> None:
     assert mask_url(url) == shown
-    for secret in ("s3cret", SECRET, quote(SECRET, safe=""), "p@ss@word", "pa/ss", "pa?ss", "a@b/c?d"):
+    for secret in (
+        "s3cret",
+        SECRET,
+        quote(SECRET, safe=""),
+        "p@ss@word",
+        "pa/ss",
+        "pa?ss",
+        "a@b/c?d",
+    ):
         assert secret not in mask_url(url)
 
 
 def test_cli_storage_url_with_one_slash_is_not_echoed(tmp_path: Path) -> None:
-    proc = launch("--study", "smoke", "--out", str(tmp_path / "run"), "--storage", "postgresql:/user:s3cret@host/db",
-                  timeout=60)
+    proc = launch(
+        "--study",
+        "smoke",
+        "--out",
+        str(tmp_path / "run"),
+        "--storage",
+        "postgresql:/user:s3cret@host/db",
+        timeout=60,
+    )
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "s3cret" not in proc.stdout + proc.stderr and "postgresql:***" in proc.stderr
     assert not (tmp_path / "run").exists()
 
 
 def test_storage_errors_never_echo_the_password() -> None:
-    for url in ("postgresql:/user:s3cret@host/db", "postgresql://user:s3cret@127.0.0.1:1/db?connect_timeout=1",
-                "nosuchdriver://user:s3cret@host/db"):
+    for url in (
+        "postgresql:/user:s3cret@host/db",
+        "postgresql://user:s3cret@127.0.0.1:1/db?connect_timeout=1",
+        "nosuchdriver://user:s3cret@host/db",
+    ):
         with pytest.raises(ConfigError) as err:
             storage.open_storage(url)
         assert "s3cret" not in str(err.value) and "storage" == err.value.field
@@ -320,9 +401,15 @@ def test_a_study_leaves_its_storage_password_nowhere(tmp_path: Path) -> None:
 # -- 3, 4. Ctrl-C and kill -9 against a real study (slow) -------------------------------------------------
 def _start(out: Path, **extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **extra}
-    return subprocess.Popen([sys.executable, str(REPO / "launch.py"), "--study", "smoke", "--out", str(out)],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "launch.py"), "--study", "smoke", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_running(proc: subprocess.Popen, out: Path, timeout: float = 180) -> None:
@@ -334,8 +421,12 @@ def _wait_for_running(proc: subprocess.Popen, out: Path, timeout: float = 180) -
         # read-only and through sqlite3 itself: optuna.load_study would create the tables the
         # launcher is creating at that moment (and the two then race)
         try:
-            with contextlib.closing(sqlite3.connect(f"file:{out / 'study.db'}?mode=ro", uri=True)) as db:
-                running = db.execute("SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0]
+            with contextlib.closing(
+                sqlite3.connect(f"file:{out / 'study.db'}?mode=ro", uri=True)
+            ) as db:
+                running = db.execute(
+                    "SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'"
+                ).fetchone()[0]
         except sqlite3.Error:  # not created yet
             continue
         if running:
@@ -348,7 +439,9 @@ def _descendants(pid: int) -> list[int]:
     parents = {}
     for entry in Path("/proc").iterdir():
         try:
-            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parents[int(entry.name)] = int(
+                (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            )
         except (ValueError, OSError, IndexError):
             continue
     found, frontier = [], [pid]
@@ -365,14 +458,18 @@ def test_ctrl_c_stops_the_study_at_the_first_press(tmp_path: Path) -> None:
     proc = _start(out)
     try:
         _wait_for_running(proc, out)
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole foreground group
+        os.killpg(
+            proc.pid, signal.SIGINT
+        )  # what a terminal's Ctrl-C sends: the whole foreground group
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode in (1, 130), err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted")
-    trials = optuna.load_study(study_name="smoke", storage=f"sqlite:///{out / 'study.db'}").get_trials()
+    trials = optuna.load_study(
+        study_name="smoke", storage=f"sqlite:///{out / 'study.db'}"
+    ).get_trials()
     assert not [t for t in trials if t.state == TrialState.RUNNING]  # handed back
     resumed = launch("--study", "smoke", "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -386,7 +483,9 @@ def test_kill_9_of_the_launcher_takes_its_local_ray_along(tmp_path: Path) -> Non
         _wait_for_running(proc, out)
         ray_pids = _descendants(proc.pid)
         assert len(ray_pids) >= 3, "no local Ray under the launcher"
-        assert {ip for ip in _listening(ray_pids)} == {"127.0.0.1"}  # the local Ray binds loopback only
+        assert {ip for ip in _listening(ray_pids)} == {
+            "127.0.0.1"
+        }  # the local Ray binds loopback only
         os.kill(proc.pid, signal.SIGKILL)  # the launcher alone, not its process group
         proc.wait()
         deadline = time.time() + 10
@@ -419,8 +518,11 @@ def _listening(pids: list[int]) -> list[str]:
     found = []
     for pid in pids:
         try:
-            found += [c.laddr.ip.removeprefix("::ffff:") for c in psutil.Process(pid).net_connections(kind="inet")
-                      if c.status == psutil.CONN_LISTEN]
+            found += [
+                c.laddr.ip.removeprefix("::ffff:")
+                for c in psutil.Process(pid).net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN
+            ]
         except psutil.Error:
             pass
     return found
@@ -432,10 +534,14 @@ def test_the_watchdog_finds_a_raylets_orphaned_workers() -> None:
     from search import watchdog
 
     raylet = watchdog.psutil.Process(os.getpid())  # the psutil the watchdog found
-    ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
-                            env={**os.environ, "RAY_RAYLET_PID": str(os.getpid())})
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
-                             env={**os.environ, "RAY_RAYLET_PID": "1"})
+    ours = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        env={**os.environ, "RAY_RAYLET_PID": str(os.getpid())},
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        env={**os.environ, "RAY_RAYLET_PID": "1"},
+    )
     try:
         time.sleep(0.5)
         found = {p.pid for p in watchdog.raylet_workers({os.getpid(): raylet.create_time()})}

@@ -1,6 +1,7 @@
 """The parts StorageSearcher is built of, each on its own against a real SQLite study (no Ray):
 ReuseCache (search/reuse.py), TrialQuota (search/quota.py), ProgressReporter (search/progress.py),
 and the reuse path through the searcher itself."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,9 @@ def _study(cfg: StudyConfig) -> optuna.Study:
 
 
 def _done(study: optuna.Study, arch_id: str, values: list[float], **attrs: object) -> None:
-    study.add_trial(optuna.trial.create_trial(values=values,
-                                              user_attrs={"arch_id": arch_id, **attrs}))
+    study.add_trial(
+        optuna.trial.create_trial(values=values, user_attrs={"arch_id": arch_id, **attrs})
+    )
 
 
 def test_reuse_cache_finds_the_first_complete_trial_of_an_arch(tmp_path: Path) -> None:
@@ -76,8 +78,10 @@ def test_an_arch_trained_before_takes_its_result_without_training(tmp_path: Path
         note = get_note(optuna.Trial(study, t._trial_id))
         assert note.startswith(f"## Trial {t.number}: COMPLETE (reuse of trial 0)")
     assert [line.split(" | ")[0] for line in said] == [
-        "[1/3] trial 0 pck=0.5 latency_ms=2", "[2/3] trial 1 pck=0.5 latency_ms=2",
-        "[3/3] trial 2 pck=0.5 latency_ms=2"]
+        "[1/3] trial 0 pck=0.5 latency_ms=2",
+        "[2/3] trial 1 pck=0.5 latency_ms=2",
+        "[3/3] trial 2 pck=0.5 latency_ms=2",
+    ]
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
@@ -103,8 +107,12 @@ def test_quota_timeout_is_said_once(tmp_path: Path) -> None:
     assert quota.gate(set()) == ASK
     quota.start -= 61
     assert quota.gate(set()) == DONE and quota.gate(set()) == DONE
-    assert said == [("timeout: 60 s since the start: no new trials, the running ones finish; "
-                     "--resume goes on towards 5")]
+    assert said == [
+        (
+            "timeout: 60 s since the start: no new trials, the running ones finish; "
+            "--resume goes on towards 5"
+        )
+    ]
 
 
 def test_progress_eta_is_capped_by_the_timeout(tmp_path: Path) -> None:
@@ -163,7 +171,8 @@ def test_a_trial_of_an_arch_in_training_waits_then_takes_its_result(tmp_path: Pa
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 @pytest.mark.parametrize("ending", list(ENDINGS))
 def test_a_waiting_trial_trains_when_the_running_one_ends_without_result(
-        tmp_path: Path, ending: str) -> None:
+    tmp_path: Path, ending: str
+) -> None:
     cfg = _cfg(tmp_path, 2, width=16, gate="channel")
     study = _study(cfg)
     searcher = _searcher(study, cfg)

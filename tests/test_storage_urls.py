@@ -3,6 +3,7 @@
 same passwords percent-encoded work and are masked. Only loopback is ever contacted: the refused
 URLs name 127.0.0.1 with a closed port, and name lookups are made to raise.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,8 +21,13 @@ from search.storage import mask_url, open_storage
 from space.errors import ConfigError
 
 # id -> a password that an unencoded URL cannot carry (distinctive pieces: none is in any path)
-PASSWORDS = {"at": "S3cr@tZq/pXw", "slash": "Zq9/Xw7Kj", "question": "Zq9?Xw7Kj",
-             "hash": "Zq9#Xw7Kj", "non-ascii": "Zqä9Xw7Kj"}
+PASSWORDS = {
+    "at": "S3cr@tZq/pXw",
+    "slash": "Zq9/Xw7Kj",
+    "question": "Zq9?Xw7Kj",
+    "hash": "Zq9#Xw7Kj",
+    "non-ascii": "Zqä9Xw7Kj",
+}
 # the same, percent-encoded as the refusal says; "%40" itself must stay a literal password too
 ENCODED = {"at": "S3cr@tZq/pXw", "percent-40": "Zq%40Xw7Kj", "non-ascii": "Zqä9Xw7Kj"}
 
@@ -45,9 +51,14 @@ COMMANDS = {
     "dashboard of a bare study name": ["dashboard", "--study", "never-ran"],
 }
 URLS = {f"userinfo {k}": _userinfo_url(v) for k, v in PASSWORDS.items()}
-URLS.update({"query @": _query_url("Zq9@Xw7Kj"), "query #": _query_url("Zq9#Xw7Kj"),
-             "query / and ?": _query_url("Zq9/Xw?7Kj"),
-             "query @ after a port": "postgresql://127.0.0.1:1/db?password=Zq9@Xw7Kj"})
+URLS.update(
+    {
+        "query @": _query_url("Zq9@Xw7Kj"),
+        "query #": _query_url("Zq9#Xw7Kj"),
+        "query / and ?": _query_url("Zq9/Xw?7Kj"),
+        "query @ after a port": "postgresql://127.0.0.1:1/db?password=Zq9@Xw7Kj",
+    }
+)
 
 
 def _fragments(url: str) -> set[str]:
@@ -55,7 +66,7 @@ def _fragments(url: str) -> set[str]:
     escapes alone, such as the hint's "%40")."""
     secret = url.split("bob:")[1].split("@127")[0] if "bob:" in url else url.split("password=")[1]
     forms = {secret, quote(secret, safe="")}
-    pieces = {f[i:i + 3] for f in forms for i in range(len(f) - 2)}
+    pieces = {f[i : i + 3] for f in forms for i in range(len(f) - 2)}
     return {p for p in pieces if not re.fullmatch(r"[%0-9A-F]+", p)}
 
 
@@ -72,6 +83,7 @@ def no_lookups(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
         def call(*args, **kwargs):
             calls.append((name, args[:2]))
             raise OSError(f"test: {name} called")
+
         return call
 
     for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "create_connection"):
@@ -80,8 +92,9 @@ def no_lookups(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     return calls
 
 
-def _run(argv: list[str], tmp: Path, monkeypatch: pytest.MonkeyPatch,
-         capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+def _run(
+    argv: list[str], tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> tuple[int, str, str]:
     monkeypatch.chdir(tmp)
     monkeypatch.setenv("SOFTGATE_CACHE", str(tmp.parent / f"{tmp.name}-cache"))
     try:
@@ -95,8 +108,13 @@ def _run(argv: list[str], tmp: Path, monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize("url_id", list(URLS))
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_a_url_that_reads_two_ways_is_refused_before_any_lookup(
-        command: str, url_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture, no_lookups: list[tuple]) -> None:
+    command: str,
+    url_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    no_lookups: list[tuple],
+) -> None:
     url = URLS[url_id]
     rc, out, err = _run([*COMMANDS[command], "--storage", url], tmp_path, monkeypatch, capsys)
     assert rc == 2, (out, err)
@@ -112,8 +130,13 @@ def test_a_url_that_reads_two_ways_is_refused_before_any_lookup(
 @pytest.mark.parametrize("url_id", ["userinfo at", "userinfo slash", "query @"])
 @pytest.mark.parametrize("command", ["study", "export", "report", "finalize", "dashboard"])
 def test_a_study_files_storage_key_is_checked_the_same_way(
-        command: str, url_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture, no_lookups: list[tuple]) -> None:
+    command: str,
+    url_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    no_lookups: list[tuple],
+) -> None:
     url = URLS[url_id]
     path = study_file(tmp_path, "urls", storage=url)
     before = _tree(tmp_path)
@@ -127,11 +150,16 @@ def test_a_study_files_storage_key_is_checked_the_same_way(
 
 
 @pytest.mark.parametrize("password", list(ENCODED.values()), ids=list(ENCODED))
-@pytest.mark.parametrize("command", ["export", "report", "finalize", "dashboard",
-                                     "report of a bare study name"])
+@pytest.mark.parametrize(
+    "command", ["export", "report", "finalize", "dashboard", "report of a bare study name"]
+)
 def test_an_encoded_password_reaches_the_server_and_is_masked(
-        command: str, password: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture) -> None:
+    command: str,
+    password: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
     url = _userinfo_url(quote(password, safe=""))
     assert urls.url_problem(url) is None
     rc, out, err = _run([*COMMANDS[command], "--storage", url], tmp_path, monkeypatch, capsys)
@@ -146,15 +174,20 @@ def test_an_encoded_password_reaches_the_server_and_is_masked(
 @pytest.mark.filterwarnings("ignore:Query string argument")
 @pytest.mark.parametrize("password", list(ENCODED.values()), ids=list(ENCODED))
 def test_an_encoded_query_password_works_on_sqlite_and_is_masked(
-        password: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture) -> None:
+    password: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     url = f"sqlite:///{tmp_path / 'run' / 'study.db'}?password={quote(password, safe='')}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name="smoke", storage=open_storage(url),
-                                directions=["maximize", "minimize"])
+    study = optuna.create_study(
+        study_name="smoke", storage=open_storage(url), directions=["maximize", "minimize"]
+    )
     assert study.get_trials() == []
-    rc, out, err = _run(["report", "--study", "smoke", "--out", "run", "--storage", url],
-                        tmp_path, monkeypatch, capsys)
+    rc, out, err = _run(
+        ["report", "--study", "smoke", "--out", "run", "--storage", url],
+        tmp_path,
+        monkeypatch,
+        capsys,
+    )
     assert rc == 0, err
     assert f"study smoke (sqlite:///{tmp_path / 'run' / 'study.db'}?password=***)" in out
     for piece in _fragments(url) | {password}:
@@ -163,7 +196,8 @@ def test_an_encoded_query_password_works_on_sqlite_and_is_masked(
 
 @pytest.mark.parametrize("url", list(URLS.values()), ids=list(URLS))
 def test_open_storage_refuses_too_and_masks_to_the_scheme(
-        url: str, no_lookups: list[tuple]) -> None:
+    url: str, no_lookups: list[tuple]
+) -> None:
     assert mask_url(url) == "postgresql:***"
     with pytest.raises(ConfigError) as err:
         open_storage(url)
@@ -172,21 +206,27 @@ def test_open_storage_refuses_too_and_masks_to_the_scheme(
         assert piece not in str(err.value), piece
 
 
-@pytest.mark.parametrize("url", [
-    "sqlite:////home/me/runs@2/study.db",  # an '@' in a file path: SQLAlchemy reads it as a path
-    "sqlite:///runs/x/study.db?password=Zq%40Xw",
-    "postgresql://u:p+w$!&'()*,;=@[::1]:5432/db",  # RFC 3986 sub-delims are fine unencoded
-    "postgresql://u@h/db?sslrootcert=/etc/ca.pem&sslmode=require",  # not a password: a path
-    "postgresql:///db?host=/var/run/postgresql&password=Zq%2FXw",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////home/me/runs@2/study.db",  # an '@' in a file path: SQLAlchemy reads it as a path
+        "sqlite:///runs/x/study.db?password=Zq%40Xw",
+        "postgresql://u:p+w$!&'()*,;=@[::1]:5432/db",  # RFC 3986 sub-delims are fine unencoded
+        "postgresql://u@h/db?sslrootcert=/etc/ca.pem&sslmode=require",  # not a password: a path
+        "postgresql:///db?host=/var/run/postgresql&password=Zq%2FXw",
+    ],
+)
 def test_urls_that_read_one_way_pass(url: str) -> None:
     assert urls.url_problem(url) is None
     assert urls.check_storage_url(url, "<arg>", "--storage") == url
 
 
 def test_without_the_check_the_same_url_would_reach_the_driver(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
-        no_lookups: list[tuple]) -> None:
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    no_lookups: list[tuple],
+) -> None:
     """The control: `no_lookups` does see a connection attempt when the check is off."""
     monkeypatch.setattr(urls, "url_problem", lambda url: None)
     url = _userinfo_url(PASSWORDS["at"])
