@@ -32,6 +32,7 @@ from search.sections import (
     read_objectives,
 )
 from search.storage import engine_url, mask_url  # noqa: F401  (URL helpers: search.storage; re-exported)
+from search.urls import check_storage_url
 from space import checks
 from space.errors import ConfigError
 from space.search_space import SearchSpace
@@ -320,13 +321,9 @@ def _seeds(seeds: Any, source: str) -> tuple[int, ...] | None:
 
 
 def _storage(url: Any, source: str, field_name: str = "storage") -> str | None:
+    """The study file's `storage` or `--storage`: an SQLAlchemy URL that reads one way only
+    (search/urls.py: a password with an unencoded '@', '/', '?' or '#' is refused here, before
+    anything connects)."""
     if url is None:
         return None
-    if not isinstance(url, str) or not re.match(r"^[a-zA-Z0-9+]+://", url):
-        shown = mask_url(url) if isinstance(url, str) else repr(url)  # never echo a password
-        raise ConfigError(
-            f"must be an SQLAlchemy URL such as sqlite:///runs/x.db (got {shown})",
-            source=source,
-            field=field_name,
-        )
-    return url
+    return check_storage_url(url, source, field_name)

@@ -24,6 +24,7 @@ from search.faults import fault_point
 from search.locate import RunFolder, find_study_file  # find_study_file: also imported from here
 from search.measures import measure_names
 from search.storage import StoredStudy, scrub
+from search.urls import check_storage_url
 from space.errors import ConfigError
 from trainers.outputs import remove_stale
 
@@ -92,6 +93,8 @@ def locate_study(study: str, storage: str | None = None, out: str | None = None)
             export_dir=cfg.export_dir,
             source=str(file),
         )
+    if storage is not None:  # checked as the study file's --storage is: before any connection
+        check_storage_url(storage, "<arg>", "--storage")
     run = RunFolder.of(study, out or None)
     return StudyLocation(
         name=study,
@@ -112,6 +115,7 @@ def open_study(storage_url: str, study_name: str) -> StoredStudy:
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     masked = mask_url(storage_url)
+    check_storage_url(storage_url, masked, "storage")
     try:
         url = make_url(storage_url)
     except ArgumentError as err:

@@ -5,12 +5,17 @@ study already trained (a COMPLETE trial) takes that trial's result without train
 reused the same way (the trial's config carries it, and the worker does not measure it again).
 `latency.cache: false` asks for a fresh measurement per trial, so it turns both off; a study with
 `seeds:` trains one arch per seed on purpose, so it reuses no result (its latency still may be).
+
+An arch that another trial is training right now (RUNNING, this process's or another's sharing the
+storage) is not trained again either: `settle` says WAIT, and the searcher parks the new trial until
+that one ends (search/searcher.py). A trial only waits for a lower-numbered one, so waits never form
+a cycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.trial import TrialState
@@ -18,7 +23,12 @@ from optuna.trial import TrialState
 from search.latency import LATENCY_KEYS
 
 # user attrs about a trial's own history, not its arch's result
-NOT_REUSED = ("rerun_of", "reused_from")
+NOT_REUSED = ("rerun_of", "reused_from", "waits_for")
+
+Verdict = Literal["reuse", "wait", "train"]
+REUSE: Verdict = "reuse"  # a COMPLETE trial of the arch: take its result
+WAIT: Verdict = "wait"  # a lower-numbered trial of the arch is RUNNING: wait for it to end
+TRAIN: Verdict = "train"  # neither: train it
 
 
 class ReuseCache:
@@ -44,6 +54,25 @@ class ReuseCache:
         if not self.results:
             return None
         return next((t for t in self._complete() if t.user_attrs.get("arch_id") == arch_id), None)
+
+    def settle(self, arch_id: str, number: int) -> tuple[Verdict, optuna.trial.FrozenTrial | None]:
+        """What trial `number` of `arch_id` does: (REUSE, the first COMPLETE trial of the arch),
+        (WAIT, the first RUNNING trial of the arch numbered below it: training it, or waiting
+        itself) or (TRAIN, None). Always TRAIN when results are not reused."""
+        if not self.results:
+            return TRAIN, None
+        same = [
+            t
+            for t in self.study.get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)
+            )
+            if t.user_attrs.get("arch_id") == arch_id
+        ]
+        done = next((t for t in same if t.state == TrialState.COMPLETE), None)
+        if done is not None:
+            return REUSE, done
+        running = next((t for t in same if t.number < number), None)
+        return (WAIT, running) if running is not None else (TRAIN, None)
 
     def latency(self, arch_id: str) -> dict | None:
         """The latency attrs of the first COMPLETE trial of `arch_id` that has them all."""

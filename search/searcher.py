@@ -3,7 +3,8 @@
 A thin adapter between Tune's Searcher interface and the parts that each do one job:
 `search.quota.TrialQuota` (may this process ask another trial: the count across processes, the
 timeout), `search.live.LiveTrials` (the trials this process runs: heartbeats, hand-back on close),
-`search.reuse.ReuseCache` (an arch the study already trained takes its earlier result and latency),
+`search.reuse.ReuseCache` (an arch the study already trained takes its earlier result and latency;
+one that a trial is training right now parks the new trial until that one ends),
 `search.outcome.OutcomeTeller` (how a trial ended, told to Optuna) and
 `search.progress.ProgressReporter` (the line printed as each trial ends).
 
@@ -14,6 +15,7 @@ there. This one is pickled by reference, and its `__getstate__` returns {}.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,9 +30,13 @@ from search.live import LiveTrials
 from search.outcome import OutcomeTeller
 from search.progress import ProgressReporter
 from search.quota import ASK, DONE, TrialQuota
-from search.reuse import ReuseCache
+from search.reuse import REUSE, TRAIN, WAIT, ReuseCache
 from search.samplers import SEED_PARAM
 from search.storage import StoredStudy, fail_stale_trials, one_line
+
+# how often parked trials look again whether the trial they wait for has ended (this process's own
+# trials ending make them look at once)
+PARKED_CHECK_S = 0.5
 
 
 class StorageSearcher(Searcher):
@@ -49,6 +55,9 @@ class StorageSearcher(Searcher):
             study, cfg.objective_names, TrialExtras.from_config(cfg), self.progress
         )
         self.live = LiveTrials(study)
+        self.printer = printer
+        self.parked: dict[int, tuple[Any, int]] = {}  # number -> (its ArchSpec, the trial awaited)
+        self._next_check = 0.0  # when the parked trials look again
         self.last: dict[str, dict] = {}
         self.curves: dict[str, list[float]] = {}  # per-epoch pck as reported, for pruned trials
         # GridSampler picks whole grid points, by index: the space samples them its own way
@@ -79,6 +88,9 @@ class StorageSearcher(Searcher):
 
     # -- asking ------------------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict | str | None:
+        config = self._settle_parked(trial_id)
+        if config is not None:  # a parked trial whose arch nobody trains now: it trains
+            return config
         if self.live and self.quota.resting():
             return None
         fail_stale_trials(self.study)
@@ -92,17 +104,59 @@ class StorageSearcher(Searcher):
         spec = self._arch(trial)
         if spec is None:
             return None
-        earlier = self.reuse.earlier(spec.arch_id)
-        if earlier is not None:  # already trained in this study: no training, its result
-            self._label(trial, spec)
-            values = self.reuse.take_over(trial, earlier, self._note_reuse)
-            self.live.told()
-            self.progress.trial_done(trial.number, values)
+        self._label(trial, spec)  # before settle: a trial asked elsewhere now sees this one
+        verdict, other = self.reuse.settle(spec.arch_id, trial.number)
+        if verdict == REUSE:  # already trained in this study: no training, its result
+            self._reuse(trial, other)
             return None
+        if verdict == WAIT:  # being trained right now: wait for its result (no Tune trial)
+            trial.set_user_attr("waits_for", other.number)
+            self.live.park()
+            self.parked[trial.number] = (spec, other.number)
+            return None
+        return self._start(trial_id, trial, spec)
+
+    def _start(self, trial_id: str, trial: optuna.Trial, spec: Any) -> dict:
+        """The trial goes to Tune as `trial_id`: its config."""
         self.live.run(trial_id, trial)
         config = self._trial_config(trial, spec)
         fault_point("suggested")
         return config
+
+    def _reuse(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> None:
+        """`trial` (asked or parked) takes the result of `earlier`, the arch's first COMPLETE."""
+        values = self.reuse.take_over(trial, earlier, self._note_reuse)
+        if self.parked.pop(trial.number, None) is None:
+            self.live.told()
+        else:
+            self.live.unpark(trial)
+        self.progress.trial_done(trial.number, values)
+
+    def _settle_parked(self, trial_id: str) -> dict | None:
+        """Parked trials whose awaited trial ended: each takes the arch's result if there is one;
+        else the first goes to Tune (its config returned) and the others look again later. Past
+        the timeout such a trial is handed back instead (no trial starts after it)."""
+        if not self.parked or time.time() < self._next_check:
+            return None
+        self._next_check = time.time() + PARKED_CHECK_S
+        for trial in self.live.parked():
+            spec, awaited = self.parked[trial.number]
+            verdict, other = self.reuse.settle(spec.arch_id, trial.number)
+            if verdict == REUSE:
+                self._reuse(trial, other)
+            elif verdict == WAIT and other.number != awaited:  # that one ended; another trains
+                trial.set_user_attr("waits_for", other.number)
+                self.parked[trial.number] = (spec, other.number)
+            elif verdict == TRAIN:
+                del self.parked[trial.number]
+                if not self.quota.timed_out():
+                    return self._start(trial_id, trial, spec)
+                self.live.hand_back(trial)
+                self.printer(
+                    f"trial {trial.number} handed back: trial {awaited} of its arch "
+                    "ended without a result after the timeout; --resume trains it"
+                )
+        return None
 
     def _note_reuse(self, trial: optuna.Trial, values: list[float]) -> None:
         """The dashboard note of a reuse: which trial trained the arch, and its artifacts."""
@@ -125,7 +179,6 @@ class StorageSearcher(Searcher):
         trial.set_user_attr("arch_id", spec.arch_id)
 
     def _trial_config(self, trial: optuna.Trial, spec: Any) -> dict:
-        self._label(trial, spec)
         config = {"arch": spec.to_dict(), "number": trial.number}
         if self.cfg.seeds:
             config["seed"] = trial.suggest_categorical(SEED_PARAM, list(self.cfg.seeds))
@@ -146,6 +199,7 @@ class StorageSearcher(Searcher):
         trial = self.live.pop(trial_id)
         if trial is None:
             return
+        self._next_check = 0.0  # a trial of this process ended: parked ones look at once
         result = result or self.last.get(trial_id) or {}
         self.last.pop(trial_id, None)
         self.outcomes.tell(trial, result, self.curves.pop(trial_id, []), error)

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from search.faults import fault_point
+from search.urls import check_storage_url, scheme_only, url_problem
 from space.errors import ConfigError
 
 # how often the driver marks its running trials alive in the storage, and after how long without a
@@ -64,20 +65,17 @@ def engine_url(url: str) -> str:
 def mask_url(url: str) -> str:
     """The URL safe to print and store, parsed by SQLAlchemy: the password and every query value
     that may be a secret become *** (postgresql://user:***@host/db?sslpassword=***); a URL
-    SQLAlchemy cannot parse keeps only its scheme."""
+    SQLAlchemy cannot parse, or that reads more than one way (`search.urls.url_problem`: an
+    unencoded '@', '/', '?' or '#' in a password), keeps only its scheme."""
     try:
-        scheme, sep, rest = url.partition("://")
-        if sep and "@" in rest:  # unquoted "@", "/" or "?" in a password: the last "@" ends it
-            userinfo, _, hostpart = rest.rpartition("@")
-            user, colon, _ = userinfo.partition(":")
-            url = f"{scheme}://{user}{':password' if colon else ''}@{hostpart}"
+        if url_problem(url) is not None:  # where its password ends is anyone's guess: hide it all
+            return scheme_only(url)
         parsed = make_url(url)
         query = {k: v if k in _PLAIN_QUERY_KEYS else "***" for k, v in parsed.query.items()}
         shown = parsed.set(query=query).render_as_string(hide_password=True)
         return shown.replace("%2A%2A%2A", "***")
     except Exception:  # not a URL SQLAlchemy can read: nothing after the scheme is safe to show
-        scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url or "")
-        return (scheme.group(0) if scheme else "") + "***"
+        return scheme_only(url if isinstance(url, str) else "")
 
 
 def scrub(text: str, url: str) -> str:
@@ -93,6 +91,8 @@ def scrub(text: str, url: str) -> str:
         )
     except Exception:  # unparseable: mask_url already hid everything after the scheme
         pass
+    if url_problem(url) is not None:  # no parse is to be trusted: hide every piece of it
+        secrets.update(re.split(r"[@:/?#&=]", url.partition("://")[2]))
     for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
         for form in {secret, quote(secret, safe=""), unquote(secret)}:
             text = text.replace(form, "***")
@@ -154,7 +154,9 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 
     A bad URL, an unreachable server, a missing driver or an SQLite file that cannot be made is a
     one-line ConfigError, and nothing is left behind: the SQLite file's folder is only created when
-    the storage then opens."""
+    the storage then opens. A URL that reads more than one way is refused before any connection
+    (search/urls.py)."""
+    check_storage_url(url, mask_url(url), "storage")
     made: list[Path] = []
     try:
         file = sqlite_file(url)

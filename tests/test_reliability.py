@@ -305,10 +305,13 @@ SECRET = "pw@with/slash?and"
         ("postgresql://user:s3cret@host/db", "postgresql://user:***@host/db"),
         ("postgresql://user:s3cret@host:5432/db", "postgresql://user:***@host:5432/db"),
         ("postgresql+psycopg://user:s3cret@host/db", "postgresql+psycopg://user:***@host/db"),
-        ("postgresql://user:p@ss@word@host/db", "postgresql://user:***@host/db"),  # unquoted @
-        ("postgresql://user:pa/ss@host/db", "postgresql://user:***@host/db"),  # unquoted /
-        ("postgresql://user:pa?ss@host/db", "postgresql://user:***@host/db"),  # unquoted ?
-        ("postgresql://user:a@b/c?d@host/db", "postgresql://user:***@host/db"),
+        # unquoted @ / ? # : where the password ends is a guess (search/urls.py): only the scheme
+        ("postgresql://user:p@ss@word@host/db", "postgresql:***"),
+        ("postgresql://user:pa/ss@host/db", "postgresql:***"),
+        ("postgresql://user:pa?ss@host/db", "postgresql:***"),
+        ("postgresql://user:a@b/c?d@host/db", "postgresql:***"),
+        ("postgresql://bob:S3cr@t/p@127.0.0.1/db", "postgresql:***"),
+        ("postgresql://host:5432/db?password=a@b", "postgresql:***"),
         ("postgresql://user:p%40ss%2Fw%3F@host/db", "postgresql://user:***@host/db"),  # quoted
         (
             "postgresql://host/db?password=s3cret&sslmode=require",

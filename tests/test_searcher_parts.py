@@ -126,3 +126,139 @@ def test_progress_eta_is_capped_by_the_timeout(tmp_path: Path) -> None:
     progress.trial_done(1, None, "boom")
     assert said[0] == "[1/10] trial 0 pck=0.5 latency_ms=2 | pareto 1 | elapsed 1m00s eta 2m40s"
     assert said[1].startswith("[1/10] trial 1 FAIL boom | pareto 1 | elapsed 1m00s eta ")
+
+
+# -- an arch being trained right now: the new trial waits for it (search/searcher.py, reuse.py) ---
+FINAL = {"final": True, "attrs_json": json.dumps({"pck": 0.5, **LATENCY, "constraints": {}})}
+ENDINGS = {"fails": {"fail_reason": "boom"}, "is pruned": {"epoch": 1, "pck": 0.1}}
+
+
+def _searcher(study: optuna.Study, cfg: StudyConfig, said: list[str] | None = None):
+    from search.study import make_searcher
+
+    return make_searcher(study, cfg, cfg.space, (said if said is not None else []).append)
+
+
+def _states(study: optuna.Study) -> list[str]:
+    return [t.state.name for t in study.get_trials()]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_trial_of_an_arch_in_training_waits_then_takes_its_result(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, 3, width=16, gate="channel")  # one arch: every ask gives it
+    study = _study(cfg)
+    said: list[str] = []
+    searcher = _searcher(study, cfg, said)
+    try:
+        assert isinstance(searcher.suggest("t0"), dict)
+        assert searcher.suggest("t1") is None and searcher.suggest("t2") is None  # both wait
+        assert _states(study) == ["RUNNING"] * 3
+        assert [t.user_attrs.get("waits_for") for t in study.get_trials()] == [None, 0, 0]
+        assert len(searcher.quota.counted()) == 3  # a waiting trial counts, once
+        assert searcher.suggest("t3") is None and len(study.get_trials()) == 3  # no 4th, not done
+        searcher.on_trial_complete("t0", FINAL)
+        # the two waiting ones take trial 0's result; then the count is reached and none is live
+        assert searcher.suggest("t4") == "FINISHED"
+    finally:
+        searcher.close()
+    trials = study.get_trials()
+    assert _states(study) == ["COMPLETE"] * 3 and len(trials) == 3
+    assert [t.user_attrs.get("reused_from") for t in trials] == [None, 0, 0]
+    assert all(t.values == trials[0].values for t in trials)
+    assert [line.split(" ")[0] for line in said] == ["[1/3]", "[2/3]", "[3/3]"]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_a_waiting_trial_trains_when_the_running_one_ends_without_result(
+    tmp_path: Path, ending: str
+) -> None:
+    cfg = _cfg(tmp_path, 2, width=16, gate="channel")
+    study = _study(cfg)
+    searcher = _searcher(study, cfg)
+    try:
+        assert searcher.suggest("t0")["number"] == 0
+        assert searcher.suggest("t1") is None  # trial 1 waits for trial 0
+        searcher.on_trial_complete("t0", ENDINGS[ending])
+        config = searcher.suggest("t2")  # trial 0 left no result: trial 1 trains, now
+        assert isinstance(config, dict) and config["number"] == 1
+        assert searcher.suggest("t3") is None  # the count (2) is reached: nothing more is asked
+        searcher.on_trial_complete("t2", FINAL)
+        assert searcher.suggest("t4") == "FINISHED"
+    finally:
+        searcher.close()
+    trials = study.get_trials()
+    assert len(trials) == 2 and trials[1].state == TrialState.COMPLETE
+    assert trials[0].state == (TrialState.FAIL if ending == "fails" else TrialState.PRUNED)
+    assert "reused_from" not in trials[1].user_attrs and trials[1].user_attrs["waits_for"] == 0
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_trial_waits_for_another_process_and_is_handed_back_on_close(tmp_path: Path) -> None:
+    from search.study import prepare_study
+
+    cfg = _cfg(tmp_path, 2, width=16, gate="channel")
+    first = _searcher(_study(cfg), cfg)
+    other_study = prepare_study(cfg, resume=True)  # a second process: its own storage connection
+    other = _searcher(other_study, cfg)
+    try:
+        assert first.suggest("a0")["number"] == 0
+        assert other.suggest("b0") is None  # trial 1 waits for the other process's trial 0
+        assert first.suggest("a1") is None  # the count (2) is reached: first waits for trial 1
+        first.on_trial_complete("a0", FINAL)
+        assert other.suggest("b1") == "FINISHED"  # trial 1 took trial 0's result: all done
+        assert first.suggest("a2") == "FINISHED"
+    finally:
+        first.close()
+        other.close()
+    trials = other_study.get_trials()
+    assert len(trials) == 2 and trials[1].state == TrialState.COMPLETE
+    assert trials[1].user_attrs["reused_from"] == 0 and trials[1].values == trials[0].values
+    cfg = _cfg(tmp_path / "b", 2)  # two choices (so trials have parameters to re-run) ...
+    study = _study(cfg)
+    for _ in range(2):  # ... and the same arch for both
+        study.enqueue_trial({"width": 16, "gate": "channel"})
+    trainer, waiter = _searcher(study, cfg), _searcher(prepare_study(cfg, resume=True), cfg)
+    try:
+        assert trainer.suggest("a0")["number"] == 0 and waiter.suggest("b0") is None
+    finally:
+        waiter.close()  # Ctrl-C: the waiting trial goes back like a running one
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["RUNNING", "FAIL", "WAITING"]
+    assert trials[1].user_attrs["waits_for"] == 0
+    assert trials[1].user_attrs["fail_reason"] == "interrupted"
+    assert trials[2].user_attrs["rerun_of"] == 1
+    assert trials[2].system_attrs["fixed_params"] == trials[1].params
+    trainer.close()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_past_the_timeout_a_waiting_trial_is_handed_back_not_trained(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(_cfg(tmp_path, 2), timeout=60.0)
+    study = _study(cfg)
+    for _ in range(2):  # the same arch twice, from a space with choices (parameters to re-run)
+        study.enqueue_trial({"width": 16, "gate": "channel"})
+    said: list[str] = []
+    searcher = _searcher(study, cfg, said)
+    try:
+        assert searcher.suggest("t0")["number"] == 0 and searcher.suggest("t1") is None
+        searcher.start -= 61
+        searcher.on_trial_complete("t0", ENDINGS["fails"])
+        assert searcher.suggest("t2") == "FINISHED"  # trial 1 does not start after the timeout
+    finally:
+        searcher.close()
+    assert _states(study) == ["FAIL", "FAIL", "WAITING"]  # trial 1's re-run waits for --resume
+    assert study.get_trials()[1].user_attrs["fail_reason"] == "interrupted"
+    assert any(line.startswith("trial 1 handed back: trial 0 of its arch") for line in said)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_without_result_reuse_a_running_arch_is_trained_again(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, 2, width=16, gate="channel")
+    cfg = dataclasses.replace(cfg, latency=dataclasses.replace(cfg.latency, cache=False))
+    study = _study(cfg)
+    searcher = _searcher(study, cfg)
+    try:  # latency.cache: false measures every trial afresh, on purpose: nothing waits
+        assert searcher.suggest("t0")["number"] == 0 and searcher.suggest("t1")["number"] == 1
+    finally:
+        searcher.close()

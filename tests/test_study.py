@@ -171,7 +171,11 @@ def test_processes_sharing_a_study_reach_exactly_the_count(tmp_path):
 
     cfg = _cfg(tmp_path, 3)
     space = cfg.space
-    a = make_searcher(prepare_study(cfg, resume=False), cfg, space, printer=lambda s: None)
+    study = prepare_study(cfg, resume=False)
+    # three different archs: a second trial of an arch in training would wait for it instead
+    for width, gate in ((16, "channel"), (32, "channel"), (16, "identity")):
+        study.enqueue_trial({"width": width, "gate": gate})
+    a = make_searcher(study, cfg, space, printer=lambda s: None)
     b = make_searcher(
         prepare_study(cfg, resume=True), cfg, space, printer=lambda s: None
     )  # another process
