@@ -2,7 +2,7 @@
 
 Every score is a fraction (0-1), on stdout and in the JSON. `--save-predictions FILE` writes the
 predictions for official tools: COCO's results format for a COCO set, else a per-image joints JSON
-(`trainers.fit.prediction_records`)."""
+(`trainers.evaluate.prediction_records`)."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def out_path(args: argparse.Namespace) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     from space.spec import load_arch
-    from trainers.fit import evaluate_weights, format_table
+    from trainers.evaluate import evaluate_weights, format_table
     from trainers.io import save_json
     from trainers.outputs import check_output_file, writing
 

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
-import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +16,13 @@ import optuna
 import yaml
 
 from search.config import StudyConfig, engine_url, mask_url  # noqa: F401  (mask_url is re-exported)
+from search.export_swap import replace_folder
 from search.faults import fault_point
 from search.locate import RunFolder, find_study_file  # find_study_file: also imported from here
 from search.measures import measure_names
 from search.storage import StoredStudy, scrub
 from search.urls import check_storage_url
 from space.errors import ConfigError
-from trainers.outputs import remove_stale
 
 INDEX_NAME = "index.csv"
 INDEX_COLUMNS = ("rank", "file", "trial", "arch_id")  # what export_files recognises
@@ -286,12 +282,6 @@ def _check_target(out_dir: Path, force: bool) -> set[str]:
     return own
 
 
-def export_temp_pattern(name: str) -> str:
-    """The names of the folders an export to a folder called `name` makes beside it: its
-    temporary (mkdtemp) and the old export moved aside (`_swap_into_place`)."""
-    return re.escape(f".{name}.") + r"(tmp-[A-Za-z0-9_]{8}|old-[0-9]+)"
-
-
 def export_study(
     storage_url: str,
     study_name: str,
@@ -310,7 +300,7 @@ def export_study(
     (`export_files`); an earlier export is only replaced with `force=True`, and then only its own
     files. Atomic: everything is written into a temporary folder beside `out_dir` and renamed into
     place, so a crash leaves either the old export or the new one (docs/reliability.md); what a
-    killed export left beside `out_dir` (`export_temp_pattern`) is removed by the next one.
+    killed export left beside `out_dir` (search/export_swap.py) is removed by the next one.
 
     With `remeasure` and objectives (pck, latency_ms), the front and the archs within its noise
     band are timed again with the study's latency settings, quietly and interleaved, and the front
@@ -327,15 +317,12 @@ def export_study(
 
         best, quiet = quiet_front(study, study_latency(study))
         best = best or _exportable(study, storage_url)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(out_dir.parent, export_temp_pattern(out_dir.name))  # a killed export's
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        files = _write_export(study, best, storage_url, tmp, quiet)
-        _swap_into_place(tmp, out_dir, old_files)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    files = replace_folder(
+        out_dir,
+        old_files,
+        lambda tmp: _write_export(study, best, storage_url, tmp, quiet),
+        last=INDEX_NAME,
+    )
     return [out_dir / f for f in files]
 
 
@@ -407,55 +394,3 @@ def _write_export(
         writer.writeheader()
         writer.writerows(rows)
     return files
-
-
-def _swap_into_place(tmp: Path, out_dir: Path, old_files: set[str]) -> None:
-    """`tmp`'s files become the export in `out_dir`; of `out_dir`'s own files only `old_files` go."""
-    others = {p.name for p in out_dir.iterdir()} - old_files if out_dir.is_dir() else set()
-    if others:  # a user's files beside the export stay: file by file, index.csv last
-        _replace_files(tmp, out_dir, old_files, others)
-        return
-    if out_dir.exists() and _exchange(tmp, out_dir):
-        fault_point("export_swap")
-        shutil.rmtree(tmp)  # now the old export
-        return
-    # os.replace cannot replace a non-empty folder: move the old one aside first, then drop it
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-    fault_point("export_swap")
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
-def _replace_files(tmp: Path, out_dir: Path, old_files: set[str], others: set[str]) -> None:
-    new = {p.name for p in tmp.iterdir()}
-    clash = sorted(new & others)
-    if clash:
-        raise ConfigError(
-            f"{clash[0]} is not the export's own file; move it away first",
-            source=str(out_dir),
-            field="export.dir",
-        )
-    # each rename is atomic; until the new index.csv is in, the old index names the old export
-    for name in sorted(new - {INDEX_NAME}):
-        os.replace(tmp / name, out_dir / name)
-    os.replace(tmp / INDEX_NAME, out_dir / INDEX_NAME)
-    for name in old_files - new:
-        (out_dir / name).unlink(missing_ok=True)
-    tmp.rmdir()

@@ -246,7 +246,8 @@ def train_run(config: dict, *, job: RunJob) -> None:
     import torch
 
     from space.spec import ArchSpec
-    from trainers.fit import BEST, LAST, evaluate_weights, fit
+    from trainers.evaluate import evaluate_weights
+    from trainers.fit import BEST, LAST, fit
 
     torch.set_num_threads(job.cpus)
     run = config["run"]

@@ -1,7 +1,8 @@
 """After a study: trials as CSV, the Pareto front (PNG + self-contained HTML), hypervolume history
 (CSV + PNG) and, for one-axis ablations, a table of mean and std per value of that axis.
 
-The HTML embeds the PNG and the Pareto table, so it needs no plotly and opens offline.
+The HTML embeds the PNG and the Pareto table, so it needs no plotly and opens offline. The tables
+and files are here; the figures are drawn by search/report_plots.py.
 """
 
 from __future__ import annotations
@@ -12,23 +13,21 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import optuna
+import pandas as pd
+from optuna._hypervolume import compute_hypervolume  # optuna exposes it no other way
+from optuna.study import StudyDirection
 
-matplotlib.use("Agg")  # files only, never a window (also on machines without a display)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
-import pandas as pd  # noqa: E402
-from optuna._hypervolume import compute_hypervolume  # noqa: E402  (optuna exposes it no other way)
-from optuna.study import StudyDirection  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
-
-from search.export import mask_url, objective_names, open_study, pareto_trials, summary_columns  # noqa: E402
-from search.measures import measure_names  # noqa: E402
-
-
-def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+from search.export import mask_url, objective_names, open_study, pareto_trials, summary_columns
+from search.measures import measure_names
+from search.report_plots import (
+    complete_trials,
+    metric_label,
+    plot_hypervolume,
+    plot_pareto,
+    plot_values,
+)
 
 
 def _flat_cell(value):
@@ -60,7 +59,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 def default_reference_point(study: optuna.Study) -> list[float]:
     """Reference point for hypervolume: for a maximised objective 0 (PCK 0), for a minimised one the
     worst value x 1.1 (latency); if a value has the other sign, 10 % beyond the worst value."""
-    values = np.array([t.values for t in _complete(study)], dtype=float)
+    values = np.array([t.values for t in complete_trials(study)], dtype=float)
     ref = []
     for i, direction in enumerate(study.directions):
         col = values[:, i] if len(values) else np.zeros(1)
@@ -94,7 +93,7 @@ def hypervolume_history(
     ref_min = signs * ref
     front = np.empty((0, len(ref)))
     hv, rows = 0.0, []
-    for trial in sorted(_complete(study), key=lambda t: t.number):
+    for trial in sorted(complete_trials(study), key=lambda t: t.number):
         point = signs * np.asarray(trial.values, float)
         dominated = len(front) and (front <= point).all(axis=1).any()
         feasible = all(c <= 0.0 for c in trial.constraints.values())  # as optuna's best_trials
@@ -125,7 +124,7 @@ def ablation_axis(study: optuna.Study) -> str | None:
     """
     from search.ablation import GRID_PARAMS  # the grid index and proxy seed are not design axes
 
-    trials = _complete(study)
+    trials = complete_trials(study)
     for keys_of in (
         lambda t: {k: v for k, v in t.params.items() if k not in GRID_PARAMS},
         lambda t: t.user_attrs.get("arch") or {},
@@ -147,7 +146,7 @@ def ablation_table(study: optuna.Study, key: str) -> pd.DataFrame:
     metrics = list(dict.fromkeys(objective_names(study) + measure_names()))
     rows = [
         {key: _axis_value(t, key), **{m: _metric(study, t, m) for m in metrics}}
-        for t in _complete(study)
+        for t in complete_trials(study)
     ]
     df = pd.DataFrame(rows, columns=[key] + metrics)
     metrics = [m for m in metrics if df[m].notna().any()]
@@ -228,233 +227,6 @@ def values_table(study: optuna.Study) -> pd.DataFrame:
     )
 
 
-# -- what each axis measured, in words (every figure must read without the docs) -----------------
-METRIC_WORDS = {
-    "pck": "PCK@0.2 (torso)",
-    "pckh": "PCKh@0.5 (head size)",
-    "oks": "PCK@0.2 (sqrt of box area)",
-}
-
-
-def _data_words(source: str) -> tuple[str, str]:
-    """(the data set's metric in words, its name) for a data source string; ("PCK", the string)
-    where the data set is not on this machine (the label says less, the report is written)."""
-    from space.errors import ConfigError
-    from trainers.data import data_source, parse_data
-
-    try:
-        fmt, path, _ = parse_data(source)
-        metric = data_source(source).fmt.metric
-    except (ConfigError, OSError, ValueError):
-        return "PCK", source
-    return METRIC_WORDS.get(metric, metric), path.name if path is not None else fmt
-
-
-def metric_label(study: optuna.Study, name: str) -> str:
-    """An axis label for measure `name`: what was measured, on what, in which unit, from the
-    study's stored config (data source, val split and size; latency device and threads)."""
-    from search.measures import MEASURES, TRAINED
-
-    cfg = study.user_attrs.get("config") or {}
-    if name == "latency_ms":
-        lat = cfg.get("latency") or {}
-        if not lat:
-            return "latency (ms, median, batch 1)"
-        threads = lat.get("threads", 1)
-        return (
-            f"latency (ms, median, batch 1, {lat.get('device', 'cpu')}, "
-            f"{threads} thread{'' if threads == 1 else 's'})"
-        )
-    measure = MEASURES.get(name)
-    if measure is None:
-        return name
-    if measure.stage != TRAINED or name != "pck":
-        return f"{name} ({measure.unit})"
-    data = cfg.get("data") or {}
-    if not data.get("source"):
-        return "PCK, proxy validation split (0-1)"
-    words, dataset = _data_words(str(data["source"]))
-    size = f", {data['val']} images" if data.get("val") else ""
-    return f"{words}, proxy validation: {dataset} {data.get('val_split', 'val')}{size} (0-1)"
-
-
-def plot_values(
-    table: pd.DataFrame, metric: str, title: str, path: Path, xlabel: str | None = None
-) -> Path:
-    """values.png: `values_figure`."""
-    return _save(values_figure(table, metric, title, xlabel), path)
-
-
-def values_figure(
-    table: pd.DataFrame, metric: str, title: str, xlabel: str | None = None
-) -> plt.Figure:
-    """Small multiples, one horizontal bar chart per axis: mean `metric` per choice, whiskers
-    +-1 std (choices with n >= 2), "n=K" (trained archs) and the mean beside each bar."""
-    axes_names = list(dict.fromkeys(table["axis"]))
-    cols = min(3, len(axes_names))
-    rows = -(-len(axes_names) // cols)
-    per_row = 1.0 + 0.35 * int(table.groupby("axis").size().max())
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 0.9 + per_row * rows), squeeze=False)
-    mean_col, std_col = f"{metric}_mean", f"{metric}_std"
-    tops = table[mean_col].fillna(0.0) + table[std_col].fillna(0.0)
-    top = float(tops.max()) if len(tops) else 1.0
-    for ax, name in zip(axes.flat, axes_names):
-        part = table[table["axis"] == name]
-        means, stds = part[mean_col].fillna(0.0).to_numpy(), part[std_col].fillna(0.0).to_numpy()
-        bars = ax.barh(
-            part["value"].astype(str),
-            means,
-            xerr=stds,
-            color="tab:blue",
-            error_kw={"ecolor": "black", "capsize": 3, "lw": 1},
-        )
-        labels = [
-            f"n={n}" if n == 0 else f"{m:.3f}, n={n}"
-            for m, n in zip(part[mean_col], part["trials"])
-        ]
-        ax.bar_label(bars, labels=labels, padding=4, fontsize=8)
-        ax.invert_yaxis()  # the space's order, top to bottom
-        ax.set_xlim(0, top * 1.45 or 1.0)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel(xlabel or f"mean {metric}", fontsize=8)
-    for ax in list(axes.flat)[len(axes_names) :]:
-        ax.set_visible(False)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    return all(c <= 0.0 for c in trial.constraints.values())  # as optuna's best_trials
-
-
-def plot_pareto(study: optuna.Study, path: Path) -> Path:
-    """pareto.png: `pareto_figure`."""
-    return _save(pareto_figure(study), path)
-
-
-def pareto_figure(study: optuna.Study) -> plt.Figure:
-    """Every COMPLETE trial, the Pareto-optimal ones highlighted and joined by a step line (the
-    best first objective reachable at each second-objective value); x = second objective
-    (latency), y = first (PCK), axes labelled with what was measured (`metric_label`). A reused
-    result (user attr `reused_from`) is its earlier trial's point, drawn once."""
-    names = objective_names(study)
-    trials = [t for t in _complete(study) if "reused_from" not in t.user_attrs]
-    front = sorted(pareto_trials(study), key=lambda t: (t.values[1], t.number))
-    front = [t for t in front if "reused_from" not in t.user_attrs]
-    on_front = {t.number for t in front}
-    fig, ax = plt.subplots(figsize=(7, 5))
-    groups = (
-        (
-            "other trials",
-            "tab:blue",
-            "o",
-            [t for t in trials if t.number not in on_front and _feasible(t)],
-        ),
-        ("over a constraint limit", "lightgrey", "x", [t for t in trials if not _feasible(t)]),
-    )
-    for label, colour, marker, group in groups:
-        if group:
-            ax.scatter(
-                [t.values[1] for t in group],
-                [t.values[0] for t in group],
-                c=colour,
-                marker=marker,
-                s=22,
-                alpha=0.7,
-                label=f"{label} ({len(group)})",
-            )
-    xs, ys = [t.values[1] for t in front], [t.values[0] for t in front]
-    x_max = study.directions[1] == StudyDirection.MAXIMIZE
-    ax.step(
-        xs,
-        ys,
-        where="pre" if x_max else "post",
-        color="tab:red",
-        lw=1.5,
-        zorder=2,
-        label=f"front: best {names[0]} at each {names[1]}",
-    )
-    ax.scatter(
-        xs,
-        ys,
-        c="tab:red",
-        s=40,
-        zorder=3,
-        edgecolors="black",
-        linewidths=0.5,
-        label=f"Pareto-optimal ({len(front)})",
-    )
-    if len(front) <= 20:
-        for t in front:
-            ax.annotate(
-                f"#{t.number}",
-                (t.values[1], t.values[0]),
-                textcoords="offset points",
-                xytext=(4, 4),
-                fontsize=7,
-            )
-    ax.set_xlabel(metric_label(study, names[1]))
-    ax.set_ylabel(metric_label(study, names[0]))
-    better = (
-        ("top" if study.directions[0] == StudyDirection.MAXIMIZE else "bottom")
-        + " "
-        + ("right" if x_max else "left")
-    )
-    reused = len(_complete(study)) - len(trials)
-    again = ""
-    if reused:
-        again = f"; {reused} reused result{'s' if reused != 1 else ''} not drawn again"
-    ax.set_title(
-        f"{study.study_name}: Pareto front of {len(trials)} archs\n"
-        f"(#N = trial number; {better} is better{again})",
-        fontsize=10,
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    return fig
-
-
-def plot_hypervolume(
-    history: pd.DataFrame,
-    reference_point: Sequence[float],
-    title: str,
-    path: Path,
-    names: Sequence[str] = (),
-) -> Path:
-    """hypervolume.png: `hypervolume_figure`."""
-    return _save(hypervolume_figure(history, reference_point, title, names), path)
-
-
-def hypervolume_figure(
-    history: pd.DataFrame, reference_point: Sequence[float], title: str, names: Sequence[str] = ()
-) -> plt.Figure:
-    """Hypervolume after each COMPLETE trial (step line), integer trial ticks, the reference
-    point named by objective."""
-    from matplotlib.ticker import MaxNLocator
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.step(history["trial"], history["hypervolume"], where="post", marker="o", markersize=3)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("trial number")
-    unit = f"{names[0]} x {names[1]}, " if len(names) >= 2 else ""
-    ax.set_ylabel(f"hypervolume ({unit}area the front\ndominates up to the reference point)")
-    ref = (
-        ", ".join(f"{n} {r:.4g}" for n, r in zip(names, reference_point))
-        if names
-        else (str([round(r, 4) for r in reference_point]))
-    )
-    ax.set_title(f"{title}\nreference point: {ref}; higher is better", fontsize=9)
-    ax.grid(alpha=0.3)
-    return fig
-
-
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
@@ -532,45 +304,17 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     written = {"trials": out / "trials.csv"}
     trials_frame(study).to_csv(written["trials"], index=False)
-    if not _complete(study):
+    if not complete_trials(study):
         return written
 
-    names = objective_names(study)
     ref = list(reference_point) if reference_point is not None else default_reference_point(study)
-    history = hypervolume_history(study, ref)
-    written["hypervolume"] = out / "hypervolume.csv"
-    history.to_csv(written["hypervolume"], index=False)
-    written["hypervolume_png"] = plot_hypervolume(
-        history, ref, f"Hypervolume: {study.study_name}", out / "hypervolume.png", names
-    )
-    if len(names) >= 2:
+    written.update(_write_hypervolume(study, ref, out))
+    if len(objective_names(study)) >= 2:
         written["pareto_png"] = plot_pareto(study, out / "pareto.png")
     written.update(_write_values(study, out))
-
-    pareto = pd.DataFrame(
-        [
-            {
-                "trial": t.number,
-                "arch_id": t.user_attrs.get("arch_id"),
-                **dict(zip(names, t.values)),
-                **{k: t.user_attrs.get(k) for k in summary_columns() if k not in names},
-            }
-            for t in pareto_trials(study)
-        ]
-    )
-    ablation = None
-    axis = ablation_axis(study)
-    if axis is not None:
-        ablation = ablation_table(study, axis)
-        written["ablation"] = out / "ablation.csv"
-        ablation.to_csv(written["ablation"])
-
-    # ablation studies (search/ablation.py): per value of the varied arch fields, and the paper's claims
-    from search.ablation import write_ablation
-
-    written.update(write_ablation(study, out))
-    if ablation is None and "ablation_values" in written:
-        ablation = pd.read_csv(written["ablation_values"])
+    pareto = _pareto_table(study)
+    ablation_files, ablation = _write_ablations(study, out)
+    written.update(ablation_files)
     if "pareto_png" in written:
         written["pareto_html"] = out / "pareto.html"
         written["pareto_html"].write_text(
@@ -584,3 +328,53 @@ def write_report(
             )
         )
     return written
+
+
+def _write_hypervolume(study: optuna.Study, ref: list[float], out: Path) -> dict[str, Path]:
+    """hypervolume.csv and hypervolume.png (`hypervolume_history` against `ref`)."""
+    history = hypervolume_history(study, ref)
+    written = {"hypervolume": out / "hypervolume.csv"}
+    history.to_csv(written["hypervolume"], index=False)
+    written["hypervolume_png"] = plot_hypervolume(
+        history,
+        ref,
+        f"Hypervolume: {study.study_name}",
+        out / "hypervolume.png",
+        objective_names(study),
+    )
+    return written
+
+
+def _pareto_table(study: optuna.Study) -> pd.DataFrame:
+    """The Pareto-optimal trials, one row each: objectives, then `summary_columns`."""
+    names = objective_names(study)
+    return pd.DataFrame(
+        [
+            {
+                "trial": t.number,
+                "arch_id": t.user_attrs.get("arch_id"),
+                **dict(zip(names, t.values)),
+                **{k: t.user_attrs.get(k) for k in summary_columns() if k not in names},
+            }
+            for t in pareto_trials(study)
+        ]
+    )
+
+
+def _write_ablations(study: optuna.Study, out: Path) -> tuple[dict[str, Path], pd.DataFrame | None]:
+    """ablation.csv for a one-axis study (`ablation_table`), then search.ablation's files (per
+    value of the varied arch fields, and the paper's claims); the files by kind, and the table the
+    HTML shows (ablation.csv's, else ablation_values.csv's, else None)."""
+    from search.ablation import write_ablation
+
+    written: dict[str, Path] = {}
+    ablation = None
+    axis = ablation_axis(study)
+    if axis is not None:
+        ablation = ablation_table(study, axis)
+        written["ablation"] = out / "ablation.csv"
+        ablation.to_csv(written["ablation"])
+    written.update(write_ablation(study, out))
+    if ablation is None and "ablation_values" in written:
+        ablation = pd.read_csv(written["ablation_values"])
+    return written, ablation

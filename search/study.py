@@ -28,10 +28,19 @@ from search import faults
 from search.config import StudyConfig, build_sampler, effective_trials  # noqa: F401  (re-exported)
 from search.progress import dur, fmt
 from search.samplers import grid_points
+
+# the names marked noqa are re-exported: callers and tests use them as search.study.NAME
 from search.storage import (
+    GRACE_S,  # noqa: F401
+    HEARTBEAT_S,  # noqa: F401
+    INTERRUPTED,  # noqa: F401
+    SURPLUS,  # noqa: F401
     StoredStudy,  # noqa: F401
     counts_toward_target,
+    fail_stale_trials,  # noqa: F401
+    interrupt,  # noqa: F401
     mask_url,
+    one_line,  # noqa: F401
     open_storage,
     sqlite_file,
 )

@@ -19,15 +19,12 @@ from search.report import (
     ablation_axis,
     ablation_table,
     default_reference_point,
-    hypervolume_figure,
     hypervolume_history,
-    metric_label,
-    pareto_figure,
     trials_frame,
-    values_figure,
     values_table,
     write_report,
 )
+from search.report_plots import hypervolume_figure, metric_label, pareto_figure, values_figure
 from space.errors import ConfigError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -31,16 +31,24 @@ from space.errors import ConfigError
 # Re-exported: callers import the crop maps, the format names and PoseSet from here, as before
 # the formats and PoseSet moved out.
 from trainers.crop import (
+    crop_affine,  # noqa: F401
+    crop_to_original,  # noqa: F401
+    invert_affine,  # noqa: F401
     load_crop,  # noqa: F401
+    original_to_crop,  # noqa: F401
 )
 from trainers.formats import (
     CARVED_SPLITS,
     FORMATS,
     VAL_FRACTION,
     DataError,  # noqa: F401
+    DatasetFormat,  # noqa: F401
+    Record,  # noqa: F401
     Source,
     carves_val,
     open_source,
+    read_annotations,  # noqa: F401
+    resolve,  # noqa: F401
 )
 from trainers.poseset import PoseSet, subset_indices  # noqa: F401
 

@@ -298,11 +298,7 @@ class Engine:
             seen = self.seen - seen_before
             if self.scheduler is not None:
                 self.scheduler.step()
-            with self.step_guard():
-                self.scores = evaluate(
-                    self.model, val, batch_size=self.eval_batch_size, device=self.device
-                )
-            main = self.scores["main"]
+            main = self._evaluate(val)
             metrics = {
                 "epoch": epoch,
                 "loss": loss,
@@ -321,6 +317,14 @@ class Engine:
             if stop:
                 break
         return history
+
+    def _evaluate(self, val: PoseSet) -> Score:
+        """Score `val` under the step guard, keeping every score in `self.scores`; the main one."""
+        with self.step_guard():
+            self.scores = evaluate(
+                self.model, val, batch_size=self.eval_batch_size, device=self.device
+            )
+        return self.scores["main"]
 
     def _train_epoch(
         self, batches: Batcher, callbacks: Sequence[Callback], out_of_budget: Callable[[], bool]

@@ -1,4 +1,5 @@
-"""Full training of one architecture (checkpoints, resume, best model) and checkpoint evaluation.
+"""Full training of one architecture (checkpoints, resume, best model); scoring the saved weights
+is trainers/evaluate.py.
 
 Checkpoints hold only tensors and plain Python containers, so they load with
 `torch.load(path, weights_only=True)`:
@@ -27,14 +28,12 @@ from space.model import build_model, validate_input_size
 from space.profile import resolve_device
 from space.spec import ArchSpec
 from trainers.data import PoseSet, load_poses, selection_note
-from trainers.engine import Batcher, Callback, Engine, NonFiniteLossError, predict
+from trainers.engine import Batcher, Callback, Engine, NonFiniteLossError
 from trainers.io import load_checkpoint, save_json, save_torch
-from trainers.metrics import score_poses
 from trainers.proxy import check_input_size
 from trainers.weights import arch_mismatch, load_model, load_state, load_weights  # noqa: F401
 
 LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.json"
-UNITS = "fractions (0-1; 0.5 = 50 %)"  # every score evaluate prints and writes
 RESUME_KEYS = (
     "model",
     "optimizer",
@@ -82,14 +81,7 @@ def fit(
     if ckpt is not None:  # before the data is read
         _check_selection(ckpt, val_split, out / LAST)
     dev = resolve_device(device)
-    try:  # before the data: a bad size fails fast
-        validate_input_size(spec, size)
-    except ConfigError as err:
-        raise ConfigError(err.message, source="<arg>", field="--input-size") from None
-    try:  # and so does an arch too large for the machine (instead of dying in the allocator)
-        check_memory(spec, input_size=size, batch_size=batch_size, training=True, device=dev)
-    except ConfigError as err:
-        raise ConfigError(err.message, source="<arg>", field="--arch") from None
+    _check_sizes(spec, size, batch_size, dev)  # before the data
     train, val = _load_data(
         data, size, seed=seed, skip_bad=skip_bad, workers=workers, splits=(train_split, val_split)
     )
@@ -99,10 +91,7 @@ def fit(
         _check_resumable(ckpt, spec, size, out / LAST)
 
     torch.manual_seed(seed)
-    model = build_model(spec, input_size=size).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-    engine = Engine(model, spec, opt, dev, scheduler=sched, eval_batch_size=max(batch_size, 32))
+    engine = _new_engine(spec, size, dev, lr=lr, epochs=epochs, batch_size=batch_size)
     batches = Batcher(train, np.arange(len(train.images)), batch_size, dev, None, True, seed)
     saver = Checkpointer(out, spec, size, data, epochs, batches, val_split=val_split)
     start_epoch = 0 if ckpt is None else _restore(ckpt, engine, batches, epochs, saver)
@@ -116,6 +105,29 @@ def fit(
     finally:
         bar.close()
     return saver.summary()
+
+
+def _check_sizes(spec: ArchSpec, size: int, batch_size: int, dev: torch.device) -> None:
+    """Before the data is read: a bad input size fails fast, and so does an arch too large for the
+    machine (instead of dying in the allocator)."""
+    try:
+        validate_input_size(spec, size)
+    except ConfigError as err:
+        raise ConfigError(err.message, source="<arg>", field="--input-size") from None
+    try:
+        check_memory(spec, input_size=size, batch_size=batch_size, training=True, device=dev)
+    except ConfigError as err:
+        raise ConfigError(err.message, source="<arg>", field="--arch") from None
+
+
+def _new_engine(
+    spec: ArchSpec, size: int, dev: torch.device, *, lr: float, epochs: int, batch_size: int
+) -> Engine:
+    """A fresh model on `dev`, Adam with a cosine schedule over `epochs`, in an Engine."""
+    model = build_model(spec, input_size=size).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+    return Engine(model, spec, opt, dev, scheduler=sched, eval_batch_size=max(batch_size, 32))
 
 
 def _checkpoint_to_resume(out: Path, resume: bool) -> dict | None:
@@ -365,98 +377,3 @@ class Progress(Callback):
 
     def close(self) -> None:
         self.bar.close()
-
-
-def evaluate_weights(
-    spec: ArchSpec,
-    weights: str | Path,
-    data: str,
-    split: str = "test",
-    *,
-    input_size: int | None = None,
-    flip: bool = False,
-    device: str | None = None,
-    skip_bad: bool = False,
-    keep_predictions: bool = False,
-) -> dict:
-    """Score saved weights on a split; returns the JSON-ready result (metrics, per joint, names).
-    All scores are fractions (0-1). With `keep_predictions`, "predictions" holds
-    `prediction_records` (for `evaluate --save-predictions`)."""
-    size = input_size or spec.input_size
-    model, spec = load_model(spec, weights, size)
-    dev = resolve_device(device)
-    model.to(dev)
-    poses = load_poses(data, split, size, skip_bad=skip_bad)
-    if poses.joints.shape[1] != spec.joints:
-        raise ConfigError(
-            f"the weights predict {spec.joints} joints but {data} ({split}) has "
-            f"{poses.joints.shape[1]}",
-            source=str(weights),
-            field="joints",
-        )
-    check_input_size(spec, poses, size)
-    pred, maxvals = predict(model, poses, device=dev, flip=flip)
-    metric = poses.meta.get("metric", "pck")
-    scores = score_poses(
-        pred, poses.joints_orig, poses.norm, metric, maxvals, True, meta=poses.meta
-    )
-    names = list(poses.meta.get("joint_names") or [f"joint{i}" for i in range(spec.joints)])
-    result = {
-        "arch_id": spec.arch_id,
-        "weights": str(weights),
-        "data": data,
-        "split": split,
-        "input_size": size,
-        "flip": flip,
-        "metric": metric,
-        "units": UNITS,
-        "samples": int(len(poses.images)),
-        "skipped": int(poses.meta.get("skipped", 0)),
-        "joint_names": names,
-        "metrics": {key: s.to_dict() for key, s in scores.items()},
-    }
-    if keep_predictions:
-        result["predictions"] = prediction_records(poses, pred, maxvals)
-    return result
-
-
-def prediction_records(poses: PoseSet, pred: np.ndarray, maxvals: np.ndarray) -> list | dict:
-    """Predictions in original image pixels (pixel i's centre at i), for official scoring tools.
-
-    A COCO set (image ids in its meta): COCO's results format, a list of {image_id, category_id
-    (1, person), keypoints [x, y, 1] * 17, score (mean heatmap peak)}. Any other set: {format,
-    split, joint_names, predictions: [{name, joints [[x, y, confidence], ...]}]}."""
-    if "image_ids" in poses.meta:
-        from trainers.metrics import _detections
-
-        dets = _detections(pred, maxvals, poses.meta["image_ids"], [1] * len(pred))
-        return [d | {"keypoints": [round(v, 2) for v in d["keypoints"]]} for d in dets]
-    joints = np.concatenate(
-        [np.round(pred.astype(np.float64), 2), np.round(maxvals.astype(np.float64), 4)[..., None]],
-        axis=-1,
-    )
-    return {
-        "format": poses.meta.get("format"),
-        "split": poses.meta.get("split"),
-        "joint_names": list(poses.meta.get("joint_names") or []),
-        "coordinates": "original image pixels, pixel i's centre at i; confidence = heatmap peak",
-        "predictions": [
-            {"name": name, "joints": j.tolist()} for name, j in zip(poses.names, joints)
-        ],
-    }
-
-
-def format_table(result: dict) -> str:
-    """Per-joint table of the main metric, then the mean (and OKS AP where computed); every score
-    a fraction (0-1, 4 decimals), said in the last line."""
-    main = result["metrics"]["main"]
-    width = max(len(n) for n in result["joint_names"] + ["mean"])
-    lines = [f"{'joint':<{width}}  {main['name']:>8}  {'count':>6}"]
-    for name, value, count in zip(result["joint_names"], main["per_joint"], main["counts"]):
-        lines.append(f"{name:<{width}}  {value:8.4f}  {count:6d}")
-    lines.append(f"{'mean':<{width}}  {main['mean']:8.4f}  {sum(main['counts']):6d}")
-    if "oks_ap" in result["metrics"]:
-        ap = result["metrics"]["oks_ap"]
-        lines.append(f"OKS AP {ap['mean']:.4f}  AP50 {ap['ap50']:.4f}  AP75 {ap['ap75']:.4f}")
-    lines.append(f"scores are {UNITS}")
-    return "\n".join(lines)

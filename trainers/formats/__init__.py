@@ -1,8 +1,9 @@
 """Dataset formats: the `FORMATS` registry and one module per format (docs/design.md).
 
     base.py        FORMATS, DatasetFormat (and the path every format's data takes through
-                   trainers.data.load_poses), Record, Annotations, Source, DataError, the
-                   readers' helpers and carved val splits (`read_annotations`)
+                   trainers.data.load_poses), Record, Annotations, Source, DataError and
+                   carved val splits (`read_annotations`)
+    helpers.py     the readers' helpers (JSON entries, clean joints, box from joints)
     detect.py      which format a path holds (`resolve`), the Source of a data string
     lsp.py         lsp and lspet (joints.mat)
     mpii.py        mpii (JSON list or h5)
@@ -22,18 +23,20 @@ from trainers.formats.base import (
     FormatRegistry,
     Record,
     Source,
-    bad_record,
-    box_from_joints,
     carve_val,
     carves_val,
+    read_annotations,
+)
+from trainers.formats.detect import detect_format, detection_order, locate, open_source, resolve
+from trainers.formats.helpers import (
+    bad_record,
+    box_from_joints,
     clean_joints,
     first_char,
     joint_distance,
     load_json,
-    read_annotations,
     read_entries,
 )
-from trainers.formats.detect import detect_format, detection_order, locate, open_source, resolve
 
 # Registration order is detection order and the order error messages list the formats in: lsp
 # (and its alias lspet), mpii, coco, then synthetic. Sorting these imports would change it.

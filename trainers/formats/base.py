@@ -1,4 +1,5 @@
-"""The dataset format registry, the `DatasetFormat` base class and the helpers readers share.
+"""The dataset format registry, the `DatasetFormat` base class and carved val splits (the helpers
+readers share are trainers/formats/helpers.py).
 
 Every dataset format is a `DatasetFormat` class registered in `FORMATS` (`space.registry` style):
 
@@ -20,7 +21,6 @@ train split (`carve_val`). A generated format (synthetic.py) has no files: it ov
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +31,7 @@ import numpy as np
 
 from space.errors import ConfigError
 from space.registry import Registry
-from trainers.crop import BOX_MARGIN, crop_affine, decode_crops
+from trainers.crop import crop_affine, decode_crops
 from trainers.poseset import PoseSet, from_records, subset_indices
 
 log = logging.getLogger(__name__)
@@ -93,88 +93,6 @@ class Source:
         if self.path is None:
             raise TypeError(f"the {self.fmt.name} format reads no files")
         return self.fmt.annotation_file(self.path, "train" if split in CARVED_SPLITS else split)
-
-
-# ---------------------------------------------------------------- helpers for readers
-
-
-def bad_record(what: str, err: Exception, src: str, field: str) -> DataError:
-    """One record of a JSON annotation file is malformed: name the missing key or the bad value."""
-    detail = err.args[0] if isinstance(err, KeyError) else err
-    return DataError(f"{what} ({type(err).__name__}: {detail})", source=src, field=field)
-
-
-def read_entries(
-    entries: list,
-    make: Callable[[Any], Record | None],
-    what: str,
-    src: str,
-    field: str,
-    skip_bad: bool,
-) -> tuple[list[Record], int]:
-    """`make(entry)` for each entry of a JSON list (None: not a record of this split); a bad entry
-    raises `bad_record` naming `field.format(i)`, or with `skip_bad` is skipped and counted."""
-    records, skipped = [], 0
-    for i, entry in enumerate(entries):
-        try:
-            rec = make(entry)
-        except (KeyError, TypeError, ValueError) as err:
-            if not skip_bad:
-                raise bad_record(what, err, src, field.format(i)) from err
-            skipped += 1
-            continue
-        if rec is not None:
-            records.append(rec)
-    return records, skipped
-
-
-def clean_joints(j: np.ndarray) -> np.ndarray:
-    """(J, 3) joints with v in {0, 1}; non-finite or unannotated joints become (0, 0, 0)."""
-    j = np.asarray(j, dtype=np.float64).copy()
-    bad = ~np.isfinite(j[:, :2]).all(axis=1)
-    j[bad, 2] = 0.0
-    j[j[:, 2] <= 0, :3] = 0.0
-    j[:, 2] = (j[:, 2] > 0).astype(np.float64)
-    return j
-
-
-def box_from_joints(joints: np.ndarray) -> tuple[np.ndarray, float, float] | None:
-    """Centre, crop side and raw extent of the annotated joints; None with fewer than two."""
-    vis = joints[:, 2] > 0
-    if vis.sum() < 2:
-        return None
-    xy = joints[vis, :2]
-    lo, hi = xy.min(axis=0), xy.max(axis=0)
-    extent = float(max(hi - lo))
-    if extent <= 0:
-        return None
-    return (lo + hi) / 2.0, extent * BOX_MARGIN, extent
-
-
-def joint_distance(j: np.ndarray, a: int, b: int) -> float | None:
-    """Distance of joints `a` and `b` in (J, 3) `j`; None unless both are annotated and apart."""
-    if j[a, 2] > 0 and j[b, 2] > 0:
-        d = float(np.hypot(*(j[a, :2] - j[b, :2])))
-        return d if d > 0 else None
-    return None
-
-
-def load_json(path: Path) -> Any:
-    """A JSON annotation file; a missing or unparsable one is a one-line DataError."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError as err:
-        raise DataError("annotation file not found", source=str(path)) from err
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"not valid JSON ({err})", source=str(path)) from err
-
-
-def first_char(path: Path) -> str:
-    """'[' for an MPII list, '{' for a COCO dict, without parsing a possibly huge file twice."""
-    with open(path, "rb") as fh:
-        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head[:1].decode("ascii", "replace")
 
 
 # ---------------------------------------------------------------- the registry
@@ -332,29 +250,43 @@ class DatasetFormat:
         affines = [crop_affine(r.center, r.box, size) for r in records]
         crops, errors = decode_crops([str(r.image) for r in records], affines, size, workers)
         keep = _decoded(records, errors, ann.skipped, annot, split, skip_bad)
-        meta = {
-            "dataset": ann.dataset,
-            "format": self.name,
-            "source": str(annot),
-            "split": split,
-            "size": size,
-            "joint_names": ann.joint_names,
-            "flip_pairs": [list(p) for p in ann.flip_pairs],
-            "metric": ann.metric,
-            "norm_kind": ann.norm_kind,
-            "split_note": ann.split_note,
-            "n_records": len(ann.records),
-            "subset": subset,
-            "seed": seed,
-            "skipped": ann.skipped + len(errors),
-            **ann.extra,
-        }
         return from_records(
             [records[i] for i in keep],
             np.stack([affines[i] for i in keep]),
             np.stack([crops[i] for i in keep]),
-            meta,
+            _prepared_meta(self.name, ann, annot, split, size, subset, seed, len(errors)),
         )
+
+
+def _prepared_meta(
+    name: str,
+    ann: Annotations,
+    annot: Path,
+    split: str,
+    size: int,
+    subset: int | None,
+    seed: int,
+    failed: int,
+) -> dict[str, Any]:
+    """A prepared set's meta (PoseSet.meta); `failed`: the selected records whose image did not
+    decode (counted in "skipped" with the annotation entries skipped)."""
+    return {
+        "dataset": ann.dataset,
+        "format": name,
+        "source": str(annot),
+        "split": split,
+        "size": size,
+        "joint_names": ann.joint_names,
+        "flip_pairs": [list(p) for p in ann.flip_pairs],
+        "metric": ann.metric,
+        "norm_kind": ann.norm_kind,
+        "split_note": ann.split_note,
+        "n_records": len(ann.records),
+        "subset": subset,
+        "seed": seed,
+        "skipped": ann.skipped + failed,
+        **ann.extra,
+    }
 
 
 def _decoded(

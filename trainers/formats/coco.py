@@ -14,11 +14,8 @@ from trainers.formats.base import (
     DataError,
     DatasetFormat,
     Record,
-    clean_joints,
-    first_char,
-    load_json,
-    read_entries,
 )
+from trainers.formats.helpers import clean_joints, first_char, load_json, read_entries
 
 COCO_JOINTS = [
     "nose",

@@ -14,10 +14,8 @@ from trainers.formats.base import (
     DataError,
     DatasetFormat,
     Record,
-    box_from_joints,
-    clean_joints,
-    joint_distance,
 )
+from trainers.formats.helpers import box_from_joints, clean_joints, joint_distance
 
 LSP_JOINTS = [
     "r_ankle",

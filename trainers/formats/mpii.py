@@ -14,6 +14,8 @@ from trainers.formats.base import (
     DataError,
     DatasetFormat,
     Record,
+)
+from trainers.formats.helpers import (
     clean_joints,
     first_char,
     joint_distance,
