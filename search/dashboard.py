@@ -16,7 +16,15 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def check_host(host: str) -> None:
-    """ConfigError naming --host when `host` is no address or name this machine can resolve."""
+    """ConfigError naming --host when `host` is no address or name this machine can resolve. An
+    address written out (127.0.0.1, ::1) needs no lookup."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
     try:
         socket.getaddrinfo(host, None)
     except (socket.gaierror, UnicodeError, ValueError):
