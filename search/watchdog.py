@@ -17,8 +17,10 @@ import time
 try:
     import psutil
 except ImportError:  # Ray ships its own copy, on sys.path once ray is imported
-    import psutil
     import ray  # noqa: F401
+
+    # isort: split
+    import psutil
 
 POLL_S = 0.5
 

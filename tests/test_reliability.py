@@ -489,12 +489,22 @@ def test_kill_9_of_the_launcher_takes_its_local_ray_along(tmp_path: Path) -> Non
         deadline = time.time() + 10
         while time.time() < deadline and _alive(ray_pids):
             time.sleep(0.5)
-        assert not _alive(ray_pids), _alive(ray_pids)
+        left = {p: _cmdline(p) for p in _alive(ray_pids)}
+        assert not left, left
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (
+            (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+        )
+    except OSError:
+        return "?"
 
 
 def _alive(pids: list[int]) -> list[int]:
@@ -510,8 +520,10 @@ def _alive(pids: list[int]) -> list[int]:
 
 
 def _listening(pids: list[int]) -> list[str]:
-    import psutil
     import ray  # noqa: F401  (Ray's own psutil is on sys.path once ray is imported)
+
+    # isort: split
+    import psutil
 
     found = []
     for pid in pids:
