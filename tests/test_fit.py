@@ -3,26 +3,9 @@ import json
 import pytest
 import torch
 import yaml
+from helpers import TINY
 
 import launch
-
-TINY = {
-    "version": 1,
-    "stacks": 2,
-    "width": 16,
-    "depth": 2,
-    "joints": 14,
-    "input_size": 32,
-    "intermediate_supervision": True,
-    "block": "multibranch",
-    "branch_split": ["1/2", "1/4", "1/4"],
-    "gate": "channel",
-    "gate_init": 1.0,
-    "down": "maxpool",
-    "up": "nearest",
-    "fusion": "concat_conv3x3",
-    "skip": "identity",
-}
 
 DATA = "synthetic:16"
 

@@ -9,30 +9,13 @@ import time
 from contextlib import contextmanager
 
 import pytest
+from helpers import TINY
 
 from search.latency import LatencyMeter, quiet_window
 from search.quiet import QuietWindow
 from space.spec import ArchSpec
 from trainers.data import load_poses
 from trainers.proxy import ProxyBudget, train_proxy
-
-TINY = {
-    "version": 1,
-    "stacks": 2,
-    "width": 16,
-    "depth": 2,
-    "joints": 14,
-    "input_size": 32,
-    "intermediate_supervision": True,
-    "block": "multibranch",
-    "branch_split": ["1/2", "1/4", "1/4"],
-    "gate": "channel",
-    "gate_init": 1.0,
-    "down": "maxpool",
-    "up": "nearest",
-    "fusion": "concat_conv3x3",
-    "skip": "identity",
-}
 
 
 def in_thread(fn) -> threading.Thread:
