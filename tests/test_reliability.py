@@ -76,6 +76,7 @@ def test_export_refuses_a_folder_that_is_not_an_export(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.db", "train"]  # no temp folders
 
 
+@pytest.mark.slow  # 15-40 s: an end-to-end run, kept out of the fast job's 10 minutes
 def test_export_into_the_run_folder_keeps_the_study(tmp_path: Path) -> None:
     run = tmp_path / "run"
     (run / "ray" / "ray-1").mkdir(parents=True)

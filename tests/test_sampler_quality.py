@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import REPO, study_file
 
 _spec = importlib.util.spec_from_file_location(
@@ -19,6 +20,7 @@ sys.modules["sampler_quality"] = sq  # its dataclasses look their module up ther
 _spec.loader.exec_module(sq)
 
 
+@pytest.mark.slow  # 15-40 s: an end-to-end run, kept out of the fast job's 10 minutes
 def test_strategies_at_equal_compute_share_one_cache_and_a_rerun_trains_nothing(
     tmp_path: Path,
 ) -> None:

@@ -82,6 +82,7 @@ def test_params_round_trip_through_the_space() -> None:
         )
 
 
+@pytest.mark.slow  # 15-40 s: an end-to-end run, kept out of the fast job's 10 minutes
 def test_warm_start_trains_the_reference_designs_first_and_no_arch_twice() -> None:
     space = SearchSpace.from_dict(SMALL)
     refs = references_in_space(space, sizes="deepest")
@@ -208,6 +209,7 @@ def test_an_input_constant_over_the_trials_keeps_candidates_that_differ_there_in
     assert accuracy > y.mean() + 0.5 * (y.max() - y.mean())
 
 
+@pytest.mark.slow  # 15-40 s: an end-to-end run, kept out of the fast job's 10 minutes
 def test_a_params_limit_is_never_proposed() -> None:
     space = SearchSpace.from_dict(SMALL)
     limit = 20_000
@@ -284,6 +286,7 @@ def test_cli_bad_costaware_option_exits_2(tmp_path, capsys) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # 15-40 s: an end-to-end run, kept out of the fast job's 10 minutes
 def test_smoke_study_with_the_costaware_sampler(tmp_path) -> None:
     # the smoke space (multibranch only) can express the paper's design, not Newell's bottleneck
     path = study_file(

@@ -62,6 +62,7 @@ def load(out: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
 
 
+@pytest.mark.slow  # 15-40 s: an end-to-end run, kept out of the fast job's 10 minutes
 def test_smoke_study_end_to_end(tmp_path):
     out = tmp_path / "run"
     # not timed here: a wall-time assertion fails whenever the machine is busy (see README for its time)
@@ -99,6 +100,7 @@ def test_smoke_study_end_to_end(tmp_path):
     assert len(load(out, "smoke").get_trials()) == 4
 
 
+@pytest.mark.slow  # 15-40 s: an end-to-end run, kept out of the fast job's 10 minutes
 def test_failing_and_oversized_trials_do_not_stop_the_study(tmp_path):
     # grid over width {16, 32} x depth {2, 4}. depth 4 needs inputs divisible by 64: the spec (64 px)
     # is valid, the 32 px proxy raises in the worker. max_params 50k (width 16: 22k/38k params,

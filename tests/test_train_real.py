@@ -18,6 +18,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow  # 15-40 s: an end-to-end run, kept out of the fast job's 10 minutes
 def test_proxy_on_lspet_beats_mean_pose(tmp_path):
     start = time.perf_counter()
     train = load_poses(str(LSPET), "train", 64, subset=1000, seed=0, cache_dir=tmp_path, workers=1)
