@@ -115,26 +115,6 @@ def _export(cfg: StudyConfig, study: optuna.Study) -> None:
         f"exported {len(files)} Pareto-optimal architecture(s) to {cfg.export_dir} "
         f"(storage {mask_url(cfg.storage_url)})"
     )
-    _keep_quiet_latencies(study, files)
+    from search.remeasure import keep_quiet_latencies
 
-
-def _keep_quiet_latencies(study: optuna.Study, files: list) -> None:
-    """The quiet latencies that decided the exported front, as the study's user attr
-    `quiet_latency` (arch id -> ms and interval), which optuna-dashboard shows beside the in-study
-    values of each trial."""
-    import yaml
-
-    quiet = {}
-    for path in files:
-        record = yaml.safe_load(path.read_text())
-        m = record.get("metrics", {})
-        if "latency_quiet_ms" in m:
-            keys = (
-                "latency_ms",
-                "latency_quiet_ms",
-                "latency_quiet_low_ms",
-                "latency_quiet_high_ms",
-            )
-            quiet[record["provenance"]["arch_id"]] = {k: m.get(k) for k in keys}
-    if quiet:
-        study.set_user_attr("quiet_latency", {"decided_by": "quiet interleaved pass", **quiet})
+    keep_quiet_latencies(study, files, note=cfg.dashboard.notes)

@@ -228,6 +228,41 @@ def trial_note(
     return "\n".join(lines) + "\n"
 
 
+def front_note(quiet: dict[str, dict]) -> str:
+    """The study's note after a quiet re-measurement (search/remeasure.py): which latency decided
+    the exported front, and per exported arch both values, so a reader of the dashboard's trial
+    pages (in-study values) sees how far the decision moved them."""
+    lines = [
+        "## Exported front: latency decided by the quiet interleaved pass",
+        "",
+        "Inside the study each arch is timed once, beside training trials (`latency_ms`, the "
+        "screening value in every trial's page). Before the export the front and every arch within "
+        "the noise band of it were timed again in one process with no trial running, interleaved "
+        "round-robin; those values (`latency_quiet_ms`, median and bootstrap interval) decided "
+        "which archs are Pareto-optimal.",
+        "",
+        "| trial | arch | pck | in-study latency (ms) | quiet latency (ms) | interval (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arch, q in sorted(quiet.items(), key=lambda kv: kv[1]["latency_quiet_ms"]):
+        lines.append(
+            f"| {q.get('trial', '?')} | `{arch}` | {_fmt(q.get('pck'))} | "
+            f"{_fmt(q.get('latency_ms'))} | {_fmt(q['latency_quiet_ms'])} | "
+            f"{_fmt(q.get('latency_quiet_low_ms'))}-{_fmt(q.get('latency_quiet_high_ms'))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def save_front_note(study: Any, quiet: dict[str, dict]) -> None:
+    """`front_note` as the study's optuna-dashboard note; a failure is logged, never raised."""
+    try:
+        from optuna_dashboard import save_note
+
+        save_note(study, front_note(quiet))
+    except Exception as err:  # the export stands without its note
+        log.warning("study note not written: %s", err)
+
+
 def original_links(study: Any, number: int) -> tuple[dict[str, str], str | None]:
     """(file name -> optuna-dashboard URL of each artifact of trial `number`, that trial's page
     in the dashboard); ({}, None) when the study has no such trial."""

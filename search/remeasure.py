@@ -163,3 +163,31 @@ def quiet_metrics(quiet: Mapping[str, Any]) -> dict[str, Any]:
         "latency_quiet_high_ms": quiet["ratio_high"] * scale,
         "latency_decided_by": DECIDED_BY,
     }
+
+
+QUIET_KEYS = ("latency_ms", "latency_quiet_ms", "latency_quiet_low_ms", "latency_quiet_high_ms")
+
+
+def keep_quiet_latencies(study: Any, files: Sequence[Any], note: bool = True) -> None:
+    """The quiet latencies that decided an exported front (its YAML `files`), kept in the study: the
+    user attr `quiet_latency` (arch id -> trial, the trained score, both latencies and the interval;
+    `report` reads it) and, with `note`, the study's optuna-dashboard note (search/artifacts.py)."""
+    from pathlib import Path
+
+    import yaml
+
+    quiet = {}
+    for path in files:
+        record = yaml.safe_load(Path(path).read_text())
+        m = record.get("metrics", {})
+        if "latency_quiet_ms" in m:
+            kept = {k: m.get(k) for k in QUIET_KEYS}
+            kept |= {"trial": record["provenance"].get("trial"), "pck": m.get("pck")}
+            quiet[record["provenance"]["arch_id"]] = kept
+    if not quiet:
+        return
+    study.set_user_attr("quiet_latency", {"decided_by": DECIDED_BY, **quiet})
+    if note:
+        from search.artifacts import save_front_note
+
+        save_front_note(study, quiet)

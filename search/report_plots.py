@@ -146,8 +146,44 @@ def pareto_figure(study: optuna.Study) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 5))
     _scatter_others(ax, trials, {t.number for t in front})
     _draw_front(study, ax, front)
+    _draw_quiet_front(ax, quiet_front(study))
     _label_pareto(study, ax, trials)
     return fig
+
+
+def quiet_front(study: optuna.Study) -> dict[str, dict]:
+    """The exported front as the quiet re-measurement decided it (the study's user attr
+    `quiet_latency`, search/remeasure.py): arch id -> trial, pck, latencies; empty when the front was
+    decided by in-study values."""
+    kept = study.user_attrs.get("quiet_latency") or {}
+    return {k: v for k, v in kept.items() if isinstance(v, dict)}
+
+
+def _draw_quiet_front(ax, quiet: dict[str, dict]) -> None:
+    """The exported archs at their quiet latency (interval as a horizontal bar), joined: the front
+    that was exported, beside the in-study one it was screened from."""
+    rows = sorted(
+        (q for q in quiet.values() if q.get("pck") is not None), key=lambda q: q["latency_quiet_ms"]
+    )
+    if not rows:
+        return
+    xs = [q["latency_quiet_ms"] for q in rows]
+    ys = [q["pck"] for q in rows]
+    low = [x - q.get("latency_quiet_low_ms", x) for x, q in zip(xs, rows)]
+    high = [q.get("latency_quiet_high_ms", x) - x for x, q in zip(xs, rows)]
+    ax.step(xs, ys, where="post", color="tab:green", lw=1.2, ls="--", zorder=2)
+    ax.errorbar(
+        xs,
+        ys,
+        xerr=[low, high],
+        fmt="D",
+        color="tab:green",
+        ms=6,
+        mfc="none",
+        capsize=3,
+        zorder=4,
+        label=f"exported ({len(rows)}): quiet interleaved latency, which decided the front",
+    )
 
 
 def _scatter_others(ax, trials: list[optuna.trial.FrozenTrial], on_front: set[int]) -> None:
@@ -186,7 +222,7 @@ def _draw_front(study: optuna.Study, ax, front: list[optuna.trial.FrozenTrial]) 
         color="tab:red",
         lw=1.5,
         zorder=2,
-        label=f"front: best {names[0]} at each {names[1]}",
+        label=f"front by in-study {names[1]} (screening): best {names[0]} at each",
     )
     ax.scatter(
         xs,

@@ -43,30 +43,32 @@ def test_quiet_latencies_decide_the_front_again() -> None:
 
 
 def test_the_study_keeps_the_quiet_latencies_that_decided_its_export(tmp_path) -> None:
+    import optuna
     import yaml
+    from optuna_dashboard._note import get_note_from_system_attrs
 
-    from cli.study import _keep_quiet_latencies
+    from search.remeasure import keep_quiet_latencies
 
-    class Study:
-        user_attrs: dict = {}
-
-        def set_user_attr(self, key, value) -> None:
-            self.user_attrs[key] = value
-
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="s")
     path = tmp_path / "01-a.yaml"
     metrics = {
+        "pck": 0.5,
         "latency_ms": 5.0,
         "latency_quiet_ms": 6.0,
         "latency_quiet_low_ms": 5.9,
         "latency_quiet_high_ms": 6.1,
         "latency_decided_by": "quiet interleaved pass",
     }
-    path.write_text(yaml.safe_dump({"metrics": metrics, "provenance": {"arch_id": "a"}}))
-    study = Study()
-    _keep_quiet_latencies(study, [path])
+    record = {"metrics": metrics, "provenance": {"arch_id": "a", "trial": 3}}
+    path.write_text(yaml.safe_dump(record))
+    keep_quiet_latencies(study, [path])
     kept = study.user_attrs["quiet_latency"]
     assert kept["decided_by"] == "quiet interleaved pass"
     assert kept["a"] == {
-        k: metrics[k]
-        for k in ("latency_ms", "latency_quiet_ms", "latency_quiet_low_ms", "latency_quiet_high_ms")
+        "trial": 3,
+        **{k: v for k, v in metrics.items() if k != "latency_decided_by"},
     }
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    note = get_note_from_system_attrs(attrs, None)["body"]
+    assert "decided by the quiet interleaved pass" in note
+    assert "| 3 | `a` | 0.5 | 5 | 6 | 5.9-6.1 |" in note

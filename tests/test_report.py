@@ -338,6 +338,35 @@ def test_pareto_figure_joins_the_front_and_says_what_was_measured(tmp_path: Path
     plt_close(fig)
 
 
+def test_the_front_decided_by_the_quiet_pass_is_drawn_and_tabled_beside_the_in_study_one(
+    tmp_path: Path,
+) -> None:
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = new_study(storage)
+    study.set_user_attr("config", CONFIG)
+    for width, pck, latency in ((32, 0.5, 1.0), (64, 0.8, 3.0)):
+        add(study, pck, latency, width=width)
+    quiet = {
+        "a": {"trial": 0, "pck": 0.5, "latency_ms": 1.0, "latency_quiet_ms": 1.2,
+              "latency_quiet_low_ms": 1.1, "latency_quiet_high_ms": 1.3},
+        "b": {"trial": 1, "pck": 0.8, "latency_ms": 3.0, "latency_quiet_ms": 2.5,
+              "latency_quiet_low_ms": 2.4, "latency_quiet_high_ms": 2.7},
+    }  # fmt: skip
+    study.set_user_attr("quiet_latency", {"decided_by": "quiet interleaved pass", **quiet})
+    fig = pareto_figure(study)
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("exported (2): quiet interleaved latency") for t in legend)
+    assert any(t.startswith("front by in-study latency_ms (screening)") for t in legend)
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert [list(d.get_xdata()) for d in dashed] == [[1.2, 2.5]]
+    plt_close(fig)
+    written = write_report(storage, study.study_name, tmp_path / "report")
+    page = written["pareto_html"].read_text()
+    assert "latency decided by the quiet interleaved pass" in page
+    assert "latency_quiet_high_ms" in page
+
+
 def test_labels_without_a_stored_config() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
     assert metric_label(study, "pck") == "PCK, proxy validation split (0-1)"
