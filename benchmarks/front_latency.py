@@ -76,6 +76,28 @@ def one_pass(job: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": time.time() - t0, "quiet": quiet}
 
 
+def run_passes(job: dict[str, Any], n: int, log: Path) -> list[dict[str, Any]]:
+    """`n` passes, each in a fresh process; every finished pass is appended to `log` (JSON lines),
+    and the passes already there for the same archs and settings are taken, not measured again."""
+    key = json.dumps(job, sort_keys=True)
+    passes = []
+    if log.exists():
+        for line in log.read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if row.get("job") == key:
+                passes.append(row["pass"])
+    if passes:
+        print(f"{min(len(passes), n)} pass(es) taken from {log}", flush=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    while len(passes) < n:
+        with worker_pool(1) as pool:
+            passes.append(pool.submit(one_pass, job).result())
+        with log.open("a") as fh:
+            fh.write(json.dumps({"job": key, "pass": passes[-1]}) + "\n")
+        print(f"pass {len(passes)}/{n}: {passes[-1]['seconds']:.0f} s", flush=True)
+    return passes[:n]
+
+
 def cv(values: list[float]) -> float:
     return statistics.stdev(values) / statistics.fmean(values) if len(values) > 1 else 0.0
 
@@ -179,6 +201,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, default=180.0, help="per pass")
     p.add_argument("--table", default="runs/latency_table/cpu-1thread.json")
     p.add_argument("--out", default="runs/front_latency.json")
+    p.add_argument(
+        "--log", default="runs/front_latency.jsonl", help="finished passes; a rerun resumes from it"
+    )
     return p.parse_args(argv)
 
 
@@ -194,11 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "target": args.target,
         "max_seconds": args.max_seconds,
     }
-    passes = []
-    for i in range(args.passes):
-        with worker_pool(1) as pool:
-            passes.append(pool.submit(one_pass, job).result())
-        print(f"pass {i + 1}/{args.passes}: {passes[-1]['seconds']:.0f} s", flush=True)
+    passes = run_passes(job, args.passes, Path(args.log))
     rep = report(archs, study_ms, points, passes, args)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rep | {"reference": reference}, indent=1))
