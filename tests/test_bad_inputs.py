@@ -665,8 +665,6 @@ NEEDLES: dict[str, str] = {
     "export over an export whose index lost a column": "index.csv has no arch_id column",
     "finalize an export YAML without an arch": "no 'arch:' mapping",
 }
-# study files are read by search.config (StudyConfig.load), which reads them through
-# space.files.read_yaml_file once it is changed to (docs/reliability.md); until then these fail
 
 
 def _tree(root: Path) -> set[str]:
