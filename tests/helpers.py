@@ -48,3 +48,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def run_launch(argv: list[str], tmp: Path, monkeypatch, capsys) -> tuple[int, str, str]:
+    """`launch.main(argv)` in-process with `tmp` as working folder and its own latency cache:
+    (exit code, stdout, stderr). A refusal needs no fresh interpreter, and a subprocess costs ~3 s
+    of importing torch; argparse's own errors (SystemExit) count as their exit code."""
+    import launch
+
+    monkeypatch.chdir(tmp)
+    monkeypatch.setenv("SOFTGATE_CACHE", str(tmp.parent / f"{tmp.name}-cache"))
+    try:
+        rc = launch.main(argv)
+    except SystemExit as exit_:
+        rc = exit_.code
+    out, err = capsys.readouterr()
+    return rc, out, err

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import REPO, TINY
+from helpers import REPO, TINY, run_launch
 
 import launch
 from space.model import build_model
@@ -139,23 +139,22 @@ def _launch(cwd: Path, *args: str) -> subprocess.CompletedProcess:
         ("--seed", "-1", "must be between 0 and"),
     ],
 )
-def test_train_refuses_out_of_range_numbers(tmp_path, flag, value, needle):
-    res = _launch(
-        tmp_path,
-        "train",
-        "--arch",
-        "bulat-sgsc-tiny",
-        "--data",
-        "synthetic:16",
-        "--out",
-        "run",
-        flag,
-        value,
-    )
-    assert res.returncode == 2, res.stderr
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: <arg>: {flag}: {needle}"), res.stderr
-    assert res.stdout == "" and not (tmp_path / "run").exists()
+def test_train_refuses_out_of_range_numbers(tmp_path, monkeypatch, capsys, flag, value, needle):
+    argv = ["train", "--arch", "bulat-sgsc-tiny", "--data", "synthetic:16", "--out", "run"]
+    rc, out, err = run_launch([*argv, flag, value], tmp_path, monkeypatch, capsys)
+    assert rc == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: <arg>: {flag}: {needle}"), err
+    assert out == "" and not (tmp_path / "run").exists()
+
+
+def test_a_refusal_in_a_real_process_is_one_line_exit_2(tmp_path):
+    argv = ["--arch", "bulat-sgsc-tiny", "--data", "synthetic:16", "--epochs", "0", "--out", "run"]
+    res = _launch(tmp_path, "train", *argv)
+    assert res.returncode == 2 and res.stdout == "", res.stderr
+    assert res.stderr.splitlines() == [
+        "error: <arg>: --epochs: must be between 1 and 100000, got 0"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -169,10 +168,13 @@ def test_train_refuses_out_of_range_numbers(tmp_path, flag, value, needle):
         ),
     ],
 )
-def test_profile_and_evaluate_refuse_out_of_range_numbers(tmp_path, args, flag):
-    res = _launch(tmp_path, args[0], "--arch", "bulat-sgsc-tiny", *args[1:])
-    assert res.returncode == 2 and len(res.stderr.splitlines()) == 1
-    assert res.stderr.startswith(f"error: <arg>: {flag}: must be ")
+def test_profile_and_evaluate_refuse_out_of_range_numbers(
+    tmp_path, monkeypatch, capsys, args, flag
+):
+    argv = [args[0], "--arch", "bulat-sgsc-tiny", *args[1:]]
+    rc, _, err = run_launch(argv, tmp_path, monkeypatch, capsys)
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"error: <arg>: {flag}: must be ")
 
 
 # -- joint counts -------------------------------------------------------------------------------------------

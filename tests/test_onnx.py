@@ -14,7 +14,7 @@ import onnxruntime
 import pytest
 import torch
 import yaml
-from helpers import REPO, SMOKE
+from helpers import REPO, SMOKE, run_launch
 
 from search.config import StudyConfig
 from search.latency import LATENCY_KEYS, LatencyMeter
@@ -153,7 +153,9 @@ def test_onnx_command_exports_checks_and_compares(tmp_path: Path) -> None:
         (("--arch", "bulat-sgsc-tiny", "--weights", "WEIGHTS"), "arch: checkpoint is for arch"),
     ],
 )
-def test_onnx_bad_input_exits_2_with_one_line(tmp_path: Path, args: tuple, needle: str) -> None:
+def test_onnx_bad_input_exits_2_with_one_line(
+    tmp_path: Path, monkeypatch, capsys, args: tuple, needle: str
+) -> None:
     other = ArchSpec(**TINY)
     torch.save(
         {
@@ -164,14 +166,10 @@ def test_onnx_bad_input_exits_2_with_one_line(tmp_path: Path, args: tuple, needl
         tmp_path / "other.pt",
     )
     args = tuple(str(tmp_path / "other.pt") if a == "WEIGHTS" else a for a in args)
-    res = _launch(
-        "onnx",
-        *args,
-        "--out",
-        args[args.index("--out") + 1] if "--out" in args else str(tmp_path / "x.onnx"),
-    )
-    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
-    assert needle in res.stderr and not list(tmp_path.glob("*.onnx"))
+    out = args[args.index("--out") + 1] if "--out" in args else str(tmp_path / "x.onnx")
+    rc, _, err = run_launch(["onnx", *args, "--out", out], tmp_path, monkeypatch, capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert needle in err and not list(tmp_path.glob("*.onnx"))
 
 
 # -- every preset, and outputs far from 1 ----------------------------------------------------------

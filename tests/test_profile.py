@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO
+from helpers import REPO, run_launch
 from torch import nn
 
 from space.errors import ConfigError
@@ -81,15 +81,15 @@ def test_profile_command_prints_cost(tmp_path: Path) -> None:
     ],
 )
 def test_profile_bad_input_exits_2_with_one_line(
-    tmp_path: Path, content: str, args: tuple, needle: str
+    tmp_path: Path, monkeypatch, capsys, content: str, args: tuple, needle: str
 ) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(content)
-    res = _launch("--arch", str(bad), *args)
-    assert res.returncode == 2
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.stderr
-    assert "Traceback" not in res.stderr and res.stdout == ""
+    rc, out, err = run_launch(["profile", "--arch", str(bad), *args], tmp_path, monkeypatch, capsys)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
+    assert "Traceback" not in err and out == ""
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -13,9 +13,8 @@ from urllib.parse import quote
 
 import optuna
 import pytest
-from helpers import study_file
+from helpers import run_launch, study_file
 
-import launch
 from search import urls
 from search.storage import mask_url, open_storage
 from space.errors import ConfigError
@@ -92,17 +91,7 @@ def no_lookups(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     return calls
 
 
-def _run(
-    argv: list[str], tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
-) -> tuple[int, str, str]:
-    monkeypatch.chdir(tmp)
-    monkeypatch.setenv("SOFTGATE_CACHE", str(tmp.parent / f"{tmp.name}-cache"))
-    try:
-        rc = launch.main(argv)
-    except SystemExit as exit_:
-        rc = exit_.code
-    out, err = capsys.readouterr()
-    return rc, out, err
+_run = run_launch
 
 
 @pytest.mark.parametrize("url_id", list(URLS))
