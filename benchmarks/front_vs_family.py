@@ -4,7 +4,8 @@ Steps (each resumable; the JSON-lines log is kept in the repository, so a later 
 of this one's run folders, resumes where this one stopped):
 
   study    a fresh default study (`launch.py --study softgate`, as a user runs it; its own machine
-           alone: its proxies are capped in seconds); its exported front is logged
+           alone: its proxies are capped in seconds); its exported front is logged. `--run DIR`
+           logs the export of such a study already run instead (e.g. the README's main job)
   train    the found archs (up to `--top`, spread over latency) and the families (the paper's design
            and Newell's hourglass at a ladder of widths, search/family.py), `--seeds` each, with the
            finalize recipe (search.finalize.train_run: the full trainer, checkpoint selected on a
@@ -198,12 +199,17 @@ def study(args: argparse.Namespace) -> None:
 
     from space.spec import ArchSpec
 
-    out = args.work / "study"
-    if out.exists():
-        raise SystemExit(f"{out} exists: remove it for a fresh study (the log keeps earlier ones)")
+    out = args.run or args.work / "study"
     started = time.time()
-    cmd = [sys.executable, str(REPO / "launch.py"), "--study", args.study, "--out", str(out)]
-    subprocess.run(cmd, check=True, cwd=REPO)
+    if args.run is None:
+        if out.exists():
+            raise SystemExit(
+                f"{out} exists: remove it for a fresh study (the log keeps earlier ones)"
+            )
+        cmd = [sys.executable, str(REPO / "launch.py"), "--study", args.study, "--out", str(out)]
+        subprocess.run(cmd, check=True, cwd=REPO)
+    elif not (out / "export" / "index.csv").is_file():
+        raise SystemExit(f"--run {out}: no export/index.csv there (a finished study's run folder)")
     front = []
     for path in sorted((out / "export").glob("*.yaml")):
         rec = yaml.safe_load(path.read_text())
@@ -211,7 +217,10 @@ def study(args: argparse.Namespace) -> None:
             {
                 "arch": rec["arch"],
                 "arch_id": ArchSpec.from_dict(rec["arch"]).arch_id,
-                **{k: rec["metrics"].get(k) for k in ("pck", "latency_ms", "params")},
+                **{
+                    k: rec["metrics"].get(k)
+                    for k in ("pck", "latency_ms", "latency_quiet_ms", "params")
+                },
             }
         )
     append_jsonl(
@@ -219,12 +228,13 @@ def study(args: argparse.Namespace) -> None:
         {
             "kind": "study",
             "study": args.study,
-            "wall_s": round(time.time() - started),
+            "wall_s": None if args.run else round(time.time() - started),
+            "run": str(args.run) if args.run else None,
             "front": front,
             "when": time.strftime("%Y-%m-%d %H:%M"),
         },
     )
-    print(f"study {args.study}: {len(front)} archs exported in {time.time() - started:.0f} s")
+    print(f"study {args.study}: {len(front)} archs exported ({out})")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -240,6 +250,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--log", type=Path, default=DEFAULT_LOG)
     p.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    p.add_argument(
+        "--run",
+        type=Path,
+        help="study step: log the export of a default study already run (its run folder, e.g. "
+        "runs/softgate after `launch.py --study softgate` on an idle machine) instead of running one",
+    )
     return p.parse_args(argv)
 
 
