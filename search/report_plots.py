@@ -184,6 +184,17 @@ def _draw_quiet_front(ax, quiet: dict[str, dict]) -> None:
         zorder=4,
         label=f"exported ({len(rows)}): quiet interleaved latency, which decided the front",
     )
+    for x, y, q in zip(xs, ys, rows):
+        if q.get("trial") is not None:
+            ax.annotate(
+                f"#{q['trial']}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(-4, 6),
+                ha="right",
+                fontsize=7,
+                color="tab:green",
+            )
 
 
 def _scatter_others(ax, trials: list[optuna.trial.FrozenTrial], on_front: set[int]) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import socket
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
@@ -54,13 +57,29 @@ def run_launch(argv: list[str], tmp: Path, monkeypatch, capsys) -> tuple[int, st
     """`launch.main(argv)` in-process with `tmp` as working folder and its own latency cache:
     (exit code, stdout, stderr). A refusal needs no fresh interpreter, and a subprocess costs ~3 s
     of importing torch; argparse's own errors (SystemExit) count as their exit code."""
-    import launch
-
     monkeypatch.chdir(tmp)
     monkeypatch.setenv("SOFTGATE_CACHE", str(tmp.parent / f"{tmp.name}-cache"))
+    return call_launch(argv, capsys)
+
+
+def call_launch(argv: list[str], capsys) -> tuple[int, str, str]:
+    """`launch.main(argv)` in-process, where the test already chose the folder: (exit code,
+    stdout, stderr)."""
+    import launch
+
     try:
         rc = launch.main(argv)
     except SystemExit as exit_:
         rc = exit_.code
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """benchmarks/NAME.py as a module (benchmarks/ is not a package the tests import from); it is
+    registered in sys.modules first, where its dataclasses look their module up."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
-from helpers import REPO
+from helpers import load_benchmark
 
-_spec = importlib.util.spec_from_file_location(
-    "front_latency", REPO / "benchmarks/front_latency.py"
-)
-fl = importlib.util.module_from_spec(_spec)
-sys.modules["front_latency"] = fl
-_spec.loader.exec_module(fl)
+fl = load_benchmark("front_latency")
 
 
 def test_finished_passes_of_the_same_job_are_taken_from_the_log(tmp_path) -> None:

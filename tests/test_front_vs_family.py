@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import pytest
 import yaml
-from helpers import REPO, TINY
+from helpers import TINY, load_benchmark
 
-_spec = importlib.util.spec_from_file_location(
-    "front_vs_family", REPO / "benchmarks/front_vs_family.py"
-)
-fvf = importlib.util.module_from_spec(_spec)
-sys.modules["front_vs_family"] = fvf
-_spec.loader.exec_module(fvf)
+fvf = load_benchmark("front_vs_family")
 
 
 def test_the_export_of_a_study_already_run_is_logged(tmp_path) -> None:

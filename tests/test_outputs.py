@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import REPO, study_file
+from helpers import REPO, call_launch, study_file
 
 import launch
 from trainers import outputs
@@ -219,13 +219,7 @@ def project_files():
             path.write_bytes(data)
 
 
-def _run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        rc = launch.main(argv)
-    except SystemExit as exit_:
-        rc = exit_.code
-    out, err = capsys.readouterr()
-    return rc, out, err
+_run = call_launch
 
 
 def _one_error_line(rc: int, out: str, err: str) -> str:

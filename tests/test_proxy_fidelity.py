@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import load_benchmark
 
 from space.errors import ConfigError
 from space.search_space import SearchSpace
 
-_spec = importlib.util.spec_from_file_location(
-    "proxy_fidelity", REPO / "benchmarks/proxy_fidelity.py"
-)
-pf = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pf)
+pf = load_benchmark("proxy_fidelity")
 
 
 def test_identical_and_reversed_rankings() -> None:

@@ -3,21 +3,15 @@ strategy and worker, ASHA replayed from the cached curves, and a rerun that trai
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, study_file
+from helpers import REPO, load_benchmark, study_file
 
-_spec = importlib.util.spec_from_file_location(
-    "sampler_quality", REPO / "benchmarks/sampler_quality.py"
-)
-sq = importlib.util.module_from_spec(_spec)
-sys.modules["sampler_quality"] = sq  # its dataclasses look their module up there
-_spec.loader.exec_module(sq)
+sq = load_benchmark("sampler_quality")
 
 
 @pytest.mark.slow  # 15-40 s: an end-to-end run, kept out of the fast job's 10 minutes
