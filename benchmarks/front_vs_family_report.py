@@ -30,7 +30,7 @@ def trained_rows(log: list[dict[str, Any]], rec: dict[str, Any]) -> list[dict[st
             {
                 "arch_id": arch_id,
                 "arch": arch,
-                "source": "found" if arch_id in found else "family",
+                "source": _source(arch_id in found, bool(families)),
                 "reference": "",
                 "family": families[0] if families else "",
                 "stacks": arch["stacks"],
@@ -43,6 +43,13 @@ def trained_rows(log: list[dict[str, Any]], rec: dict[str, Any]) -> list[dict[st
             }
         )
     return rows
+
+
+def _source(found: bool, member: bool) -> str:
+    """A found arch that is also a family member came from the warm start: "found+reference"."""
+    if found:
+        return "found+reference" if member else "found"
+    return "family"
 
 
 def report(args: argparse.Namespace) -> None:
@@ -85,6 +92,13 @@ def report(args: argparse.Namespace) -> None:
                     f"(seed std {m.spread if m.spread is not None else float('nan'):.2f})"
                 )
             print(summary_line(name, margins, seeds))
+            searched = {r["arch_id"] for r in rows if r["source"] == "found"}
+            if len(searched) < sum(r["source"].startswith("found") for r in rows):
+                only = [m for m in margins if m.arch_id in searched]
+                print(
+                    "  without the warm start's reference designs: "
+                    + summary_line(name, only, seeds)
+                )
     path = Path(args.work) / "front_vs_family.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     plot(rows, path, f"{args.study} front vs hand families: {args.epochs} epochs, {seeds}+ seeds")
@@ -93,12 +107,12 @@ def report(args: argparse.Namespace) -> None:
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
     print(
-        f"{'arch_id':13} {'source':7} {'family':7} {'shape':8} {'ms':>7} {'test':>7} {'std':>6} seeds"
+        f"{'arch_id':13} {'source':15} {'family':7} {'shape':8} {'ms':>7} {'test':>7} {'std':>6} seeds"
     )
     for r in sorted(rows, key=lambda r: r["latency_ms"]):
         std = "" if r["test_std"] is None else f"{100 * r['test_std']:.2f}"
         print(
-            f"{r['arch_id']:13} {r['source']:7} {r['family']:7} "
+            f"{r['arch_id']:13} {r['source']:15} {r['family']:7} "
             f"{r['stacks']}x{r['width']}d{r['depth']:<3} {r['latency_ms']:7.2f} "
             f"{100 * r['test_mean']:7.2f} {std:>6} {r['seeds']}"
         )

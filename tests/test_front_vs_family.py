@@ -30,3 +30,24 @@ def test_a_run_folder_without_an_export_is_refused(tmp_path) -> None:
     with pytest.raises(SystemExit, match="no export/index.csv"):
         fvf.main(["study", "--run", str(tmp_path), "--log", str(tmp_path / "log.jsonl")])
     assert not (tmp_path / "log.jsonl").exists()
+
+
+def test_a_found_arch_that_is_a_family_member_is_marked_as_the_warm_starts() -> None:
+    from benchmarks.front_vs_family_report import trained_rows
+
+    rec = {"data": "lspet", "epochs": 12}
+
+    def training(arch_id: str, role: str, test: float) -> dict:
+        key = fvf.job_key(arch_id, 0, rec)
+        arch = {"stacks": 1, "width": 32, "depth": 3}
+        return {"kind": "training", "key": key, "arch_id": arch_id, "seed": 0, "role": role,
+                "arch": arch, "test": test, "metric_name": "pck@0.2"}  # fmt: skip
+
+    log = [
+        {"kind": "study", "front": [{"arch_id": "paper32"}, {"arch_id": "new"}]},
+        training("paper32", "family:paper", 0.18),
+        training("paper64", "family:paper", 0.25),
+        training("new", "found", 0.2),
+    ]
+    source = {r["arch_id"]: r["source"] for r in trained_rows(log, rec)}
+    assert source == {"paper32": "found+reference", "paper64": "family", "new": "found"}
