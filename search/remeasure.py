@@ -184,7 +184,9 @@ def keep_quiet_latencies(study: Any, files: Sequence[Any], note: bool = True) ->
             kept = {k: m.get(k) for k in QUIET_KEYS}
             kept |= {"trial": record["provenance"].get("trial"), "pck": m.get("pck")}
             quiet[record["provenance"]["arch_id"]] = kept
-    if not quiet:
+    if not quiet:  # decided by in-study values: an earlier export's quiet front is no longer it
+        if "quiet_latency" in study.user_attrs:
+            study.set_user_attr("quiet_latency", {"decided_by": "in-study latency"})
         return
     study.set_user_attr("quiet_latency", {"decided_by": DECIDED_BY, **quiet})
     if note:

@@ -72,3 +72,6 @@ def test_the_study_keeps_the_quiet_latencies_that_decided_its_export(tmp_path) -
     note = get_note_from_system_attrs(attrs, None)["body"]
     assert "decided by the quiet interleaved pass" in note
     assert "| 3 | `a` | 0.5 | 5 | 6 | 5.9-6.1 |" in note
+    path.write_text(yaml.safe_dump({**record, "metrics": {"pck": 0.5, "latency_ms": 5.0}}))
+    keep_quiet_latencies(study, [path])  # a later export decided by in-study values
+    assert study.user_attrs["quiet_latency"] == {"decided_by": "in-study latency"}
