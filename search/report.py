@@ -30,14 +30,6 @@ from search.report_plots import (
     quiet_front,
 )
 
-QUIET_COLUMNS = (
-    "pck",
-    "latency_ms",
-    "latency_quiet_ms",
-    "latency_quiet_low_ms",
-    "latency_quiet_high_ms",
-)
-
 
 def _flat_cell(value):
     # lists (per-joint PCK, PCK curve, branch split) stay one readable cell each
@@ -280,12 +272,14 @@ def _html(
 
 def _quiet_html(study: optuna.Study) -> list[str]:
     """The exported front as the quiet re-measurement decided it, when there was one."""
+    from search.remeasure import QUIET_KEYS
+
     quiet = quiet_front(study)
     if not quiet:
         return []
     table = pd.DataFrame(
         [{"arch_id": k, **v} for k, v in quiet.items()],
-        columns=["trial", "arch_id", *QUIET_COLUMNS],
+        columns=["trial", "arch_id", "pck", *QUIET_KEYS],
     ).sort_values("latency_quiet_ms")
     return [
         "<h2>Exported front: latency decided by the quiet interleaved pass</h2>",
