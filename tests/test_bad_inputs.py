@@ -14,10 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import SMOKE, study_file
+from helpers import SMOKE, call_launch, study_file
 from helpers import TINY as TINY_DICT
-
-import launch
 
 SECRET = "p@ss/w?rd"
 
@@ -679,11 +677,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeyp
     path = setup(tmp_path) if setup else None
     argv = [a.replace("{p}", str(path)) for a in argv]
     before = _tree(tmp_path)
-    try:
-        rc = launch.main(argv)
-    except SystemExit as exit_:  # argparse's own errors
-        rc = exit_.code
-    out, err = capsys.readouterr()
+    rc, out, err = call_launch(argv, capsys)
     assert rc == 2, (case, out, err)
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), (case, err)
