@@ -83,12 +83,23 @@ def spread_pick(front: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
     return [ordered[i] for i in picks]
 
 
-def found_jobs(log: list[dict[str, Any]], top: int, seeds: int) -> list[dict[str, Any]]:
-    """The logged study's exported archs (the last study logged), `top` of them, every seed."""
+def logged_front(log: list[dict[str, Any]], which: int = -1) -> list[dict[str, Any]]:
+    """The exported front of one logged study: `which` is its index among the logged studies
+    (-1, the newest; 0, the first), so an earlier default's front can be reported after a new one."""
     studies = [r for r in log if r.get("kind") == "study"]
     if not studies:
         return []
-    picked = spread_pick(studies[-1]["front"], top)
+    try:
+        return studies[which]["front"]
+    except IndexError:
+        raise SystemExit(f"--front {which}: the log holds {len(studies)} studies") from None
+
+
+def found_jobs(
+    log: list[dict[str, Any]], top: int, seeds: int, which: int = -1
+) -> list[dict[str, Any]]:
+    """The chosen logged study's exported archs (`logged_front`), `top` of them, every seed."""
+    picked = spread_pick(logged_front(log, which), top)
     return [
         {"role": "found", "arch": r["arch"], "seed": seed, "arch_id": r["arch_id"]}
         for seed in range(seeds)
@@ -142,7 +153,9 @@ def train(args: argparse.Namespace) -> None:
     rec = recipe(args)
     log = read_jsonl(args.log)
     done = {r["key"] for r in log if r.get("kind") == "training"}
-    wanted = found_jobs(log, args.top, args.seeds) + family_jobs(args.family.split(","), args.seeds)
+    wanted = found_jobs(log, args.top, args.seeds, args.front) + family_jobs(
+        args.family.split(","), args.seeds
+    )
     jobs = list(
         {
             job_key(j["arch_id"], j["seed"], rec): j
@@ -242,6 +255,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("step", choices=["study", "train", "report", "all"])
     p.add_argument("--study", default="softgate")
     p.add_argument("--top", type=int, default=8, help="found archs trained, spread over latency")
+    p.add_argument(
+        "--front",
+        type=int,
+        default=-1,
+        help="train/report: which logged study's front is the found one (0 = the first logged, "
+        "-1 = the newest)",
+    )
     p.add_argument("--family", default="paper,newell")
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--epochs", type=int, default=12)

@@ -9,22 +9,26 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import append_jsonl, read_jsonl
-from benchmarks.front_vs_family import LATENCY_SETTINGS, job_key, recipe
+from benchmarks.front_vs_family import LATENCY_SETTINGS, job_key, logged_front, recipe
 
 
-def trained_rows(log: list[dict[str, Any]], rec: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per trained arch of this recipe: its roles, test mean and std over its seeds."""
+def trained_rows(
+    log: list[dict[str, Any]], rec: dict[str, Any], which: int = -1
+) -> list[dict[str, Any]]:
+    """One row per trained arch of this recipe that is a family member or on the chosen logged
+    study's front (`logged_front`): its roles, test mean and std over its seeds."""
     by_arch: dict[str, list[dict]] = defaultdict(list)
     for r in log:
         if r.get("kind") == "training" and r["key"] == job_key(r["arch_id"], r["seed"], rec):
             by_arch[r["arch_id"]].append(r)
-    studies = [r for r in log if r.get("kind") == "study"]
-    found = {f["arch_id"] for f in studies[-1]["front"]} if studies else set()
+    found = {f["arch_id"] for f in logged_front(log, which)}
     rows = []
     for arch_id, runs in by_arch.items():
         runs = list({r["seed"]: r for r in runs}.values())
         tests = [r["test"] for r in runs]
         families = [r["role"].split(":", 1)[1] for r in runs if r["role"].startswith("family:")]
+        if arch_id not in found and not families:
+            continue  # another study's found arch
         arch = runs[0]["arch"]
         rows.append(
             {
@@ -58,7 +62,7 @@ def report(args: argparse.Namespace) -> None:
     from search.remeasure import quiet_latencies
 
     rec = recipe(args)
-    rows = trained_rows(read_jsonl(args.log), rec)
+    rows = trained_rows(read_jsonl(args.log), rec, args.front)
     if not rows:
         print("nothing trained yet")
         return

@@ -73,17 +73,33 @@ def _allowed(space: SearchSpace, arch: Mapping[str, Any]) -> bool:
     return True
 
 
+def _reference_widths(space_widths: Sequence[int], widths: Sequence[int]) -> list[int]:
+    outside = [w for w in widths if w not in space_widths]
+    if outside or not widths:
+        raise ValueError(
+            f"reference widths {list(widths)}: expected some of the space's widths "
+            f"{list(space_widths)}"
+        )
+    return [w for w in space_widths if w in widths]
+
+
 def references_in_space(
-    space: SearchSpace, names: Sequence[str] = tuple(REFERENCES), sizes: str = "all"
+    space: SearchSpace,
+    names: Sequence[str] = tuple(REFERENCES),
+    sizes: str = "all",
+    widths: Sequence[int] | None = None,
 ) -> list[dict]:
     """Each reference at the sizes the space allows, smallest first, as ArchSpec dicts; references the
     space cannot express are left out. `sizes`: "all" (every stacks x width x depth), "deepest" (every
     stacks x width at the space's largest depth, the hourglass's own) or "smallest" (every width at the
     space's fewest stacks and smallest depth: the cheapest warm start, the sizes the paper's design is
-    compared at in docs/results.md section 7)."""
+    compared at in docs/results.md section 7). `widths`, where given, keeps only those of the
+    space's widths: a space with a fine width axis warm-starts at a few of them, not all."""
     if sizes not in REFERENCE_SIZES:
         raise ValueError(f"reference sizes {sizes!r}: expected one of {', '.join(REFERENCE_SIZES)}")
     grid = {k: list(space.axes.get(k, (getattr(ArchSpec, k),))) for k in SIZE_AXES}
+    if widths is not None:
+        grid["width"] = _reference_widths(grid["width"], widths)
     if sizes == "deepest":
         grid["depth"] = [max(grid["depth"])]
     if sizes == "smallest":

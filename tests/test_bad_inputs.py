@@ -296,6 +296,10 @@ CASES: dict[str, tuple[Callable[[Path], str | None] | None, list[str]]] = {
         ),
         ["--study", "{p}"],
     ),
+    "costaware reference_widths outside the space": (
+        lambda t: _study(t, sampler={"name": "costaware", "options": {"reference_widths": [40]}}),
+        ["--study", "{p}"],
+    ),
     "study name with a slash": (lambda t: _study(t, name="a b"), ["--study", "{p}"]),
     "sampler unknown": (lambda t: _study(t, sampler={"name": "annealing"}), ["--study", "{p}"]),
     "sampler population_size 1": (

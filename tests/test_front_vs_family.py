@@ -51,3 +51,28 @@ def test_a_found_arch_that_is_a_family_member_is_marked_as_the_warm_starts() -> 
     ]
     source = {r["arch_id"]: r["source"] for r in trained_rows(log, rec)}
     assert source == {"paper32": "found+reference", "paper64": "family", "new": "found"}
+
+
+def test_front_picks_which_logged_study_is_found_and_drops_the_others_archs() -> None:
+    from benchmarks.front_vs_family_report import trained_rows
+
+    rec = {"data": "lspet", "epochs": 12}
+
+    def training(arch_id: str, role: str) -> dict:
+        return {"kind": "training", "key": fvf.job_key(arch_id, 0, rec), "arch_id": arch_id,
+                "seed": 0, "role": role, "arch": {"stacks": 1, "width": 32, "depth": 3},
+                "test": 0.2, "metric_name": "pck@0.2"}  # fmt: skip
+
+    log = [
+        {"kind": "study", "front": [{"arch_id": "old", "arch": {}, "latency_ms": 1.0}]},
+        {"kind": "study", "front": [{"arch_id": "new", "arch": {}, "latency_ms": 1.0}]},
+        training("paper32", "family:paper"),
+        training("old", "found"),
+        training("new", "found"),
+    ]
+    first = {r["arch_id"]: r["source"] for r in trained_rows(log, rec, 0)}
+    assert first == {"paper32": "family", "old": "found"}
+    assert {r["arch_id"] for r in trained_rows(log, rec)} == {"paper32", "new"}
+    assert [j["arch_id"] for j in fvf.found_jobs(log, 8, 1, 0)] == ["old"]
+    with pytest.raises(SystemExit, match="--front 2: the log holds 2 studies"):
+        fvf.logged_front(log, 2)

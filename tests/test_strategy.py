@@ -95,20 +95,34 @@ def test_warm_start_trains_the_reference_designs_first_and_no_arch_twice() -> No
 
 def test_the_softgate_warm_start_is_both_references_at_each_size_at_depth_4() -> None:
     refs = references_in_space(SearchSpace.from_dict(SOFTGATE), sizes="deepest")
+    widths = SOFTGATE["width"]
     assert [(a["stacks"], a["width"], a["depth"], a["block"]) for a in refs] == [
-        (s, w, 4, b) for s in (1, 2) for w in (32, 64) for b in ("multibranch", "bottleneck")
+        (s, w, 4, b) for s in (1, 2) for w in widths for b in ("multibranch", "bottleneck")
     ]
 
 
-def test_the_default_softgate_warm_start_is_both_references_at_each_width_of_the_smallest_size() -> (
+def test_the_default_softgate_warm_start_is_both_references_at_three_widths_of_the_smallest_size() -> (
     None
 ):
-    # 1 stack, depth 3: the sizes docs/results.md section 7 compares the paper's design at; the
-    # cheapest four of the 16 projections, so the warm start leaves most of a budget to the search
-    sampler = CostAwareSampler(SearchSpace.from_dict(SOFTGATE), OBJECTIVES, seed=0)
+    # 1 stack, depth 3, a low, middle and high budget of the fine width axis: six of the space's
+    # projections, so the warm start leaves most of a 12-minute budget to the search
+    cfg = StudyConfig.load(str(REPO / "studies/softgate.yaml"))
+    sampler = CostAwareSampler(cfg.space, OBJECTIVES, seed=0, **cfg.sampler.options)
     assert [(a["stacks"], a["width"], a["depth"], a["block"]) for a in sampler.warm] == [
-        (1, w, 3, b) for w in (32, 64) for b in ("multibranch", "bottleneck")
+        (1, w, 3, b) for w in (24, 48, 96) for b in ("multibranch", "bottleneck")
     ]
+
+
+def test_reference_widths_keep_those_widths_and_refuse_one_the_space_lacks(tmp_path) -> None:
+    space = SearchSpace.from_dict(SMALL)
+    refs = references_in_space(space, sizes="smallest", widths=[32])
+    assert {a["width"] for a in refs} == {32} and len(refs) == 2
+    path = study_file(
+        tmp_path, "bad", sampler={"name": "costaware", "options": {"reference_widths": [40]}}
+    )
+    with pytest.raises(ConfigError) as err:
+        StudyConfig.load(str(path))
+    assert err.value.field == "sampler.options" and "40" in str(err.value)
 
 
 def test_unknown_reference_sizes_are_a_config_error(tmp_path) -> None:

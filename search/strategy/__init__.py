@@ -10,7 +10,8 @@ Two facts the plain samplers ignore (docs/search.md, "The cost-aware sampler"):
 So each new trial is chosen as follows:
 1. warm start (`warm_start`): the reference designs the space can express, at every width of the
    space's fewest stacks and smallest depth (`reference_sizes: smallest`; `deepest` or `all` for
-   more sizes), go first, so the front can never end worse than them at those sizes;
+   more sizes; `reference_widths` keeps a few widths of a fine width axis), go first, so the
+   front can never end worse than them at those sizes;
 2. cost-aware selection (`cost_aware`): after `startup` trials, take `candidates` random
    architectures of the space (a quarter of them new at each trial, the rest kept from the trial
    before, so that few new FLOPs need counting) plus every one-axis change of the current front,

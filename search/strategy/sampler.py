@@ -37,6 +37,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         cost_aware: bool = True,
         references: Sequence[str] = tuple(REFERENCES),
         reference_sizes: str = "smallest",
+        reference_widths: Sequence[int] | None = None,
         per_second: bool = True,
         candidates: int = 64,
         startup: int = 4,
@@ -45,7 +46,11 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         self.space, self.seed = space, seed
         self.roles = Roles.of(objectives, space.source)
         self.limits = {k: v for k, v in (limits or {}).items() if k in EXACT_COSTS}
-        self.warm = references_in_space(space, references, reference_sizes) if warm_start else []
+        self.warm = (
+            references_in_space(space, references, reference_sizes, reference_widths)
+            if warm_start
+            else []
+        )
         self.cost_aware, self.per_second, self.startup = cost_aware, per_second, startup
         self.encoder = Encoder(space)
         self.candidates = CandidatePool(space, candidates, self.limits, seed)
