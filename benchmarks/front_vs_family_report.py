@@ -10,6 +10,7 @@ from typing import Any
 
 from benchmarks.common import append_jsonl, read_jsonl
 from benchmarks.front_vs_family import LATENCY_SETTINGS, job_key, logged_front, recipe
+from space.references import design_of
 
 
 def trained_rows(
@@ -30,12 +31,13 @@ def trained_rows(
         if arch_id not in found and not families:
             continue  # another study's found arch
         arch = runs[0]["arch"]
+        design = design_of(arch) if arch_id in found else None
         rows.append(
             {
                 "arch_id": arch_id,
                 "arch": arch,
                 "source": _source(arch_id in found, bool(families)),
-                "reference": "",
+                "reference": f"{design}'s design" if design else "",
                 "family": families[0] if families else "",
                 "stacks": arch["stacks"],
                 "width": arch["width"],
@@ -96,27 +98,40 @@ def report(args: argparse.Namespace) -> None:
                     f"(seed std {m.spread if m.spread is not None else float('nan'):.2f})"
                 )
             print(summary_line(name, margins, seeds))
-            searched = {r["arch_id"] for r in rows if r["source"] == "found"}
-            if len(searched) < sum(r["source"].startswith("found") for r in rows):
-                only = [m for m in margins if m.arch_id in searched]
-                print(
-                    "  without the warm start's reference designs: "
-                    + summary_line(name, only, seeds)
-                )
+            _print_without_references(rows, margins, name, seeds)
     path = Path(args.work) / "front_vs_family.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     plot(rows, path, f"{args.study} front vs hand families: {args.epochs} epochs, {seeds}+ seeds")
     print(f"plot: {path}")
 
 
+def _print_without_references(
+    rows: list[dict[str, Any]], margins: list, family: str, seeds: int
+) -> None:
+    """The summary again without the found archs that are family members (the warm start's), then
+    without any arch that makes a reference's design choices at whatever size (the search picked
+    its size only)."""
+    from search.family import summary_line
+
+    members = {r["arch_id"] for r in rows if r["source"] == "found+reference"}
+    designs = members | {r["arch_id"] for r in rows if r["source"] == "found" and r["reference"]}
+    if members:
+        only = [m for m in margins if m.arch_id not in members]
+        print("  without the warm start's reference designs: " + summary_line(family, only, seeds))
+    if designs != members:
+        only = [m for m in margins if m.arch_id not in designs]
+        print("  without any reference design, at any size: " + summary_line(family, only, seeds))
+
+
 def _print_rows(rows: list[dict[str, Any]]) -> None:
     print(
-        f"{'arch_id':13} {'source':15} {'family':7} {'shape':8} {'ms':>7} {'test':>7} {'std':>6} seeds"
+        f"{'arch_id':13} {'source':15} {'family':7} {'shape':8} {'ms':>7} {'test':>7} {'std':>6} "
+        "seeds design"
     )
     for r in sorted(rows, key=lambda r: r["latency_ms"]):
         std = "" if r["test_std"] is None else f"{100 * r['test_std']:.2f}"
         print(
             f"{r['arch_id']:13} {r['source']:15} {r['family']:7} "
             f"{r['stacks']}x{r['width']}d{r['depth']:<3} {r['latency_ms']:7.2f} "
-            f"{100 * r['test_mean']:7.2f} {std:>6} {r['seeds']}"
+            f"{100 * r['test_mean']:7.2f} {std:>6} {r['seeds']:5} {r['reference']}"
         )

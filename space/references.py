@@ -61,6 +61,16 @@ def project_reference(arch: Mapping[str, Any], name: str) -> dict:
     return ArchSpec.from_dict(point).to_dict()
 
 
+def design_of(arch: Mapping[str, Any]) -> str | None:
+    """The reference whose design choices `arch` makes, at whatever size; None for any other design
+    (a searched arch that is the paper's design at a size no family ladder has is still its design)."""
+    spec = ArchSpec.from_dict(dict(arch))
+    for name in REFERENCES:
+        if ArchSpec.from_dict(project_reference(arch, name)) == spec:
+            return name
+    return None
+
+
 def _allowed(space: SearchSpace, arch: Mapping[str, Any]) -> bool:
     # a reference whose choice the space does not offer (a study without channel gates) is not in it
     for key, choices in space.axes.items():

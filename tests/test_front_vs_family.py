@@ -76,3 +76,33 @@ def test_front_picks_which_logged_study_is_found_and_drops_the_others_archs() ->
     assert [j["arch_id"] for j in fvf.found_jobs(log, 8, 1, 0)] == ["old"]
     with pytest.raises(SystemExit, match="--front 2: the log holds 2 studies"):
         fvf.logged_front(log, 2)
+
+
+def test_design_of_names_a_reference_design_at_any_size_and_nothing_else() -> None:
+    from space.references import design_of, project_reference
+
+    paper_2x48 = project_reference({"stacks": 2, "width": 48, "depth": 3}, "paper")
+    assert design_of(paper_2x48) == "paper"
+    assert (
+        design_of(project_reference({"stacks": 1, "width": 24, "depth": 3}, "newell")) == "newell"
+    )
+    assert design_of(paper_2x48 | {"fusion": "add"}) is None
+
+
+def test_the_summary_is_repeated_without_reference_designs_at_any_size(capsys) -> None:
+    from benchmarks.front_vs_family_report import _print_without_references
+    from search.family import Margin
+
+    rows = [
+        {"arch_id": "member", "source": "found+reference", "reference": "paper's design"},
+        {"arch_id": "paper2x48", "source": "found", "reference": "paper's design"},
+        {"arch_id": "new", "source": "found", "reference": ""},
+    ]
+    margins = [Margin("member", 1.0, 0.0, None), Margin("paper2x48", 2.0, 1.0, None),
+               Margin("new", 3.0, -0.5, None)]  # fmt: skip
+    _print_without_references(rows, margins, "paper", 1)
+    lines = capsys.readouterr().out.splitlines()
+    assert "median +0.25, best +1.00 PCK over 2 found archs" in lines[0]
+    assert (
+        "at any size" in lines[1] and "median -0.50, best -0.50 PCK over 1 found archs" in lines[1]
+    )
