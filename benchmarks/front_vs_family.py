@@ -153,9 +153,8 @@ def train(args: argparse.Namespace) -> None:
     rec = recipe(args)
     log = read_jsonl(args.log)
     done = {r["key"] for r in log if r.get("kind") == "training"}
-    wanted = found_jobs(log, args.top, args.seeds, args.front) + family_jobs(
-        args.family.split(","), args.seeds
-    )
+    wanted = [j for k in args.front for j in found_jobs(log, args.top, args.seeds, k)]
+    wanted += family_jobs(args.family.split(","), args.seeds)
     jobs = list(
         {
             job_key(j["arch_id"], j["seed"], rec): j
@@ -250,6 +249,14 @@ def study(args: argparse.Namespace) -> None:
     print(f"study {args.study}: {len(front)} archs exported ({out})")
 
 
+def fronts(text: str) -> list[int]:
+    """`--front`'s value: logged-study indices, comma-separated."""
+    try:
+        return [int(k) for k in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected K[,K...], e.g. 0,-1") from None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("step", choices=["study", "train", "report", "all"])
@@ -257,10 +264,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--top", type=int, default=8, help="found archs trained, spread over latency")
     p.add_argument(
         "--front",
-        type=int,
-        default=-1,
-        help="train/report: which logged study's front is the found one (0 = the first logged, "
-        "-1 = the newest)",
+        type=fronts,
+        default=[-1],
+        help="train/report: which logged studies' fronts are the found ones, K[,K...] (0 = the "
+        "first logged, -1 = the newest); report times them all in one quiet pass",
     )
     p.add_argument("--family", default="paper,newell")
     p.add_argument("--seeds", type=int, default=2)

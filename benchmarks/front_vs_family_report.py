@@ -59,33 +59,44 @@ def _source(found: bool, member: bool) -> str:
 
 
 def report(args: argparse.Namespace) -> None:
-    from search.family import family_margins, summary_line
-    from search.final_report import plot
-    from search.remeasure import quiet_latencies
-
+    """Every trained arch of the chosen fronts and the families timed in one quiet pass, then per
+    front its rows, margins and plot."""
     rec = recipe(args)
-    rows = trained_rows(read_jsonl(args.log), rec, args.front)
-    if not rows:
+    log = read_jsonl(args.log)
+    per_front = {k: trained_rows(log, rec, k) for k in args.front}
+    archs = {r["arch_id"]: r["arch"] for rows in per_front.values() for r in rows}
+    if not archs:
         print("nothing trained yet")
         return
+    quiet = _quiet_pass(archs, args, rec)
+    studies = [r for r in log if r.get("kind") == "study"]
+    for k, rows in per_front.items():
+        for r in rows:
+            r["latency_ms"] = quiet[r["arch_id"]]
+        study = studies[k] if studies else {}
+        print(f"\n== front {k}: study {study.get('study')} logged {study.get('when')} ==")
+        name = "front_vs_family.png" if len(per_front) == 1 else f"front_vs_family-{k}.png"
+        _report_front(rows, args, Path(args.work) / name, study.get("study", args.study))
+
+
+def _quiet_pass(archs: dict[str, dict], args: argparse.Namespace, rec: dict) -> dict[str, float]:
+    """Quiet interleaved latency (ms) of every arch at the trained input size, logged."""
+    from search.remeasure import quiet_latencies
+
     quiet = quiet_latencies(
-        {r["arch_id"]: r["arch"] for r in rows},
-        LATENCY_SETTINGS,
-        input_size=args.input_size,
-        target=0.01,
-        max_seconds=300,
+        archs, LATENCY_SETTINGS, input_size=args.input_size, target=0.01, max_seconds=300
     )
-    for r in rows:
-        r["latency_ms"] = quiet[r["arch_id"]]["latency_quiet_ms"]
-    append_jsonl(
-        args.log,
-        {
-            "kind": "latency",
-            "input_size": args.input_size,
-            **rec,
-            "quiet": {k: v["latency_quiet_ms"] for k, v in quiet.items()},
-        },
-    )
+    ms = {k: v["latency_quiet_ms"] for k, v in quiet.items()}
+    append_jsonl(args.log, {"kind": "latency", "input_size": args.input_size, **rec, "quiet": ms})
+    return ms
+
+
+def _report_front(
+    rows: list[dict[str, Any]], args: argparse.Namespace, path: Path, study: str
+) -> None:
+    from search.family import family_margins, summary_line
+    from search.final_report import plot
+
     _print_rows(rows)
     seeds = min(r["seeds"] for r in rows)
     for name in args.family.split(","):
@@ -99,9 +110,8 @@ def report(args: argparse.Namespace) -> None:
                 )
             print(summary_line(name, margins, seeds))
             _print_without_references(rows, margins, name, seeds)
-    path = Path(args.work) / "front_vs_family.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    plot(rows, path, f"{args.study} front vs hand families: {args.epochs} epochs, {seeds}+ seeds")
+    plot(rows, path, f"{study} front vs hand families: {args.epochs} epochs, {seeds}+ seeds")
     print(f"plot: {path}")
 
 

@@ -106,3 +106,54 @@ def test_the_summary_is_repeated_without_reference_designs_at_any_size(capsys) -
     assert (
         "at any size" in lines[1] and "median -0.50, best -0.50 PCK over 1 found archs" in lines[1]
     )
+
+
+def test_report_times_every_front_in_one_pass_and_prints_each_ones_margins(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    import search.remeasure
+    from space.references import project_reference
+    from space.spec import ArchSpec
+
+    args = fvf.parse_args(["report", "--data", "synthetic", "--family", "paper"])
+    rec = fvf.recipe(args)
+    shape = {"stacks": 1, "depth": 3, "joints": 14, "input_size": 64}
+    paper = {w: project_reference(shape | {"width": w}, "paper") for w in (16, 32)}
+    other = paper[16] | {"fusion": "add"}
+    ids = {name: ArchSpec.from_dict(a).arch_id for name, a in
+           {"p16": paper[16], "p32": paper[32], "other": other}.items()}  # fmt: skip
+
+    def training(name: str, arch: dict, role: str, test: float) -> dict:
+        return {"kind": "training", "key": fvf.job_key(ids[name], 0, rec), "arch_id": ids[name],
+                "seed": 0, "role": role, "arch": arch, "test": test, "metric_name": "pck@0.2"}  # fmt: skip
+
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"kind": "study", "study": "old", "front": [{"arch_id": ids["p32"]}]},
+                {"kind": "study", "study": "new", "front": [{"arch_id": ids["other"]}]},
+                training("p16", paper[16], "family:paper", 0.10),
+                training("p32", paper[32], "family:paper", 0.20),
+                training("other", other, "found", 0.16),
+            ]
+        )
+    )
+    calls = []
+
+    def fake_quiet(archs, *a, **k):
+        calls.append(set(archs))
+        ms = {ids["p16"]: 1.0, ids["p32"]: 4.0, ids["other"]: 2.0}
+        return {i: {"latency_quiet_ms": ms[i]} for i in archs}
+
+    monkeypatch.setattr(search.remeasure, "quiet_latencies", fake_quiet)
+    argv = ["report", "--data", "synthetic", "--family", "paper", "--front", "0,1"]
+    fvf.main(argv + ["--log", str(log), "--work", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert calls == [set(ids.values())]  # one pass over both fronts' archs and the family
+    assert "front 0: study old" in out and "front 1: study new" in out
+    # the curve at 2 ms is halfway (in log latency) between 10 % and 20 %: 15 %, so +1.00
+    assert "median +1.00, best +1.00 PCK over 1 found archs" in out
+    assert (tmp_path / "front_vs_family-0.png").is_file()
+    assert (tmp_path / "front_vs_family-1.png").is_file()
