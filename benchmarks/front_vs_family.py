@@ -16,6 +16,11 @@ of this one's run folders, resumes where this one stopped):
            `margin over the paper family: median X.XX, best Y.YY PCK over N found archs, S seeds`
 
     python benchmarks/front_vs_family.py all --jobs 2        # study, train, report
+    python benchmarks/front_vs_family.py study --study softgate-epochs   # a candidate default
+    python benchmarks/front_vs_family.py report --front 0,-1 # the first and newest study's fronts
+
+Each `study` step logs one more front; `--front` picks which of them train and report treat as
+found (default: the newest), so two study files can be compared on the same family curves.
 
 Training scores do not depend on the machine's load (epochs bound them, not seconds); the study's
 proxies and the latency pass do: run those with nothing else on the machine.
