@@ -160,6 +160,8 @@ def train(args: argparse.Namespace) -> None:
     done = {r["key"] for r in log if r.get("kind") == "training"}
     wanted = [j for k in args.front for j in found_jobs(log, args.top, args.seeds, k)]
     wanted += family_jobs(args.family.split(","), args.seeds)
+    if args.only:
+        wanted = [j for j in wanted if j["arch_id"] in args.only]
     jobs = list(
         {
             job_key(j["arch_id"], j["seed"], rec): j
@@ -275,6 +277,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "first logged, -1 = the newest); report times them all in one quiet pass",
     )
     p.add_argument("--family", default="paper,newell")
+    p.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        help="train: only these arch ids (ID[,ID...]), e.g. the points a margin rests on first",
+    )
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--input-size", type=int, default=64)

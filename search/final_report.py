@@ -170,21 +170,26 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 
 def _plot_families(ax: Any, rows: list[dict]) -> None:
-    """Each family as a line through its members, by latency (its curve's points)."""
-    markers = iter(("s-", "^-", "v-", "<-"))
+    """Each family's members as points and its curve (search.family.FamilyCurve, what margins are
+    measured against: the upper envelope, flat past its best point) as a line of the same colour."""
+    from search.family import FamilyCurve
+
+    markers = iter(("s", "^", "v", "<"))
     for name in dict.fromkeys(r["family"] for r in rows if r.get("family")):
-        members = sorted(
-            (r for r in rows if r.get("family") == name), key=lambda r: r["latency_ms"]
-        )
-        ax.errorbar(
+        members = [r for r in rows if r.get("family") == name]
+        dots = ax.errorbar(
             [r["latency_ms"] for r in members],
             [r["test_mean"] for r in members],
             yerr=[r["test_std"] or 0 for r in members],
-            fmt=next(markers, "o-"),
+            fmt=next(markers, "o"),
             alpha=0.6,
             capsize=2,
             label=f"{name} family",
         )
+        curve = FamilyCurve.from_points([(r["latency_ms"], r["test_mean"]) for r in members])
+        xs = [*curve.latency, curve.max_latency]
+        ys = [*curve.score, curve.score[-1]]
+        ax.plot(xs, ys, "-", color=dots.lines[0].get_color(), alpha=0.6)
         ax.set_xscale("log")  # a family's curve is linear in log latency between its members
 
 

@@ -157,3 +157,32 @@ def test_report_times_every_front_in_one_pass_and_prints_each_ones_margins(
     assert "median +1.00, best +1.00 PCK over 1 found archs" in out
     assert (tmp_path / "front_vs_family-0.png").is_file()
     assert (tmp_path / "front_vs_family-1.png").is_file()
+
+
+def test_only_trains_the_named_archs(tmp_path, monkeypatch) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"kind": "study", "front": [
+        {"arch_id": "a", "arch": {"stacks": 1, "width": 16, "depth": 3}, "latency_ms": 1.0},
+        {"arch_id": "b", "arch": {"stacks": 1, "width": 32, "depth": 3}, "latency_ms": 2.0},
+    ]}) + "\n")  # fmt: skip
+    submitted = []
+
+    class Pool:
+        def __init__(self, jobs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, job):
+            submitted.append(job["arch_id"])
+            raise SystemExit("stop")
+
+    monkeypatch.setattr(fvf, "worker_pool", Pool)
+    with pytest.raises(SystemExit, match="stop"):
+        fvf.main(["train", "--data", "synthetic", "--only", "b", "--log", str(log),
+                  "--work", str(tmp_path)])  # fmt: skip
+    assert submitted == ["b"]
