@@ -16,7 +16,7 @@ of this one's run folders, resumes where this one stopped):
            `margin over the paper family: median X.XX, best Y.YY PCK over N found archs, S seeds`
 
     python benchmarks/front_vs_family.py all --jobs 2        # study, train, report
-    python benchmarks/front_vs_family.py study --study softgate-epochs   # a candidate default
+    python benchmarks/front_vs_family.py study --study softgate-capped   # another study file
     python benchmarks/front_vs_family.py report --front 0,-1 # the first and newest study's fronts
 
 Each `study` step logs one more front; `--front` picks which of them train and report treat as
@@ -88,16 +88,22 @@ def spread_pick(front: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
     return [ordered[i] for i in picks]
 
 
-def logged_front(log: list[dict[str, Any]], which: int = -1) -> list[dict[str, Any]]:
-    """The exported front of one logged study: `which` is its index among the logged studies
-    (-1, the newest; 0, the first), so an earlier default's front can be reported after a new one."""
+def logged_study(log: list[dict[str, Any]], which: int = -1) -> dict[str, Any]:
+    """One logged study's record ({} when none is logged): `which` is its index among the logged
+    studies (-1, the newest; 0, the first), so an earlier default's front can be reported after a
+    new one."""
     studies = [r for r in log if r.get("kind") == "study"]
     if not studies:
-        return []
+        return {}
     try:
-        return studies[which]["front"]
+        return studies[which]
     except IndexError:
         raise SystemExit(f"--front {which}: the log holds {len(studies)} studies") from None
+
+
+def logged_front(log: list[dict[str, Any]], which: int = -1) -> list[dict[str, Any]]:
+    """The exported front of one logged study (`logged_study`); [] when none is logged."""
+    return logged_study(log, which).get("front", [])
 
 
 def found_jobs(

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import append_jsonl, read_jsonl
-from benchmarks.front_vs_family import LATENCY_SETTINGS, job_key, logged_front, recipe
+from benchmarks.front_vs_family import (
+    LATENCY_SETTINGS,
+    job_key,
+    logged_front,
+    logged_study,
+    recipe,
+)
 from space.references import design_of
 
 
@@ -69,11 +75,10 @@ def report(args: argparse.Namespace) -> None:
         print("nothing trained yet")
         return
     quiet = _quiet_pass(archs, args, rec)
-    studies = [r for r in log if r.get("kind") == "study"]
     for k, rows in per_front.items():
         for r in rows:
             r["latency_ms"] = quiet[r["arch_id"]]
-        study = studies[k] if studies else {}
+        study = logged_study(log, k)
         print(f"\n== front {k}: study {study.get('study')} logged {study.get('when')} ==")
         name = "front_vs_family.png" if len(per_front) == 1 else f"front_vs_family-{k}.png"
         _report_front(rows, args, Path(args.work) / name, study.get("study", args.study))
