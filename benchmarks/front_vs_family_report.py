@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -33,6 +34,7 @@ def trained_rows(
     for arch_id, runs in by_arch.items():
         runs = list({r["seed"]: r for r in runs}.values())
         tests = [r["test"] for r in runs]
+        vals = [r["val"] for r in runs if r.get("val") is not None]
         families = [r["role"].split(":", 1)[1] for r in runs if r["role"].startswith("family:")]
         if arch_id not in found and not families:
             continue  # another study's found arch
@@ -51,6 +53,7 @@ def trained_rows(
                 "test_mean": statistics.fmean(tests),
                 "seeds": len(tests),
                 "test_std": statistics.stdev(tests) if len(tests) > 1 else None,
+                "val_mean": statistics.fmean(vals) if vals else None,
                 "metric": runs[0]["metric_name"],
             }
         )
@@ -82,6 +85,7 @@ def report(args: argparse.Namespace) -> None:
         print(f"\n== front {k}: study {study.get('study')} logged {study.get('when')} ==")
         name = "front_vs_family.png" if len(per_front) == 1 else f"front_vs_family-{k}.png"
         _report_front(rows, args, Path(args.work) / name, study.get("study", args.study))
+        _print_proxy_agreement(rows, study.get("front", []))
 
 
 def _quiet_pass(archs: dict[str, dict], args: argparse.Namespace, rec: dict) -> dict[str, float]:
@@ -150,3 +154,43 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
             f"{r['stacks']}x{r['width']}d{r['depth']:<3} {r['latency_ms']:7.2f} "
             f"{100 * r['test_mean']:7.2f} {std:>6} {r['seeds']:5} {r['reference']}"
         )
+
+
+NEAR_LATENCY = 1.25  # pairs within this latency ratio compete for the same place on a front
+
+
+def pair_tau(
+    points: list[tuple[float, float, float]], ratio: float | None = None
+) -> tuple[float | None, int]:
+    """Kendall's tau of (latency, proxy, full) points' proxy against full score, over the pairs whose
+    latencies are within `ratio` of each other (all pairs with None); tied pairs are left out.
+    Returns (tau, pairs counted); tau is None with no pair."""
+    agree = disagree = 0
+    for (lat1, p1, f1), (lat2, p2, f2) in itertools.combinations(points, 2):
+        if ratio is not None and max(lat1, lat2) > ratio * min(lat1, lat2):
+            continue
+        sign = (p1 - p2) * (f1 - f2)
+        agree += sign > 0
+        disagree += sign < 0
+    pairs = agree + disagree
+    return ((agree - disagree) / pairs if pairs else None), pairs
+
+
+def _print_proxy_agreement(rows: list[dict[str, Any]], front: list[dict[str, Any]]) -> None:
+    """How well the study's proxy ordered its own front: its proxy PCK against the full training's
+    validation PCK (never test), over all pairs and over pairs of near latency (the order that
+    decides which of two similar-latency archs stays on the front)."""
+    proxy = {f["arch_id"]: f["pck"] for f in front if f.get("pck") is not None}
+    points = [
+        (r["latency_ms"], proxy[r["arch_id"]], r["val_mean"])
+        for r in rows
+        if r["arch_id"] in proxy and r.get("val_mean") is not None
+    ]
+    parts = []
+    for label, ratio in (
+        ("all pairs", None),
+        (f"pairs within {NEAR_LATENCY}x latency", NEAR_LATENCY),
+    ):
+        tau, pairs = pair_tau(points, ratio)
+        parts.append(f"{label} {'n/a' if tau is None else f'{tau:+.2f}'} ({pairs})")
+    print(f"  proxy vs {len(points)} full trainings' val PCK, Kendall tau: " + ", ".join(parts))

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--family-widths",
-        default="16,24,32,48,64,96",
+        default="16,24,32,40,48,64,96",  # search.family.LADDER_WIDTHS
         help="the family's widths (plus a deeper and a 2-stack member)",
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted finalize")

@@ -186,3 +186,28 @@ def test_only_trains_the_named_archs(tmp_path, monkeypatch) -> None:
         fvf.main(["train", "--data", "synthetic", "--only", "b", "--log", str(log),
                   "--work", str(tmp_path)])  # fmt: skip
     assert submitted == ["b"]
+
+
+def test_pair_tau_counts_only_pairs_of_near_latency() -> None:
+    from benchmarks.front_vs_family_report import pair_tau
+
+    # (latency, proxy, full): the two fast archs are ordered wrongly by the proxy, the slow one is
+    # far from both and agrees with them on the full scale
+    points = [(1.0, 0.20, 0.10), (1.1, 0.10, 0.12), (5.0, 0.30, 0.40)]
+    assert pair_tau(points) == (pytest.approx(1 / 3), 3)
+    assert pair_tau(points, 1.25) == (-1.0, 1)
+    assert pair_tau(points[:1] + points[2:], 1.25) == (None, 0)
+    assert pair_tau([(1.0, 0.2, 0.1), (1.0, 0.2, 0.3)]) == (None, 0)  # a proxy tie says nothing
+
+
+def test_finalize_default_family_widths_are_the_ladder() -> None:
+    import argparse
+
+    from cli.finalize import add_arguments
+    from search.family import LADDER_WIDTHS
+    from search.finalize import parse_widths
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    default = parser.get_default("family_widths")
+    assert tuple(parse_widths(default)) == LADDER_WIDTHS
