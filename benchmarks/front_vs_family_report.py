@@ -163,8 +163,10 @@ def pair_tau(
     points: list[tuple[float, float, float]], ratio: float | None = None
 ) -> tuple[float | None, int]:
     """Kendall's tau of (latency, proxy, full) points' proxy against full score, over the pairs whose
-    latencies are within `ratio` of each other (all pairs with None); tied pairs are left out.
-    Returns (tau, pairs counted); tau is None with no pair."""
+    latencies are within `ratio` of each other (all pairs with None): (concordant - discordant) /
+    (concordant + discordant), tied pairs left out, so it equals scipy's tau-b when nothing ties
+    (scipy.stats.kendalltau has no way to count only some pairs). Returns (tau, pairs counted);
+    tau is None with no pair."""
     agree = disagree = 0
     for (lat1, p1, f1), (lat2, p2, f2) in itertools.combinations(points, 2):
         if ratio is not None and max(lat1, lat2) > ratio * min(lat1, lat2):
