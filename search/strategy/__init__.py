@@ -21,8 +21,12 @@ So each new trial is chosen as follows:
    cost) front per predicted second of its training (`per_second`; "EI per second", Snoek et al.
    2012): the trials' compute is the budget, and a proxy's training time varies 2x over the
    space. Running trials count as their predicted accuracy (kriging believer), so concurrent
-   trials are not the same pick.
-Without either, or while the study is too young for the surrogate, trials are drawn at random
+   trials are not the same pick;
+3. width scaling (`scale_widths`, off unless set): every other trial, the scored cell that lies
+   farthest above the reference designs' own proxy curve goes to a width of the space it has not
+   had (the one farthest from its tried widths first), so a cell that beats the paper's design at
+   one budget is tried at every budget (EfficientNet's search-then-scale, on width alone).
+When none of them picks, or while the study is too young for the surrogate, trials are drawn at random
 from the space. Each part is switchable, which the ablation in benchmarks/sampler_quality.py uses.
 
 The strategy needs exactly two objectives: one trained measure (pck) and one cost measure
@@ -35,6 +39,7 @@ The parts, one module each (as optuna/samplers/_gp/):
     _candidates.py    CandidatePool: random archs plus one-axis changes of the front, none seen
     _surrogate.py     Surrogate: the loss GP, the cost and training-seconds ridge fits
     _acquisition.py   expected hypervolume improvement (per second), kriging believer front
+    _scaling.py       the cell farthest above the references, and its next width
     _encoder.py       archs <-> Optuna params; archs -> vectors (one-hot choices, log params/FLOPs)
     _costs.py         params and FLOPs of an arch before training (cached by arch id)
 """

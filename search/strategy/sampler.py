@@ -15,6 +15,7 @@ from search.strategy._costs import EXACT_COSTS, within_limits
 from search.strategy._encoder import Encoder, arch_params
 from search.strategy._history import History
 from search.strategy._objectives import Roles
+from search.strategy._scaling import best_cell, next_width
 from search.strategy._surrogate import Surrogate
 from space.references import REFERENCES, references_in_space
 from space.search_space import SearchSpace
@@ -39,6 +40,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         reference_sizes: str = "smallest",
         reference_widths: Sequence[int] | None = None,
         per_second: bool = True,
+        scale_widths: bool = False,
         candidates: int = 64,
         startup: int = 4,
         seed: int | None = None,
@@ -52,6 +54,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             else []
         )
         self.cost_aware, self.per_second, self.startup = cost_aware, per_second, startup
+        self.scale_widths = scale_widths
         self.encoder = Encoder(space)
         self.candidates = CandidatePool(space, candidates, self.limits, seed)
         self._random = optuna.samplers.RandomSampler(seed=seed)
@@ -107,6 +110,9 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             arch_id = ArchSpec.from_dict(arch).arch_id
             if arch_id not in history.seen and within_limits(arch, self.limits):
                 return arch
+        scaled = self.scaled(history)
+        if scaled is not None:
+            return scaled
         if not self.cost_aware:
             return None
         pool = self.candidates.build(history.seen, front_archs(history.done, self.roles))
@@ -115,6 +121,16 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         if len(history.done) < self.startup:
             return self.candidates.pick(pool)
         return self.best_candidate(pool, history)
+
+    def scaled(self, history: History) -> dict | None:
+        """With `scale_widths`, every other trial: the best cell at a width it has not had
+        (search/strategy/_scaling.py); None on the other trials or when there is none."""
+        if not self.scale_widths or len(history.seen) % 2 == 0:
+            return None
+        cell = best_cell(history.done, self.warm, self.roles)
+        if cell is None:
+            return None
+        return next_width(cell, self.space, history.seen, self.limits)
 
     def best_candidate(self, pool: Sequence[dict], history: History) -> dict:
         """The candidate to train next, by the models fitted to `history`."""
