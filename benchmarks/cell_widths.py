@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import front_vs_family as fvf  # noqa: E402
-from benchmarks.common import append_jsonl, read_jsonl, worker_pool  # noqa: E402
+from benchmarks.common import read_jsonl  # noqa: E402
 
 
 def cell_jobs(log: list[dict], arch_id: str, widths: list[int], seeds: int) -> list[dict]:
@@ -53,53 +52,16 @@ def cell_jobs(log: list[dict], arch_id: str, widths: list[int], seeds: int) -> l
 
 
 def train(args: argparse.Namespace) -> None:
-    rec, log = fvf.recipe(args), read_jsonl(args.log)
-    done = {r["key"] for r in log if r.get("kind") == "training"}
-    jobs = [
-        j
-        for j in cell_jobs(log, args.arch, args.widths, args.seeds)
-        if fvf.job_key(j["arch_id"], j["seed"], rec) not in done
-    ]
-    print(f"{len(jobs)} trainings to run ({args.jobs} at a time)", flush=True)
-    data = fvf.data_arg(args.data)
-    with worker_pool(args.jobs) as pool:
-        futures = {
-            pool.submit(
-                fvf._train,
-                j
-                | rec
-                | {
-                    "data": data,
-                    "folder": str((args.work / "cells" / f"{j['arch_id']}-s{j['seed']}").resolve()),
-                },
-            ): j
-            for j in jobs
-        }
-        for fut in fvf._as_completed(futures):
-            job, result = futures[fut], fut.result()
-            key = fvf.job_key(job["arch_id"], job["seed"], rec)
-            append_jsonl(
-                args.log,
-                {"kind": "training", "key": key, "role": job["role"], "arch": job["arch"], **rec}
-                | result,
-            )
-            print(
-                f"{job['arch_id']} 1x{job['arch']['width']} s{job['seed']}: val "
-                f"{result['val']:.4f} test {result['test']:.4f}",
-                flush=True,
-            )
+    fvf.run_trainings(args, cell_jobs(read_jsonl(args.log), args.arch, args.widths, args.seeds))
 
 
 def cell_rows(log: list[dict], rec: dict, arch_id: str, family: str) -> list[dict[str, Any]]:
     """Per arch of this recipe: the family's members (`family` set) and the cell's widths (`arch_id`
     itself and its `probe:<arch_id>` trainings), with val and test means in percent."""
-    runs: dict[str, list[dict]] = defaultdict(list)
-    for r in log:
-        if r.get("kind") == "training" and r["key"] == fvf.job_key(r["arch_id"], r["seed"], rec):
-            runs[r["arch_id"]].append(r)
+    from benchmarks.front_vs_family_report import runs_by_arch
+
     rows = []
-    for aid, rs in runs.items():
-        rs = list({r["seed"]: r for r in rs}.values())
+    for aid, rs in runs_by_arch(log, rec).items():
         member = any(r["role"] == f"family:{family}" for r in rs)
         cell = aid == arch_id or any(r["role"] == f"probe:{arch_id}" for r in rs)
         if member or cell:
@@ -149,12 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--family", default="paper")
     p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--input-size", type=int, default=64)
-    p.add_argument("--data", default=fvf.DEFAULT_DATA)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--log", type=Path, default=fvf.DEFAULT_LOG)
-    p.add_argument("--work", type=Path, default=fvf.DEFAULT_WORK)
+    fvf.add_recipe_args(p)
     return p.parse_args(argv)
 
 

@@ -161,13 +161,20 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def train(args: argparse.Namespace) -> None:
-    rec = recipe(args)
+    """The chosen fronts' found archs and the families, every seed, not yet logged."""
     log = read_jsonl(args.log)
-    done = {r["key"] for r in log if r.get("kind") == "training"}
     wanted = [j for k in args.front for j in found_jobs(log, args.top, args.seeds, k)]
     wanted += family_jobs(args.family.split(","), args.seeds)
     if args.only:
         wanted = [j for j in wanted if j["arch_id"] in args.only]
+    run_trainings(args, wanted)
+
+
+def run_trainings(args: argparse.Namespace, wanted: list[dict[str, Any]]) -> None:
+    """Train the `wanted` jobs ({role, arch, seed, arch_id}) that the log lacks with this recipe,
+    `args.jobs` at a time, one log line per finished training."""
+    rec = recipe(args)
+    done = {r["key"] for r in read_jsonl(args.log) if r.get("kind") == "training"}
     jobs = list(
         {
             job_key(j["arch_id"], j["seed"], rec): j
@@ -270,6 +277,16 @@ def fronts(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected K[,K...], e.g. 0,-1") from None
 
 
+def add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """The flags of the training recipe, the workers, the log and the work folder."""
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--input-size", type=int, default=64)
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--log", type=Path, default=DEFAULT_LOG)
+    p.add_argument("--work", type=Path, default=DEFAULT_WORK)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("step", choices=["study", "train", "report", "all"])
@@ -289,12 +306,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="train: only these arch ids (ID[,ID...]), e.g. the points a margin rests on first",
     )
     p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--input-size", type=int, default=64)
-    p.add_argument("--data", default=DEFAULT_DATA)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--log", type=Path, default=DEFAULT_LOG)
-    p.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    add_recipe_args(p)
     p.add_argument(
         "--run",
         type=Path,

@@ -20,19 +20,23 @@ from benchmarks.front_vs_family import (
 from space.references import design_of
 
 
+def runs_by_arch(log: list[dict[str, Any]], rec: dict[str, Any]) -> dict[str, list[dict]]:
+    """The log's trainings of this recipe by arch id, one per seed (the last logged)."""
+    by_arch: dict[str, dict[int, dict]] = defaultdict(dict)
+    for r in log:
+        if r.get("kind") == "training" and r["key"] == job_key(r["arch_id"], r["seed"], rec):
+            by_arch[r["arch_id"]][r["seed"]] = r
+    return {arch_id: list(runs.values()) for arch_id, runs in by_arch.items()}
+
+
 def trained_rows(
     log: list[dict[str, Any]], rec: dict[str, Any], which: int = -1
 ) -> list[dict[str, Any]]:
     """One row per trained arch of this recipe that is a family member or on the chosen logged
     study's front (`logged_front`): its roles, test mean and std over its seeds."""
-    by_arch: dict[str, list[dict]] = defaultdict(list)
-    for r in log:
-        if r.get("kind") == "training" and r["key"] == job_key(r["arch_id"], r["seed"], rec):
-            by_arch[r["arch_id"]].append(r)
     found = {f["arch_id"] for f in logged_front(log, which)}
     rows = []
-    for arch_id, runs in by_arch.items():
-        runs = list({r["seed"]: r for r in runs}.values())
+    for arch_id, runs in runs_by_arch(log, rec).items():
         tests = [r["test"] for r in runs]
         vals = [r["val"] for r in runs if r.get("val") is not None]
         families = [r["role"].split(":", 1)[1] for r in runs if r["role"].startswith("family:")]

@@ -67,7 +67,9 @@ def test_a_params_limit_keeps_a_width_out() -> None:
     assert 96 not in widths and 64 in widths
 
 
-def test_the_sampler_scales_the_best_cell_every_other_trial() -> None:
+def asks_after_a_found_cell(scale_widths: bool) -> list[int | None]:
+    """Four asks after the warm start and a cell above the references' curve: each one's width
+    where it is that cell, else None."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = CostAwareSampler(
         SPACE,
@@ -75,7 +77,7 @@ def test_the_sampler_scales_the_best_cell_every_other_trial() -> None:
         seed=0,
         cost_aware=False,  # the other trials at random: the surrogate's picks take a minute here
         reference_widths=[24, 48, 96],
-        scale_widths=True,
+        scale_widths=scale_widths,
     )
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     cell = half_split(48)
@@ -91,11 +93,12 @@ def test_the_sampler_scales_the_best_cell_every_other_trial() -> None:
         spec = SPACE.sample(trial)
         asked.append(spec.width if cell_of(spec.to_dict()) == cell_of(cell) else None)
         study.tell(trial, [0.1, 1.0 + spec.width / 100])
-    assert asked == [16, None, 96, None]  # every other trial, spread over the widths
+    return asked
+
+
+def test_the_sampler_scales_the_best_cell_every_other_trial() -> None:
+    assert asks_after_a_found_cell(True) == [16, None, 96, None]  # spread over the widths
 
 
 def test_without_the_option_no_trial_is_scaled() -> None:
-    sampler = CostAwareSampler(
-        SPACE, [("pck", "maximize"), ("latency_ms", "minimize")], seed=0, candidates=8
-    )
-    assert sampler.scale_widths is False
+    assert asks_after_a_found_cell(False) == [None] * 4
