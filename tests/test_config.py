@@ -28,6 +28,11 @@ def test_shipped_studies_load(study):
     assert cfg.directions[:2] == ["maximize", "minimize"]
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "studies").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_study_file_loads_under_its_own_name(path):
+    assert StudyConfig.load(str(path)).name == path.stem
+
+
 def test_smoke_is_small():
     cfg = StudyConfig.load("smoke")
     assert (cfg.trials, cfg.concurrency, cfg.data.source) == (4, 2, "synthetic")
