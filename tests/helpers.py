@@ -83,3 +83,24 @@ def load_benchmark(name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def paper_arch(width: int, **shape) -> dict:
+    """The paper's design as an ArchSpec dict: 1 stack, depth 3, 64 px, unless `shape` says."""
+    from space.references import project_reference
+
+    base = {"stacks": 1, "depth": 3, "joints": 14, "input_size": 64, "width": width}
+    return project_reference(base | shape, "paper")
+
+
+def logged_training(
+    arch: dict, role: str, rec: dict, val: float, test: float = 0.0, seed: int = 0
+) -> dict:
+    """A benchmarks/logs/front_vs_family.jsonl line: one finished training of `arch` under `rec`."""
+    from benchmarks.front_vs_family import job_key
+    from space.spec import ArchSpec
+
+    arch_id = ArchSpec.from_dict(arch).arch_id
+    return {"kind": "training", "key": job_key(arch_id, seed, rec), "arch_id": arch_id,
+            "seed": seed, "role": role, "arch": arch, "val": val, "test": test,
+            "metric_name": "pck@0.2"}  # fmt: skip

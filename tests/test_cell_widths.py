@@ -5,32 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import load_benchmark
+from helpers import load_benchmark, logged_training, paper_arch
 
 cw = load_benchmark("cell_widths")
 fvf = load_benchmark("front_vs_family")
 
 
-def _paper(width: int) -> dict:
-    from space.references import project_reference
-
-    shape = {"stacks": 1, "depth": 3, "joints": 14, "input_size": 64}
-    return project_reference(shape | {"width": width}, "paper")
-
-
-def _training(arch: dict, role: str, val: float, test: float, rec: dict, seed: int = 0) -> dict:
-    from space.spec import ArchSpec
-
-    arch_id = ArchSpec.from_dict(arch).arch_id
-    return {"kind": "training", "key": fvf.job_key(arch_id, seed, rec), "arch_id": arch_id,
-            "seed": seed, "role": role, "arch": arch, "val": val, "test": test,
-            "metric_name": "pck@0.2"}  # fmt: skip
-
-
 def test_the_cell_goes_to_every_width_its_split_divides_with_every_seed() -> None:
     from space.spec import ArchSpec
 
-    cell = _paper(32) | {"branch_split": ["1/4", "1/4", "1/4", "1/4"]}
+    cell = paper_arch(32) | {"branch_split": ["1/4", "1/4", "1/4", "1/4"]}
     found = ArchSpec.from_dict(cell).arch_id
     log = [{"kind": "training", "arch_id": found, "arch": cell}]
     jobs = cw.cell_jobs(log, found, [16, 18, 64], seeds=2)
@@ -47,15 +31,15 @@ def test_report_prints_each_widths_margin_on_val_and_test(tmp_path, monkeypatch,
 
     args = cw.parse_args(["report", "--arch", "x", "--data", "synthetic"])
     rec = fvf.recipe(args)
-    cell = _paper(16) | {"branch_split": ["1/2", "1/2"]}
+    cell = paper_arch(16) | {"branch_split": ["1/2", "1/2"]}
     found = ArchSpec.from_dict(cell).arch_id
     rows = [
-        _training(_paper(16), "family:paper", 0.10, 0.10, rec),
-        _training(_paper(32), "family:paper", 0.20, 0.20, rec),
-        _training(cell, "found", 0.14, 0.15, rec),
-        _training(cell, "found", 0.16, 0.17, rec, seed=1),
-        _training(cell | {"width": 32}, f"probe:{found}", 0.21, 0.19, rec),
-        _training(cell | {"fusion": "add"}, "found", 0.5, 0.5, rec),  # another arch: left out
+        logged_training(paper_arch(16), "family:paper", rec, 0.10, 0.10),
+        logged_training(paper_arch(32), "family:paper", rec, 0.20, 0.20),
+        logged_training(cell, "found", rec, 0.14, 0.15),
+        logged_training(cell, "found", rec, 0.16, 0.17, seed=1),
+        logged_training(cell | {"width": 32}, f"probe:{found}", rec, 0.21, 0.19),
+        logged_training(cell | {"fusion": "add"}, "found", rec, 0.5, 0.5),  # another arch: left out
     ]
     log = tmp_path / "log.jsonl"
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))

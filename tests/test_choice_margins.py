@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import json
 
-from helpers import load_benchmark
+from helpers import load_benchmark, logged_training, paper_arch
 
 cm = load_benchmark("choice_margins")
 fvf = load_benchmark("front_vs_family")
 
 
-def _paper(width: int, **shape) -> dict:
-    from space.references import project_reference
-
-    base = {"stacks": 1, "depth": 3, "joints": 14, "input_size": 64, "width": width}
-    return project_reference(base | shape, "paper")
-
-
-def _training(arch: dict, role: str, val: float, rec: dict, seed: int = 0) -> dict:
-    from space.spec import ArchSpec
-
-    arch_id = ArchSpec.from_dict(arch).arch_id
-    return {"kind": "training", "key": fvf.job_key(arch_id, seed, rec), "arch_id": arch_id,
-            "seed": seed, "role": role, "arch": arch, "val": val, "test": 0.0,
-            "metric_name": "pck@0.2"}  # fmt: skip
-
-
 def test_margins_come_from_the_newest_pass_that_timed_the_arch_with_the_family() -> None:
     rec = fvf.recipe(cm.parse_args(["--data", "synthetic"]))
-    small, big = _paper(16), _paper(32)
+    small, big = paper_arch(16), paper_arch(32)
     add, gated = small | {"fusion": "add"}, small | {"fusion": "gated_add"}
-    rows = [_training(a, r, v, rec) for a, r, v in [(small, "family:paper", 0.10),
+    rows = [logged_training(a, r, rec, v) for a, r, v in [(small, "family:paper", 0.10),
             (big, "family:paper", 0.20), (add, "found", 0.14), (gated, "found", 0.30)]]  # fmt: skip
-    rows.append(_training(add, "found", 0.16, rec, seed=1))
+    rows.append(logged_training(add, "found", rec, 0.16, seed=1))
     ids = [r["arch_id"] for r in rows]
     passes = [
         {ids[0]: 1.0, ids[1]: 4.0, ids[2]: 2.0, ids[3]: 2.0},  # curve at 2 ms: 15 %
@@ -52,13 +36,13 @@ def test_a_choice_is_said_once_where_another_rules_it_out() -> None:
     from space.references import project_reference
 
     base = {"stacks": 1, "depth": 3}
-    newell = project_reference(_paper(32, stacks=2), "newell")
+    newell = project_reference(paper_arch(32, stacks=2), "newell")
     assert cm.differences(newell, "paper", base) == [
         "stacks=2", "block=bottleneck", "gate=identity", "fusion=add", "skip=block"
     ]  # fmt: skip
-    half = _paper(32) | {"branch_split": ["1/2", "1/2"]}
+    half = paper_arch(32) | {"branch_split": ["1/2", "1/2"]}
     assert cm.differences(half, "paper", base) == ["branch_split=1/2,1/2"]
-    assert cm.differences(_paper(48), "paper", base) == []
+    assert cm.differences(paper_arch(48), "paper", base) == []
     rows = {"a": {"arch": half, "margin": 2.0}, "b": {"arch": newell, "margin": None}}
     assert cm.by_choice(rows, "paper", base)["fusion=add"] == [None]
     assert cm.by_choice(rows, "paper", base)["branch_split=1/2,1/2"] == [2.0]
@@ -66,9 +50,12 @@ def test_a_choice_is_said_once_where_another_rules_it_out() -> None:
 
 def test_report_prints_each_arch_and_each_choice(tmp_path, capsys) -> None:
     rec = fvf.recipe(cm.parse_args(["--data", "synthetic"]))
-    half = _paper(16) | {"branch_split": ["1/2", "1/2"]}
-    rows = [_training(_paper(16), "family:paper", 0.10, rec),
-            _training(_paper(32), "family:paper", 0.20, rec), _training(half, "found", 0.18, rec)]  # fmt: skip
+    half = paper_arch(16) | {"branch_split": ["1/2", "1/2"]}
+    rows = [
+        logged_training(paper_arch(16), "family:paper", rec, 0.10),
+        logged_training(paper_arch(32), "family:paper", rec, 0.20),
+        logged_training(half, "found", rec, 0.18),
+    ]
     quiet = {rows[0]["arch_id"]: 1.0, rows[1]["arch_id"]: 4.0, rows[2]["arch_id"]: 2.0}
     log = tmp_path / "log.jsonl"
     entries = rows + [{"kind": "latency", **rec, "quiet": quiet}]
